@@ -1,0 +1,84 @@
+# The entry points. `make run` and `make test` install what they need themselves
+# (idempotently: a second run only checks).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+CRM_HOME    ?= $(CURDIR)/.crm
+UV_VERSION  := 0.13.8
+UV          := $(CRM_HOME)/tools/bin/uv
+PY          := $(CURDIR)/.venv/bin/python
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
+export CRM_HOME
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-18s %s\n",$$1,$$2}'
+
+# --- setup --------------------------------------------------------------------------------------
+$(UV):
+	python3 -m venv $(CRM_HOME)/tools
+	$(CRM_HOME)/tools/bin/pip install --quiet uv==$(UV_VERSION)
+
+.venv/.synced: $(UV) uv.lock pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
+	$(UV) sync --frozen --all-packages
+	@touch $@
+
+.PHONY: setup
+setup: .venv/.synced kafka-jars ## install Python deps (uv, locked) and the Kafka broker jars
+
+.PHONY: kafka-jars
+kafka-jars: ## fetch Apache Kafka's jars from Maven Central into .crm/kafka
+	@bash deploy/local/fetch-kafka.sh
+
+# --- the two commands ---------------------------------------------------------------------------
+.PHONY: run
+run: setup ## start Kafka, the database and the services; show a contact flowing to Kafka
+	$(PY) -m crm_devstack run --demo
+
+.PHONY: test
+test: setup ## run the whole test suite (unit + integration against real Kafka and SecantusDB)
+	$(PY) -m pytest -p crm_devstack.pytest_plugin $(PYTEST_ARGS)
+
+# --- contracts and code quality -----------------------------------------------------------------
+.PHONY: proto
+proto: .venv/.synced ## regenerate Python code from proto/
+	@bash scripts/proto.sh generate
+
+.PHONY: proto-check
+proto-check: .venv/.synced ## fail if generated code is not current
+	@bash scripts/proto.sh check
+
+.PHONY: lint
+lint: .venv/.synced ## ruff, mypy, buf lint, buf breaking against main, generated code current
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+	@bash scripts/proto.sh lint
+	@bash scripts/proto.sh breaking
+	@bash scripts/proto.sh check
+
+.PHONY: fmt
+fmt: .venv/.synced ## format the code
+	.venv/bin/ruff format .
+	.venv/bin/ruff check --fix .
+
+# --- infrastructure -----------------------------------------------------------------------------
+.PHONY: up down status
+up: setup ## start the local stack in the background
+	$(PY) -m crm_devstack up
+down: .venv/.synced ## stop the local stack
+	$(PY) -m crm_devstack down
+status: .venv/.synced ## show what runs where
+	$(PY) -m crm_devstack status
+
+# --- benchmarks ---------------------------------------------------------------------------------
+.PHONY: bench bench-contacts bench-secantus
+bench: bench-contacts ## all benchmarks
+bench-contacts: setup ## contacts create/get throughput and latency, relay lag
+	$(PY) bench/contacts_bench.py
+bench-secantus: setup ## SecantusDB Python vs Rust server
+	$(PY) bench/secantus_compare.py
+
+.PHONY: clean
+clean: ## remove local state (data, logs), keep installed tools
+	rm -rf $(CRM_HOME)/data $(CRM_HOME)/logs
