@@ -1,0 +1,258 @@
+"""The idempotent consumer: at-least-once delivery from Kafka, exactly-once effect in the database.
+
+Each record goes through three steps, visible as three methods:
+
+1. :meth:`IdempotentConsumer.decode` — Kafka record → :class:`ReceivedEvent`. A record that is not
+   a valid event is poison: it goes straight to the dead-letter topic.
+2. :meth:`IdempotentConsumer.apply` — in one database transaction, record the event id as
+   processed (a duplicate id means it was already applied: skip) and run the handler. Handler
+   failures are retried a bounded number of times, then the record is dead-lettered.
+3. :meth:`IdempotentConsumer.commit` — offsets are committed only after the effects of every
+   record before them are durable (or dead-lettered).
+
+If more than ``DeadLetterPolicy.max_dead_letters`` records are dead-lettered within its window, the
+consumer stops with :class:`DeadLetterLimitExceeded` instead of dead-lettering everything (e.g.
+after a bad deploy); offsets of the failing record are not committed, so a fixed deploy resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+from google.protobuf.message import Message
+from opentelemetry import metrics, propagate, trace
+from opentelemetry.trace import SpanKind
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import DuplicateKeyError
+
+from crm_platform.events import Event, MalformedEvent
+from crm_platform.mongo import MongoStore
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
+meter = metrics.get_meter(__name__)
+_processed = meter.create_counter("crm.consumer.processed", unit="{event}")
+_dead_lettered = meter.create_counter("crm.consumer.dead_lettered", unit="{event}")
+
+DLQ_SUFFIX = ".dlq"
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedEvent:
+    """A decoded event and where it came from."""
+
+    event: Event
+    payload: Message
+    topic: str
+    partition: int
+    offset: int
+
+
+Handler = Callable[[ReceivedEvent, AsyncClientSession], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterPolicy:
+    """Where poison records go, and when to stop rather than dead-letter more."""
+
+    max_dead_letters: int = 100
+    window_seconds: float = 60.0
+    topic_suffix: str = DLQ_SUFFIX
+
+
+class DeadLetterLimitExceeded(RuntimeError):
+    """Too many records were dead-lettered in the window: the consumer stops."""
+
+
+class _Poison(Exception):
+    """A record that cannot be processed (after retries): dead-letter it."""
+
+    def __init__(self, reason: str, error: str) -> None:
+        super().__init__(f"{reason}: {error}")
+        self.reason = reason
+        self.error = error
+
+
+class IdempotentConsumer:
+    """Consumes topics in a consumer group and applies each event once to the database."""
+
+    def __init__(
+        self,
+        store: MongoStore,
+        handler: Handler,
+        *,
+        topics: Sequence[str],
+        group_id: str,
+        bootstrap_servers: str,
+        max_attempts: int = 5,
+        retry_backoff_seconds: float = 0.1,
+        dead_letter: DeadLetterPolicy | None = None,
+        dedupe_retention_days: int = 14,
+    ) -> None:
+        self.store = store
+        self.handler = handler
+        self.topics = list(topics)
+        self.group_id = group_id
+        self.bootstrap_servers = bootstrap_servers
+        self.max_attempts = max_attempts
+        self.retry_backoff = retry_backoff_seconds
+        self.dead_letter = dead_letter or DeadLetterPolicy()
+        self.dedupe_retention = timedelta(days=dedupe_retention_days)
+        self.processed = store.db["processed_events"]
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._dead_letter_times: deque[float] = deque()
+        self._stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        """Consume until :meth:`stop`; raises :class:`DeadLetterLimitExceeded` on the stop limit."""
+        await self.processed.create_index(
+            "processed_at",
+            name="processed_ttl",
+            expireAfterSeconds=int(self.dedupe_retention.total_seconds()),
+        )
+        consumer = AIOKafkaConsumer(
+            *self.topics,
+            bootstrap_servers=self.bootstrap_servers,
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap_servers, enable_idempotence=True, acks="all"
+        )
+        await consumer.start()
+        await producer.start()
+        self._consumer, self._producer = consumer, producer
+        try:
+            while not self._stopping.is_set():
+                batches = await consumer.getmany(timeout_ms=200, max_records=500)
+                for tp, records in batches.items():
+                    for record in records:
+                        await self.process(record)
+                    await self.commit(tp, records[-1].offset + 1)
+        finally:
+            self._consumer = self._producer = None
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+            with contextlib.suppress(Exception):
+                await producer.stop()
+
+    async def stop(self) -> None:
+        """Finish the current batch, commit, and leave the group."""
+        self._stopping.set()
+
+    async def process(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        """Decode and apply one record, dead-lettering it if it is poison."""
+        try:
+            received = self.decode(record)
+        except MalformedEvent as exc:
+            await self.send_to_dead_letter(record, _Poison("malformed", str(exc)))
+            return
+        parent = propagate.extract(
+            {name: value.decode(errors="replace") for name, value in record.headers}
+        )
+        with tracer.start_as_current_span(
+            f"{record.topic} process",
+            context=parent,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": record.topic,
+                "messaging.consumer.group.name": self.group_id,
+                "messaging.message.id": received.event.id,
+                "messaging.kafka.offset": record.offset,
+            },
+        ):
+            try:
+                await self.apply(received)
+            except _Poison as poison:
+                await self.send_to_dead_letter(record, poison)
+
+    def decode(self, record: ConsumerRecord[bytes, bytes]) -> ReceivedEvent:
+        """Rebuild the envelope and parse the payload; raises :class:`MalformedEvent`."""
+        event = Event.from_kafka(record.key, record.value, list(record.headers))
+        return ReceivedEvent(event, event.decode(), record.topic, record.partition, record.offset)
+
+    async def apply(self, received: ReceivedEvent) -> bool:
+        """Apply the handler once per event id; returns False for an already-applied duplicate."""
+        marker = {
+            "_id": f"{self.group_id}|{received.event.id}",
+            "topic": received.topic,
+            "processed_at": datetime.now(UTC),
+        }
+
+        async def effect(session: AsyncClientSession) -> None:
+            await self.processed.insert_one(marker, session=session)
+            await self.handler(received, session)
+
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                await self.store.in_transaction(effect)
+            except DuplicateKeyError as exc:
+                if await self.processed.count_documents({"_id": marker["_id"]}, limit=1):
+                    _processed.add(1, {"topic": received.topic, "outcome": "duplicate"})
+                    return False
+                error: Exception = exc  # a unique index of the handler's own, not the marker
+            except Exception as exc:  # the handler's own bug or a dependency failing
+                error = exc
+            else:
+                _processed.add(1, {"topic": received.topic, "outcome": "applied"})
+                return True
+            if attempt == self.max_attempts:
+                raise _Poison("handler_failed", f"{type(error).__name__}: {error}") from error
+            log.warning("handler failed (attempt %d), retrying: %s", attempt, error)
+            await asyncio.sleep(self.retry_backoff * 2 ** (attempt - 1))
+        return False  # pragma: no cover - the loop always returns or raises
+
+    async def commit(self, tp: TopicPartition, next_offset: int) -> None:
+        """Commit the offset after the effects before it are durable."""
+        if self._consumer is not None:
+            await self._consumer.commit({tp: OffsetAndMetadata(next_offset, "")})
+
+    async def send_to_dead_letter(
+        self, record: ConsumerRecord[bytes, bytes], poison: _Poison
+    ) -> None:
+        """Publish the record unchanged to ``<topic>.dlq`` with the reason in headers."""
+        now = time.monotonic()
+        window = self._dead_letter_times
+        window.append(now)
+        while window and window[0] < now - self.dead_letter.window_seconds:
+            window.popleft()
+        if len(window) > self.dead_letter.max_dead_letters:
+            await self.stop()
+            raise DeadLetterLimitExceeded(
+                f"more than {self.dead_letter.max_dead_letters} dead letters in "
+                f"{self.dead_letter.window_seconds:.0f}s; stopping at {record.topic}"
+                f"[{record.partition}]@{record.offset}: {poison}"
+            )
+        assert self._producer is not None
+        headers = [
+            *record.headers,
+            ("dlq_reason", poison.reason.encode()),
+            ("dlq_error", poison.error[:2000].encode()),
+            ("dlq_topic", record.topic.encode()),
+            ("dlq_partition", str(record.partition).encode()),
+            ("dlq_offset", str(record.offset).encode()),
+            ("dlq_group", self.group_id.encode()),
+        ]
+        await self._producer.send_and_wait(
+            record.topic + self.dead_letter.topic_suffix,
+            value=record.value,
+            key=record.key,
+            headers=headers,
+        )
+        _dead_lettered.add(1, {"topic": record.topic, "reason": poison.reason})
+        log.error(
+            "dead-lettered %s[%d]@%d: %s", record.topic, record.partition, record.offset, poison
+        )

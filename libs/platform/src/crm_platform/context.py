@@ -1,0 +1,102 @@
+"""Who is calling: the tenant and the actor of the current request or event.
+
+For now the tenant comes from request metadata (``x-tenant-id``); the gateway will authenticate it
+and forward it the same way. Kept in a context variable so that storage and events pick it up
+without every function passing it along.
+"""
+
+from __future__ import annotations
+
+import re
+from contextvars import ContextVar
+from dataclasses import dataclass
+from enum import StrEnum
+
+from crm_platform.errors import InvalidArgument, Unauthenticated
+
+TENANT_HEADER = "x-tenant-id"
+ACTOR_ID_HEADER = "x-actor-id"
+ACTOR_TYPE_HEADER = "x-actor-type"
+
+_TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_ACTOR_ID_PATTERN = re.compile(r"^[\w.@:-]{1,128}$")
+
+
+class ActorType(StrEnum):
+    """Who caused a change: recorded on every event."""
+
+    AGENT = "agent"
+    CUSTOMER = "customer"
+    RULE = "rule"
+    SYSTEM = "system"
+    INTEGRATION = "integration"
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """The actor of a change, e.g. ``agent:alice`` or ``system:relay``."""
+
+    type: ActorType
+    id: str
+
+    def __str__(self) -> str:
+        return f"{self.type.value}:{self.id}"
+
+    @classmethod
+    def parse(cls, text: str) -> Actor:
+        """Parse ``type:id`` (as carried in the CloudEvents ``actor`` attribute)."""
+        kind, _, ident = text.partition(":")
+        return cls(ActorType(kind), ident)
+
+
+SYSTEM_ACTOR = Actor(ActorType.SYSTEM, "system")
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """The tenant and actor a request or event is processed for."""
+
+    tenant_id: str
+    actor: Actor
+
+
+_current: ContextVar[CallContext | None] = ContextVar("crm_call_context", default=None)
+
+
+def current_call() -> CallContext:
+    """The context of the request being served; raises if there is none (a programming error)."""
+    ctx = _current.get()
+    if ctx is None:
+        raise Unauthenticated("no tenant in the call context")
+    return ctx
+
+
+def set_call(ctx: CallContext | None) -> object:
+    """Set the call context; returns a token for :func:`reset_call`."""
+    return _current.set(ctx)
+
+
+def reset_call(token: object) -> None:
+    """Restore the call context that was current before :func:`set_call`."""
+    _current.reset(token)  # type: ignore[arg-type]
+
+
+def call_from_metadata(metadata: dict[str, str]) -> CallContext:
+    """Build the call context from request metadata; missing tenant → Unauthenticated."""
+    tenant = metadata.get(TENANT_HEADER, "").strip()
+    if not tenant:
+        raise Unauthenticated(f"missing tenant: the call must carry the {TENANT_HEADER!r} metadata")
+    if not _TENANT_PATTERN.match(tenant):
+        raise InvalidArgument.single(
+            TENANT_HEADER, "must be 1-63 characters of a-z, 0-9, '-' or '_', starting alphanumeric"
+        )
+    actor_id = metadata.get(ACTOR_ID_HEADER, "").strip() or "anonymous"
+    if not _ACTOR_ID_PATTERN.match(actor_id):
+        raise InvalidArgument.single(ACTOR_ID_HEADER, "must be 1-128 word characters")
+    try:
+        actor_type = ActorType(metadata.get(ACTOR_TYPE_HEADER, "agent").strip() or "agent")
+    except ValueError:
+        raise InvalidArgument.single(
+            ACTOR_TYPE_HEADER, f"must be one of {', '.join(t.value for t in ActorType)}"
+        ) from None
+    return CallContext(tenant_id=tenant, actor=Actor(actor_type, actor_id))

@@ -1,0 +1,105 @@
+"""Domain errors and validation failures → gRPC status with rich ``google.rpc`` details."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+import protovalidate
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from crm_platform import errors
+
+ERROR_DOMAIN = "crm.example.org"
+
+
+def _pack(*details: object) -> list[any_pb2.Any]:
+    packed = []
+    for detail in details:
+        holder = any_pb2.Any()
+        holder.Pack(detail)  # type: ignore[arg-type]
+        packed.append(holder)
+    return packed
+
+
+def field_path(violation: protovalidate.Violation) -> str:
+    """Render a protovalidate field path as clients read it: ``contact.identities[2].value``."""
+    parts: list[str] = []
+    proto: Any = violation.proto
+    for element in proto.field.elements:
+        subscript = element.WhichOneof("subscript")
+        name = element.field_name
+        if subscript == "index":
+            name += f"[{element.index}]"
+        elif subscript is not None:
+            name += f"[{getattr(element, subscript)!r}]"
+        parts.append(name)
+    for element in proto.rule.elements if not parts else ():
+        parts.append(element.field_name)
+    return ".".join(parts)
+
+
+def violations_from_protovalidate(
+    violations: Sequence[protovalidate.Violation],
+) -> list[errors.FieldViolation]:
+    """Convert protovalidate's violations to the domain's field violations."""
+    result = []
+    for violation in violations:
+        proto = violation.proto
+        description = proto.message or proto.rule_id
+        result.append(errors.FieldViolation(field_path(violation) or "(request)", description))
+    return result
+
+
+def to_status(error: errors.DomainError) -> status_pb2.Status:
+    """The ``google.rpc.Status`` (code, message, details) for a domain error."""
+    info = error_details_pb2.ErrorInfo(reason=type(error).__name__.upper(), domain=ERROR_DOMAIN)
+    if isinstance(error, errors.InvalidArgument):
+        bad_request = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=v.field, description=v.description
+                )
+                for v in error.violations
+            ]
+        )
+        return status_pb2.Status(
+            code=code_pb2.INVALID_ARGUMENT, message=error.message, details=_pack(bad_request, info)
+        )
+    if isinstance(error, errors.NotFound | errors.AlreadyExists):
+        resource = error_details_pb2.ResourceInfo(
+            resource_type=error.resource_type, resource_name=error.resource_name
+        )
+        code = code_pb2.NOT_FOUND if isinstance(error, errors.NotFound) else code_pb2.ALREADY_EXISTS
+        return status_pb2.Status(code=code, message=error.message, details=_pack(resource, info))
+    if isinstance(error, errors.FailedPrecondition):
+        info.reason = error.violation_type
+        precondition = error_details_pb2.PreconditionFailure(
+            violations=[
+                error_details_pb2.PreconditionFailure.Violation(
+                    type=error.violation_type, subject=error.subject, description=error.description
+                )
+            ]
+        )
+        return status_pb2.Status(
+            code=code_pb2.FAILED_PRECONDITION,
+            message=error.message,
+            details=_pack(precondition, info),
+        )
+    code = {
+        errors.Unauthenticated: code_pb2.UNAUTHENTICATED,
+        errors.PermissionDenied: code_pb2.PERMISSION_DENIED,
+        errors.Unavailable: code_pb2.UNAVAILABLE,
+    }.get(type(error), code_pb2.INTERNAL)
+    return status_pb2.Status(code=code, message=error.message, details=_pack(info))
+
+
+async def abort_with(
+    context: grpc.aio.ServicerContext[Any, Any], status: status_pb2.Status
+) -> None:
+    """End the call with ``status``, its details carried in ``grpc-status-details-bin``."""
+    rich = rpc_status.to_status(status)
+    await context.abort(rich.code, rich.details, rich.trailing_metadata)

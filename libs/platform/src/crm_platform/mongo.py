@@ -1,0 +1,56 @@
+"""MongoDB access through PyMongo's native async API (Motor is deprecated); one database each."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+from pymongo.read_concern import ReadConcern
+from pymongo.write_concern import WriteConcern
+
+Document = dict[str, Any]
+T = TypeVar("T")
+
+
+class MongoStore:
+    """The service's database: a client, its database, and transactions with automatic retry."""
+
+    def __init__(self, uri: str, database: str, *, app_name: str = "crm") -> None:
+        self.client: AsyncMongoClient[Document] = AsyncMongoClient(
+            uri,
+            appname=app_name,
+            tz_aware=True,
+            serverSelectionTimeoutMS=5_000,
+            uuidRepresentation="standard",
+        )
+        self.db: AsyncDatabase[Document] = self.client.get_database(
+            database, write_concern=WriteConcern(w="majority")
+        )
+
+    async def ping(self) -> bool:
+        """Whether the database answers (used by readiness)."""
+        try:
+            await self.db.command("ping")
+        except PyMongoError:
+            return False
+        return True
+
+    async def in_transaction(self, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
+        """Run ``work`` in one multi-document transaction, retried on transient errors.
+
+        State and outbox events written through the given session commit together or not at all.
+        """
+        async with self.client.start_session() as session:
+            return await session.with_transaction(
+                work,
+                read_concern=ReadConcern("snapshot"),
+                write_concern=WriteConcern(w="majority"),
+            )
+
+    async def close(self) -> None:
+        """Close the client's connections."""
+        await self.client.close()

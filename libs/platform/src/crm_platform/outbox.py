@@ -1,0 +1,280 @@
+"""The transactional outbox and its relay.
+
+A service writes its state change and the events describing it in one database transaction
+(:meth:`Outbox.add`). The :class:`OutboxRelay` publishes pending events to Kafka in the order they
+were written, with an idempotent producer (``acks=all``), then marks them sent. While Kafka is down
+writes keep succeeding and events wait in the outbox; nothing is lost when it comes back. Delivery
+is at least once (a crash between publish and mark re-publishes); consumers dedupe by event id.
+
+Per-key order: events are stored with an ObjectId ``_id`` created inside the transaction, after
+the aggregate's optimistic-concurrency check, so two changes of one aggregate get increasing ids
+in commit order; the relay publishes in ``_id`` order and the idempotent producer keeps that order
+per partition. Only one relay per service publishes at a time (a lease in the database), so
+replicas do not interleave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from bson import ObjectId
+from opentelemetry import context as otel_context
+from opentelemetry import metrics, propagate, trace
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from crm_platform.events import Event
+from crm_platform.mongo import Document
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
+meter = metrics.get_meter(__name__)
+_published = meter.create_counter("crm.outbox.published", unit="{event}")
+_lag = meter.create_histogram("crm.outbox.relay_lag", unit="s")
+
+PENDING = "pending"
+SENT = "sent"
+
+
+class Outbox:
+    """The outbox collection of one service; events go to ``topic``."""
+
+    def __init__(self, db: AsyncDatabase[Document], topic: str, *, retention_days: int = 7) -> None:
+        self.collection = db["outbox"]
+        self.topic = topic
+        self.retention = timedelta(days=retention_days)
+        self._committed = asyncio.Event()
+
+    async def ensure_indexes(self) -> None:
+        """Pending events in write order; sent ones expire after the retention period."""
+        await self.collection.create_index(
+            [("status", ASCENDING), ("_id", ASCENDING)], name="status_id"
+        )
+        await self.collection.create_index(
+            "sent_at", name="sent_ttl", expireAfterSeconds=int(self.retention.total_seconds())
+        )
+
+    async def add(self, events: Sequence[Event], session: AsyncClientSession) -> None:
+        """Store events in the caller's transaction; they are published after it commits."""
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)  # the request's trace continues in the relay and consumers
+        docs = [
+            {
+                "_id": ObjectId(),
+                "status": PENDING,
+                "topic": self.topic,
+                "event_id": event.id,
+                "key": event.key,
+                "headers": [[name, value] for name, value in event.kafka_headers()],
+                "payload": event.payload,
+                "trace": carrier,
+                "created_at": datetime.now(UTC),
+            }
+            for event in events
+        ]
+        if docs:
+            await self.collection.insert_many(docs, session=session)
+
+    def notify_committed(self) -> None:
+        """Wake this process's relay now rather than at its next poll (call after commit)."""
+        self._committed.set()
+
+    async def wait_for_work(self, timeout: float) -> None:
+        """Sleep until a local commit is notified or ``timeout`` passes."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._committed.wait(), timeout)
+        self._committed.clear()
+
+    async def pending(self, limit: int) -> list[Document]:
+        """The oldest pending events, in write order."""
+        cursor = self.collection.find({"status": PENDING}).sort("_id", ASCENDING).limit(limit)
+        return await cursor.to_list(length=limit)
+
+    async def mark_sent(self, ids: Sequence[ObjectId]) -> None:
+        """Record that these events are on Kafka."""
+        await self.collection.update_many(
+            {"_id": {"$in": list(ids)}},
+            {"$set": {"status": SENT, "sent_at": datetime.now(UTC)}, "$unset": {"payload": ""}},
+        )
+
+    async def count_pending(self) -> int:
+        """How many events wait to be published."""
+        return await self.collection.count_documents({"status": PENDING})
+
+
+class RelayLease:
+    """Database lease so that only one relay of a service publishes at a time."""
+
+    def __init__(self, db: AsyncDatabase[Document], name: str, ttl_seconds: float) -> None:
+        self.collection = db["outbox_lease"]
+        self.name = name
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.ttl = timedelta(seconds=ttl_seconds)
+
+    async def acquire(self) -> bool:
+        """Take or renew the lease; false while another live relay holds it."""
+        now = datetime.now(UTC)
+        try:
+            doc = await self.collection.find_one_and_update(
+                {"_id": self.name, "$or": [{"owner": self.owner}, {"expires_at": {"$lt": now}}]},
+                {"$set": {"owner": self.owner, "expires_at": now + self.ttl}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:  # the lease exists and is held by a live relay
+            return False
+        return doc is not None and doc.get("owner") == self.owner
+
+    async def release(self) -> None:
+        """Give the lease up so a peer can take over at once."""
+        await self.collection.delete_one({"_id": self.name, "owner": self.owner})
+
+
+class OutboxRelay:
+    """Publishes the outbox to Kafka; runs as a background task of the service."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        lease: RelayLease,
+        *,
+        bootstrap_servers: str,
+        client_id: str,
+        batch_size: int = 500,
+        poll_interval: float = 1.0,
+        request_timeout_ms: int = 10_000,
+    ) -> None:
+        self.outbox = outbox
+        self.lease = lease
+        self.bootstrap_servers = bootstrap_servers
+        self.client_id = client_id
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.request_timeout_ms = request_timeout_ms
+        self._producer: AIOKafkaProducer | None = None
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.kafka_down_since: float | None = time.monotonic()
+
+    @property
+    def producer_connected(self) -> bool:
+        """Whether the last attempt to reach Kafka succeeded."""
+        return self.kafka_down_since is None
+
+    def start(self) -> None:
+        """Start publishing in the background."""
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Publish what is pending (bounded by ``timeout``), then flush and close the producer."""
+        self._stopping.set()
+        self.outbox.notify_committed()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, timeout)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+        await self._close_producer()
+        with contextlib.suppress(PyMongoError):
+            await self.lease.release()
+
+    async def _producer_ready(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap_servers,
+                client_id=self.client_id,
+                enable_idempotence=True,
+                acks="all",
+                linger_ms=2,
+                request_timeout_ms=self.request_timeout_ms,
+            )
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()
+                raise
+            self._producer = producer
+        return self._producer
+
+    async def _close_producer(self) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            with contextlib.suppress(KafkaError, OSError):
+                await producer.stop()
+
+    async def _run(self) -> None:
+        backoff = 0.2
+        while True:
+            try:
+                published = await self.publish_once()
+                backoff = 0.2
+            except (KafkaError, OSError, TimeoutError) as exc:
+                if self.kafka_down_since is None:
+                    self.kafka_down_since = time.monotonic()
+                    log.warning("kafka unreachable, events wait in the outbox: %s", exc)
+                # A fresh producer (new idempotence epoch) resends from the oldest pending event,
+                # so per-key order holds across the outage.
+                await self._close_producer()
+                if self._stopping.is_set():
+                    return
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            except PyMongoError as exc:
+                log.warning("outbox read failed, retrying: %s", exc)
+                if self._stopping.is_set():
+                    return
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if published == 0:
+                if self._stopping.is_set():
+                    return
+                await self.outbox.wait_for_work(self.poll_interval)
+
+    async def publish_once(self) -> int:
+        """Publish one batch of pending events; returns how many were published."""
+        if not await self.lease.acquire():
+            return 0
+        batch = await self.outbox.pending(self.batch_size)
+        producer = await self._producer_ready()
+        if self.kafka_down_since is not None:
+            log.info("kafka reachable, relay publishing")
+            self.kafka_down_since = None
+        if not batch:
+            return 0
+        deliveries = []
+        for doc in batch:
+            token = otel_context.attach(propagate.extract(doc.get("trace") or {}))
+            try:
+                with tracer.start_as_current_span(f"{doc['topic']} publish"):
+                    deliveries.append(
+                        await producer.send(
+                            doc["topic"],
+                            value=doc["payload"],
+                            key=doc["key"].encode(),
+                            headers=[(name, bytes(value)) for name, value in doc["headers"]],
+                        )
+                    )
+            finally:
+                otel_context.detach(token)
+        await asyncio.gather(*deliveries)
+        await self.outbox.mark_sent([doc["_id"] for doc in batch])
+        now = datetime.now(UTC)
+        for doc in batch:
+            _lag.record((now - doc["created_at"]).total_seconds(), {"topic": doc["topic"]})
+        _published.add(len(batch), {"topic": self.outbox.topic})
+        return len(batch)

@@ -1,0 +1,184 @@
+"""Run a service: the one way every CRM service starts, serves and stops.
+
+A service's entrypoint calls :func:`run` with its settings type and a ``bootstrap`` coroutine that
+builds its dependencies and returns a :class:`ServiceParts`. The runner adds what every service has:
+
+* ``grpc.health.v1`` health: ``""`` is liveness (SERVING while the process serves), ``readiness``
+  reflects the database and the Kafka producer, checked periodically;
+* server reflection (so ``grpcurl`` works), the OpenTelemetry gRPC server interceptor and the
+  :class:`~crm_platform.interceptors.ServiceInterceptor`;
+* SIGTERM/SIGINT → every health status NOT_SERVING → stop accepting calls and drain in-flight ones
+  for up to ``SHUTDOWN_GRACE_SECONDS`` → stop background work (the outbox relay flushes) → close the
+  database → flush telemetry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
+from crm_platform.interceptors import ServiceInterceptor
+from crm_platform.logging import configure_logging
+from crm_platform.settings import ServiceSettings, load_settings
+from crm_platform.telemetry import configure_telemetry, shutdown_telemetry
+
+log = logging.getLogger(__name__)
+
+READINESS = "readiness"
+
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+
+
+class BackgroundWork(Protocol):
+    """Something that runs beside the server (outbox relay, consumer) and stops on shutdown."""
+
+    def start(self) -> None: ...
+
+    async def stop(self, timeout: float = ...) -> None: ...
+
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+@dataclass
+class ServiceParts:
+    """What a service's bootstrap hands to the runner."""
+
+    register: Sequence[Callable[[grpc.aio.Server], None]]
+    service_names: Sequence[str]
+    readiness_checks: Sequence[ReadinessCheck] = ()
+    background: Sequence[BackgroundWork] = ()
+    close: Sequence[Callable[[], Awaitable[None]]] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class RunningService:
+    """A started gRPC server with its health, background work and shutdown sequence."""
+
+    def __init__(self, settings: ServiceSettings, parts: ServiceParts) -> None:
+        self.settings = settings
+        self.parts = parts
+        self.health = HealthServicer()
+        otel_interceptor = aio_server_interceptor()  # type: ignore[no-untyped-call]
+        self.server = grpc.aio.server(
+            interceptors=[otel_interceptor, ServiceInterceptor()],
+            options=[
+                ("grpc.max_receive_message_length", settings.max_request_bytes),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        self.port = 0
+        self._readiness_task: asyncio.Task[None] | None = None
+        self._stopped = asyncio.Event()
+
+    async def start(self) -> None:
+        """Bind, register every servicer, start background work; liveness becomes SERVING."""
+        for register in self.parts.register:
+            register(self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        names = [
+            *self.parts.service_names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        ]
+        reflection.enable_server_reflection([*names, reflection.SERVICE_NAME], self.server)
+        self.port = self.server.add_insecure_port(self.settings.grpc_listen_address)
+        if self.port == 0:
+            raise RuntimeError(f"cannot bind {self.settings.grpc_listen_address}")
+        await self.server.start()
+        for work in self.parts.background:
+            work.start()
+        serving = health_pb2.HealthCheckResponse.SERVING
+        await self.health.set("", serving)
+        await self.check_readiness()
+        self._readiness_task = asyncio.create_task(self._watch_readiness(), name="readiness")
+        log.info(
+            "serving %s on %s",
+            ", ".join(self.parts.service_names),
+            self.settings.grpc_listen_address,
+        )
+
+    async def check_readiness(self) -> bool:
+        """Run every readiness check once and publish the result on the ``readiness`` entry."""
+        results = await asyncio.gather(*(check() for check in self.parts.readiness_checks))
+        ready = all(results)
+        status = health_pb2.HealthCheckResponse
+        value = status.SERVING if ready else status.NOT_SERVING
+        await self.health.set(READINESS, value)
+        for name in self.parts.service_names:
+            await self.health.set(name, value)
+        return ready
+
+    async def _watch_readiness(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.readiness_interval_seconds)
+            try:
+                await self.check_readiness()
+            except Exception:
+                log.exception("readiness check failed")
+
+    async def stop(self) -> None:
+        """The graceful shutdown sequence (see the module docstring)."""
+        started = time.monotonic()
+        await self.health.enter_graceful_shutdown()
+        if self._readiness_task is not None:
+            self._readiness_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._readiness_task
+        await self.server.stop(self.settings.shutdown_grace_seconds)
+        for work in self.parts.background:
+            try:
+                await work.stop(timeout=10.0)
+            except Exception:
+                log.exception("stopping %s failed", type(work).__name__)
+        for close in self.parts.close:
+            with contextlib.suppress(Exception):
+                await close()
+        log.info("stopped after %.1fs", time.monotonic() - started)
+        self._stopped.set()
+
+    async def wait_closed(self) -> None:
+        """Wait until :meth:`stop` has finished."""
+        await self._stopped.wait()
+
+
+async def serve(
+    settings: SettingsT, bootstrap: Callable[[SettingsT], Awaitable[ServiceParts]]
+) -> None:
+    """Build the service, serve until SIGTERM/SIGINT, then shut down gracefully."""
+    parts = await bootstrap(settings)
+    service = RunningService(settings, parts)
+    await service.start()
+    stop_requested = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop_requested.set)
+    await stop_requested.wait()
+    log.info("shutdown requested: draining for up to %.0fs", settings.shutdown_grace_seconds)
+    await service.stop()
+
+
+def run(
+    settings_type: type[SettingsT],
+    bootstrap: Callable[[SettingsT], Awaitable[ServiceParts]],
+    **defaults: object,
+) -> None:
+    """Process entrypoint: settings (fail fast), logging, telemetry, serve, flush telemetry."""
+    settings = load_settings(settings_type, **defaults)
+    configure_logging(settings.service_name, settings.log_level)
+    configure_telemetry(settings.service_name)
+    try:
+        asyncio.run(serve(settings, bootstrap))
+    finally:
+        shutdown_telemetry()
