@@ -11,7 +11,7 @@ Each record goes through three steps, visible as three methods:
    record before them are durable (or dead-lettered).
 
 If more than ``DeadLetterPolicy.max_dead_letters`` records are dead-lettered within its window, the
-consumer stops with :class:`DeadLetterLimitExceeded` instead of dead-lettering everything (e.g.
+consumer stops with :class:`DeadLetterLimitExceededError` instead of dead-lettering everything (e.g.
 after a bad deploy); offsets of the failing record are not committed, so a fixed deploy resumes.
 """
 
@@ -69,11 +69,11 @@ class DeadLetterPolicy:
     topic_suffix: str = DLQ_SUFFIX
 
 
-class DeadLetterLimitExceeded(RuntimeError):
+class DeadLetterLimitExceededError(RuntimeError):
     """Too many records were dead-lettered in the window: the consumer stops."""
 
 
-class _Poison(Exception):
+class _PoisonError(Exception):
     """A record that cannot be processed (after retries): dead-letter it."""
 
     def __init__(self, reason: str, error: str) -> None:
@@ -114,7 +114,7 @@ class IdempotentConsumer:
         self._stopping = asyncio.Event()
 
     async def run(self) -> None:
-        """Consume until :meth:`stop`; raises :class:`DeadLetterLimitExceeded` on the stop limit."""
+        """Consume until :meth:`stop`; raises :class:`DeadLetterLimitExceededError` at the limit."""
         await self.processed.create_index(
             "processed_at",
             name="processed_ttl",
@@ -157,7 +157,7 @@ class IdempotentConsumer:
         try:
             received = self.decode(record)
         except MalformedEvent as exc:
-            await self.send_to_dead_letter(record, _Poison("malformed", str(exc)))
+            await self.send_to_dead_letter(record, _PoisonError("malformed", str(exc)))
             return
         parent = propagate.extract(
             {name: value.decode(errors="replace") for name, value in record.headers}
@@ -176,7 +176,7 @@ class IdempotentConsumer:
         ):
             try:
                 await self.apply(received)
-            except _Poison as poison:
+            except _PoisonError as poison:
                 await self.send_to_dead_letter(record, poison)
 
     def decode(self, record: ConsumerRecord[bytes, bytes]) -> ReceivedEvent:
@@ -210,7 +210,7 @@ class IdempotentConsumer:
                 _processed.add(1, {"topic": received.topic, "outcome": "applied"})
                 return True
             if attempt == self.max_attempts:
-                raise _Poison("handler_failed", f"{type(error).__name__}: {error}") from error
+                raise _PoisonError("handler_failed", f"{type(error).__name__}: {error}") from error
             log.warning("handler failed (attempt %d), retrying: %s", attempt, error)
             await asyncio.sleep(self.retry_backoff * 2 ** (attempt - 1))
         return False  # pragma: no cover - the loop always returns or raises
@@ -221,7 +221,7 @@ class IdempotentConsumer:
             await self._consumer.commit({tp: OffsetAndMetadata(next_offset, "")})
 
     async def send_to_dead_letter(
-        self, record: ConsumerRecord[bytes, bytes], poison: _Poison
+        self, record: ConsumerRecord[bytes, bytes], poison: _PoisonError
     ) -> None:
         """Publish the record unchanged to ``<topic>.dlq`` with the reason in headers."""
         now = time.monotonic()
@@ -231,7 +231,7 @@ class IdempotentConsumer:
             window.popleft()
         if len(window) > self.dead_letter.max_dead_letters:
             await self.stop()
-            raise DeadLetterLimitExceeded(
+            raise DeadLetterLimitExceededError(
                 f"more than {self.dead_letter.max_dead_letters} dead letters in "
                 f"{self.dead_letter.window_seconds:.0f}s; stopping at {record.topic}"
                 f"[{record.partition}]@{record.offset}: {poison}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,18 +28,15 @@ def _pack(*details: object) -> list[any_pb2.Any]:
 
 def field_path(violation: protovalidate.Violation) -> str:
     """Render a protovalidate field path as clients read it: ``contact.identities[2].value``."""
-    parts: list[str] = []
     proto: Any = violation.proto
+    parts: list[str] = []
     for element in proto.field.elements:
-        subscript = element.WhichOneof("subscript")
         name = element.field_name
-        if subscript == "index":
-            name += f"[{element.index}]"
-        elif subscript is not None:
-            name += f"[{getattr(element, subscript)!r}]"
+        subscript = element.subscript  # None, or Oneof(field='index'|'string_key'|..., value)
+        if subscript is not None:
+            value = subscript.value
+            name += f"[{value}]" if subscript.field == "index" else f"[{value!r}]"
         parts.append(name)
-    for element in proto.rule.elements if not parts else ():
-        parts.append(element.field_name)
     return ".".join(parts)
 
 
@@ -56,7 +54,8 @@ def violations_from_protovalidate(
 
 def to_status(error: errors.DomainError) -> status_pb2.Status:
     """The ``google.rpc.Status`` (code, message, details) for a domain error."""
-    info = error_details_pb2.ErrorInfo(reason=type(error).__name__.upper(), domain=ERROR_DOMAIN)
+    reason = re.sub(r"(?<!^)(?=[A-Z])", "_", type(error).__name__).upper()  # NotFound → NOT_FOUND
+    info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN)
     if isinstance(error, errors.InvalidArgument):
         bad_request = error_details_pb2.BadRequest(
             field_violations=[

@@ -72,7 +72,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     async def _enter(self, request: Message, context: Context) -> object:
         call = call_from_metadata(_metadata(context))
         try:
-            protovalidate.validate(request)
+            if isinstance(request, Message):
+                protovalidate.validate(request)
         except protovalidate.ValidationError as exc:
             raise errors.InvalidArgument(violations_from_protovalidate(exc.violations)) from None
         return set_call(call)

@@ -7,8 +7,9 @@ builds its dependencies and returns a :class:`ServiceParts`. The runner adds wha
   reflects the database and the Kafka producer, checked periodically;
 * server reflection (so ``grpcurl`` works), the OpenTelemetry gRPC server interceptor and the
   :class:`~crm_platform.interceptors.ServiceInterceptor`;
-* SIGTERM/SIGINT → every health status NOT_SERVING → stop accepting calls and drain in-flight ones
-  for up to ``SHUTDOWN_GRACE_SECONDS`` → stop background work (the outbox relay flushes) → close the
+* SIGTERM/SIGINT → every health status NOT_SERVING → keep serving for ``SHUTDOWN_DELAY_SECONDS``
+  (load balancers notice) → stop accepting calls and drain in-flight ones for up to
+  ``SHUTDOWN_GRACE_SECONDS`` → stop background work (the outbox relay flushes) → close the
   database → flush telemetry.
 """
 
@@ -136,6 +137,7 @@ class RunningService:
             self._readiness_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._readiness_task
+        await asyncio.sleep(self.settings.shutdown_delay_seconds)
         await self.server.stop(self.settings.shutdown_grace_seconds)
         for work in self.parts.background:
             try:

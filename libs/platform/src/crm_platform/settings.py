@@ -29,10 +29,14 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap_servers: str = Field(min_length=1, description="comma-separated host:port list")
     kafka_client_id: str = ""
     shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=300)
+    # After SIGTERM the service reports NOT_SERVING but keeps serving this long, so that load
+    # balancers and readiness probes stop sending calls before the listener closes.
+    shutdown_delay_seconds: float = Field(default=2.0, ge=0, le=60)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
     outbox_poll_interval_seconds: float = Field(default=1.0, gt=0, le=60)
     readiness_interval_seconds: float = Field(default=2.0, gt=0, le=60)
+    readiness_kafka_grace_seconds: float = Field(default=30.0, ge=0, le=3600)
     max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
 
     @property

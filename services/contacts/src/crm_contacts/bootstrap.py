@@ -1,0 +1,45 @@
+"""Build the contacts service from its settings: database, outbox relay, handlers."""
+
+from __future__ import annotations
+
+import grpc
+
+from crm.contacts.v1 import contacts_pb2, contacts_pb2_grpc
+from crm_contacts.api.service import ContactsService
+from crm_contacts.settings import TOPIC, ContactsSettings
+from crm_contacts.storage import ContactStore
+from crm_platform.mongo import MongoStore
+from crm_platform.outbox import Outbox, OutboxRelay, RelayLease
+from crm_platform.readiness import database_ready, producer_ready
+from crm_platform.server import ServiceParts
+
+SERVICE_NAME = contacts_pb2.DESCRIPTOR.services_by_name["ContactsService"].full_name
+
+
+async def bootstrap(settings: ContactsSettings) -> ServiceParts:
+    """Wire the service's collaborators and hand them to the shared runner."""
+    mongo = MongoStore(settings.mongodb_uri, settings.database_name, app_name="crm-contacts")
+    outbox = Outbox(mongo.db, TOPIC)
+    store = ContactStore(mongo, outbox)
+    await store.ensure_indexes()
+    relay = OutboxRelay(
+        outbox,
+        RelayLease(mongo.db, "contacts-relay", ttl_seconds=15),
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id=settings.kafka_client_id or "crm-contacts",
+        batch_size=settings.outbox_batch_size,
+        poll_interval=settings.outbox_poll_interval_seconds,
+    )
+    service = ContactsService(store, default_phone_region=settings.default_phone_region)
+
+    def register(server: grpc.aio.Server) -> None:
+        contacts_pb2_grpc.add_ContactsServiceServicer_to_server(service, server)
+
+    return ServiceParts(
+        register=[register],
+        service_names=[SERVICE_NAME],
+        readiness_checks=[database_ready(mongo), producer_ready(relay, settings)],
+        background=[relay],
+        close=[mongo.close],
+        extra={"store": store, "relay": relay, "mongo": mongo},
+    )

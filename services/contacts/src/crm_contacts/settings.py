@@ -1,0 +1,20 @@
+"""Configuration of the contacts service (environment variables, validated at start-up)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from crm_platform.settings import ServiceSettings
+
+TOPIC = "crm.contacts.v1"
+
+
+class ContactsSettings(ServiceSettings):
+    """Everything in :class:`ServiceSettings`, plus the contacts service's own settings."""
+
+    service_name: str = "contacts"
+    default_phone_region: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z]{2}$",
+        description="ISO 3166 region for phone numbers written without a country code, e.g. US",
+    )

@@ -1,0 +1,446 @@
+"""Contacts and organisations in the service's own database, with their events in the outbox.
+
+Collections (database ``crm_contacts`` by default):
+
+* ``contacts`` / ``organizations`` — one document per aggregate, ``_id`` = id, always queried
+  together with ``tenant_id``; ``version`` guards every replace (optimistic concurrency).
+* ``identity_keys`` — ``_id`` = ``<tenant>|<kind>:<network>:<value>``: one owner per identity in a
+  tenant, which makes lookup by identity a point read and duplicate identities impossible.
+* ``idempotency`` — ``_id`` = ``<tenant>|<operation>|<request id>``: a retried create returns
+  the first result instead of creating twice.
+* ``outbox`` — the events, written in the same transaction as the state (see crm_platform.outbox).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from crm_contacts.domain.contact import Consent, Contact, ContactUpdate, LifecycleStage
+from crm_contacts.domain.identity import Identity, IdentityKey, IdentityKind, SocialNetwork
+from crm_contacts.domain.organization import Organization, OrganizationUpdate
+from crm_contacts.domain.tier import Tier
+from crm_platform.errors import AlreadyExists, NotFound, StaleVersion
+from crm_platform.events import Event
+from crm_platform.mongo import Document, MongoStore
+from crm_platform.outbox import Outbox
+
+T = TypeVar("T")
+
+
+def _identity_id(tenant_id: str, key: IdentityKey) -> str:
+    return f"{tenant_id}|{key.encode()}"
+
+
+def search_names(contact: Contact) -> list[str]:
+    """Lower-cased names a prefix search matches: each name, and "given family"."""
+    names = {contact.given_name, contact.family_name, contact.display_name}
+    names.add(f"{contact.given_name} {contact.family_name}".strip())
+    return sorted({name.casefold() for name in names if name})
+
+
+def contact_to_document(contact: Contact) -> Document:
+    """The stored form of a contact."""
+    return {
+        "_id": contact.id,
+        "tenant_id": contact.tenant_id,
+        "given_name": contact.given_name,
+        "family_name": contact.family_name,
+        "display_name": contact.display_name,
+        "organization_id": contact.organization_id,
+        "job_title": contact.job_title,
+        "lifecycle_stage": contact.lifecycle_stage.value,
+        "tier": contact.tier.value,
+        "segments": list(contact.segments),
+        "owner_id": contact.owner_id,
+        "consent": {
+            "email_marketing": contact.consent.email_marketing,
+            "sms_marketing": contact.consent.sms_marketing,
+            "phone_marketing": contact.consent.phone_marketing,
+            "data_processing": contact.consent.data_processing,
+            "update_time": contact.consent.update_time,
+        },
+        "custom_attributes": dict(contact.custom_attributes),
+        "identities": [
+            {
+                "kind": identity.kind.value,
+                "value": identity.value,
+                "network": identity.network.value if identity.network else None,
+                "primary": identity.primary,
+                "verified": identity.verified,
+            }
+            for identity in contact.identities
+        ],
+        "search_names": search_names(contact),
+        "version": contact.version,
+        "create_time": contact.create_time,
+        "update_time": contact.update_time,
+    }
+
+
+def contact_from_document(doc: Mapping[str, Any]) -> Contact:
+    """Rebuild a contact from its stored form."""
+    return Contact(
+        id=doc["_id"],
+        tenant_id=doc["tenant_id"],
+        given_name=doc["given_name"],
+        family_name=doc["family_name"],
+        display_name=doc["display_name"],
+        organization_id=doc["organization_id"],
+        job_title=doc["job_title"],
+        lifecycle_stage=LifecycleStage(doc["lifecycle_stage"]),
+        tier=Tier(doc["tier"]),
+        segments=tuple(doc["segments"]),
+        owner_id=doc["owner_id"],
+        consent=Consent(**doc["consent"]),
+        custom_attributes=dict(doc["custom_attributes"]),
+        identities=tuple(
+            Identity(
+                kind=IdentityKind(item["kind"]),
+                value=item["value"],
+                network=SocialNetwork(item["network"]) if item["network"] else None,
+                primary=item["primary"],
+                verified=item["verified"],
+            )
+            for item in doc["identities"]
+        ),
+        version=doc["version"],
+        create_time=doc["create_time"],
+        update_time=doc["update_time"],
+    )
+
+
+def organization_to_document(organization: Organization) -> Document:
+    """The stored form of an organisation."""
+    return {
+        "_id": organization.id,
+        "tenant_id": organization.tenant_id,
+        "name": organization.name,
+        "name_folded": organization.name.casefold(),
+        "domain": organization.domain,
+        "industry": organization.industry,
+        "tier": organization.tier.value,
+        "owner_id": organization.owner_id,
+        "custom_attributes": dict(organization.custom_attributes),
+        "version": organization.version,
+        "create_time": organization.create_time,
+        "update_time": organization.update_time,
+    }
+
+
+def organization_from_document(doc: Mapping[str, Any]) -> Organization:
+    """Rebuild an organisation from its stored form."""
+    return Organization(
+        id=doc["_id"],
+        tenant_id=doc["tenant_id"],
+        name=doc["name"],
+        domain=doc["domain"],
+        industry=doc["industry"],
+        tier=Tier(doc["tier"]),
+        owner_id=doc["owner_id"],
+        custom_attributes=dict(doc["custom_attributes"]),
+        version=doc["version"],
+        create_time=doc["create_time"],
+        update_time=doc["update_time"],
+    )
+
+
+class ContactStore:
+    """Reads and transactional writes of contacts and organisations."""
+
+    def __init__(self, store: MongoStore, outbox: Outbox) -> None:
+        self.store = store
+        self.outbox = outbox
+        db = store.db
+        self.contacts: AsyncCollection[Document] = db["contacts"]
+        self.organizations: AsyncCollection[Document] = db["organizations"]
+        self.identity_keys: AsyncCollection[Document] = db["identity_keys"]
+        self.idempotency: AsyncCollection[Document] = db["idempotency"]
+
+    async def ensure_indexes(self) -> None:
+        """Indexes for the list filters (keyset order is ``_id``) and name prefix search."""
+        tenant = ("tenant_id", ASCENDING)
+        key = ("_id", ASCENDING)
+        for field in ("lifecycle_stage", "tier", "owner_id", "organization_id", "segments"):
+            await self.contacts.create_index([tenant, (field, ASCENDING), key])
+        await self.contacts.create_index([tenant, key])
+        await self.contacts.create_index([tenant, ("search_names", ASCENDING), key])
+        await self.organizations.create_index([tenant, key])
+        await self.organizations.create_index([tenant, ("name_folded", ASCENDING), key])
+        await self.idempotency.create_index("created_at", expireAfterSeconds=7 * 24 * 3600)
+        await self.outbox.ensure_indexes()
+
+    # --- contacts ---------------------------------------------------------------------------
+
+    async def get_contact(self, tenant_id: str, contact_id: str) -> Contact:
+        """The contact, or ``NotFound`` (also when it belongs to another tenant)."""
+        doc = await self.contacts.find_one({"_id": contact_id, "tenant_id": tenant_id})
+        if doc is None:
+            raise NotFound("contact", contact_id)
+        return contact_from_document(doc)
+
+    async def find_by_identity(self, tenant_id: str, key: IdentityKey) -> Contact:
+        """The contact owning this identity in the tenant, or ``NotFound``."""
+        owner = await self.identity_keys.find_one({"_id": _identity_id(tenant_id, key)})
+        if owner is None:
+            raise NotFound("identity", key.encode())
+        return await self.get_contact(tenant_id, owner["contact_id"])
+
+    async def create_contact(
+        self, contact: Contact, event: Event, *, request_id: str = "", now: datetime
+    ) -> Contact:
+        """Insert a new contact, claim its identities and queue its event, all or nothing.
+
+        With a ``request_id``, a retry of the same create returns the contact created first.
+        """
+
+        async def work(session: AsyncClientSession) -> Contact:
+            if request_id:
+                earlier = await self._idempotent_result(
+                    contact.tenant_id, "CreateContact", request_id, session
+                )
+                if earlier is not None:
+                    return contact_from_document(
+                        await self._must_find(
+                            self.contacts, "contact", contact.tenant_id, earlier, session
+                        )
+                    )
+            await self._claim_identities(contact, contact.identities, session)
+            await self.contacts.insert_one(contact_to_document(contact), session=session)
+            if request_id:
+                await self._remember(
+                    contact.tenant_id, "CreateContact", request_id, contact.id, now, session
+                )
+            await self.outbox.add([event], session)
+            return contact
+
+        saved = await self._write(work)
+        self.outbox.notify_committed()
+        return saved
+
+    async def update_contact(
+        self,
+        tenant_id: str,
+        contact_id: str,
+        change: Callable[[Contact], ContactUpdate],
+        event_for: Callable[[ContactUpdate, int], Event],
+    ) -> Contact:
+        """Apply a domain change to the current contact; write it and its event if it changed.
+
+        The replace is conditional on the version that was read, so a concurrent update makes
+        this one fail with ``StaleVersion`` rather than overwrite it.
+        """
+
+        async def work(session: AsyncClientSession) -> Contact:
+            current = contact_from_document(
+                await self._must_find(self.contacts, "contact", tenant_id, contact_id, session)
+            )
+            update = change(current)
+            if not update.changed_paths:
+                return current
+            new = update.contact
+            before = {identity.lookup_key for identity in current.identities}
+            after = {identity.lookup_key for identity in new.identities}
+            added = [i for i in new.identities if i.lookup_key not in before]
+            await self._claim_identities(new, added, session)
+            removed = [_identity_id(tenant_id, key) for key in before - after]
+            if removed:
+                await self.identity_keys.delete_many({"_id": {"$in": removed}}, session=session)
+            result = await self.contacts.replace_one(
+                {"_id": contact_id, "tenant_id": tenant_id, "version": current.version},
+                contact_to_document(new),
+                session=session,
+            )
+            if result.matched_count != 1:
+                raise StaleVersion(f"contacts/{contact_id}", current.version, current.version + 1)
+            await self.outbox.add([event_for(update, current.version)], session)
+            return new
+
+        saved = await self._write(work)
+        self.outbox.notify_committed()
+        return saved
+
+    async def list_contacts(
+        self, tenant_id: str, filters: Mapping[str, str], after_id: str | None, limit: int
+    ) -> list[Contact]:
+        """Contacts matching every filter, in id order, after ``after_id``."""
+        query: dict[str, Any] = {"tenant_id": tenant_id, **filters}
+        if after_id is not None:
+            query["_id"] = {"$gt": after_id}
+        cursor = self.contacts.find(query).sort("_id", ASCENDING).limit(limit)
+        return [contact_from_document(doc) async for doc in cursor]
+
+    async def search_contacts(
+        self, tenant_id: str, prefix: str, after_id: str | None, limit: int
+    ) -> list[Contact]:
+        """Contacts with a name starting with ``prefix`` (case-insensitive), in id order."""
+        folded = prefix.casefold()
+        query: dict[str, Any] = {
+            "tenant_id": tenant_id,
+            "search_names": {"$gte": folded, "$lt": folded + "\U0010ffff"},
+        }
+        if after_id is not None:
+            query["_id"] = {"$gt": after_id}
+        cursor = self.contacts.find(query).sort("_id", ASCENDING).limit(limit)
+        return [contact_from_document(doc) async for doc in cursor]
+
+    # --- organisations ----------------------------------------------------------------------
+
+    async def get_organization(self, tenant_id: str, organization_id: str) -> Organization:
+        """The organisation, or ``NotFound`` (also when it belongs to another tenant)."""
+        doc = await self.organizations.find_one({"_id": organization_id, "tenant_id": tenant_id})
+        if doc is None:
+            raise NotFound("organization", organization_id)
+        return organization_from_document(doc)
+
+    async def create_organization(
+        self, organization: Organization, event: Event, *, request_id: str = "", now: datetime
+    ) -> Organization:
+        """Insert a new organisation and queue its event; idempotent by ``request_id``."""
+
+        async def work(session: AsyncClientSession) -> Organization:
+            tenant_id = organization.tenant_id
+            if request_id:
+                earlier = await self._idempotent_result(
+                    tenant_id, "CreateOrganization", request_id, session
+                )
+                if earlier is not None:
+                    return organization_from_document(
+                        await self._must_find(
+                            self.organizations, "organization", tenant_id, earlier, session
+                        )
+                    )
+            await self.organizations.insert_one(
+                organization_to_document(organization), session=session
+            )
+            if request_id:
+                await self._remember(
+                    tenant_id, "CreateOrganization", request_id, organization.id, now, session
+                )
+            await self.outbox.add([event], session)
+            return organization
+
+        saved = await self._write(work)
+        self.outbox.notify_committed()
+        return saved
+
+    async def update_organization(
+        self,
+        tenant_id: str,
+        organization_id: str,
+        change: Callable[[Organization], OrganizationUpdate],
+        event_for: Callable[[OrganizationUpdate, int], Event],
+    ) -> Organization:
+        """Apply a domain change to the current organisation (see :meth:`update_contact`)."""
+
+        async def work(session: AsyncClientSession) -> Organization:
+            current = organization_from_document(
+                await self._must_find(
+                    self.organizations, "organization", tenant_id, organization_id, session
+                )
+            )
+            update = change(current)
+            if not update.changed_paths:
+                return current
+            result = await self.organizations.replace_one(
+                {"_id": organization_id, "tenant_id": tenant_id, "version": current.version},
+                organization_to_document(update.organization),
+                session=session,
+            )
+            if result.matched_count != 1:
+                raise StaleVersion(
+                    f"organizations/{organization_id}", current.version, current.version + 1
+                )
+            await self.outbox.add([event_for(update, current.version)], session)
+            return update.organization
+
+        saved = await self._write(work)
+        self.outbox.notify_committed()
+        return saved
+
+    async def list_organizations(
+        self, tenant_id: str, filters: Mapping[str, str], after_id: str | None, limit: int
+    ) -> list[Organization]:
+        """Organisations matching every filter, in id order, after ``after_id``."""
+        query: dict[str, Any] = {"tenant_id": tenant_id, **filters}
+        if after_id is not None:
+            query["_id"] = {"$gt": after_id}
+        cursor = self.organizations.find(query).sort("_id", ASCENDING).limit(limit)
+        return [organization_from_document(doc) async for doc in cursor]
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    async def _write(self, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
+        """Run a write transaction; a unique-key race with a concurrent writer is retried, and
+        the retry then sees the winner (``AlreadyExists`` or the idempotent result)."""
+        for _ in range(2):
+            try:
+                return await self.store.in_transaction(work)
+            except DuplicateKeyError:
+                continue
+        return await self.store.in_transaction(work)
+
+    async def _must_find(
+        self,
+        collection: AsyncCollection[Document],
+        kind: str,
+        tenant_id: str,
+        ident: str,
+        session: AsyncClientSession,
+    ) -> Document:
+        doc = await collection.find_one({"_id": ident, "tenant_id": tenant_id}, session=session)
+        if doc is None:
+            raise NotFound(kind, ident)
+        return doc
+
+    async def _claim_identities(
+        self, contact: Contact, identities: Sequence[Identity], session: AsyncClientSession
+    ) -> None:
+        """Make ``contact`` the owner of each identity; ``AlreadyExists`` if one has an owner."""
+        if not identities:
+            return
+        ids = {_identity_id(contact.tenant_id, i.lookup_key): i for i in identities}
+        taken = await self.identity_keys.find_one({"_id": {"$in": list(ids)}}, session=session)
+        if taken is not None:
+            identity = ids[taken["_id"]]
+            raise AlreadyExists(
+                "identity",
+                identity.lookup_key.encode(),
+                f"already belongs to contact {taken['contact_id']}",
+            )
+        await self.identity_keys.insert_many(
+            [{"_id": key, "contact_id": contact.id, "tenant_id": contact.tenant_id} for key in ids],
+            session=session,
+        )
+
+    async def _idempotent_result(
+        self, tenant_id: str, operation: str, request_id: str, session: AsyncClientSession
+    ) -> str | None:
+        doc = await self.idempotency.find_one(
+            {"_id": f"{tenant_id}|{operation}|{request_id}"}, session=session
+        )
+        return None if doc is None else str(doc["result_id"])
+
+    async def _remember(
+        self,
+        tenant_id: str,
+        operation: str,
+        request_id: str,
+        result_id: str,
+        now: datetime,
+        session: AsyncClientSession,
+    ) -> None:
+        await self.idempotency.insert_one(
+            {
+                "_id": f"{tenant_id}|{operation}|{request_id}",
+                "result_id": result_id,
+                "created_at": now,
+            },
+            session=session,
+        )
