@@ -36,8 +36,8 @@ def configure_logging(service_name: str, level: str = "INFO") -> None:
     root.setLevel(level)
     # aiokafka logs every reconnect attempt at ERROR while the broker is down; the relay and the
     # consumer report the outage once, and readiness shows it.
-    logging.getLogger("aiokafka").addFilter(_drop_reconnect_noise)
+    handler.addFilter(_drop_reconnect_noise)
 
 
 def _drop_reconnect_noise(record: logging.LogRecord) -> bool:
-    return not str(record.msg).startswith("Unable connect to")
+    return not (record.name.startswith("aiokafka") and str(record.msg).startswith("Unable connect"))
