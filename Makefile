@@ -53,6 +53,7 @@ lint: .venv/.synced ## ruff, mypy, buf lint, buf breaking against main, generate
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
+	@bash scripts/proto.sh format-check
 	@bash scripts/proto.sh lint
 	@bash scripts/proto.sh breaking
 	@bash scripts/proto.sh check
