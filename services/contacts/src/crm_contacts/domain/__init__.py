@@ -1,0 +1,89 @@
+"""The contacts domain: contacts, organisations, identities and paging, as plain Python.
+
+Nothing here imports gRPC, protobuf or a database driver; the API layer converts messages to
+these types and maps :mod:`crm_platform.errors` to status codes.
+"""
+
+from crm_contacts.domain._validation import InvalidValueError
+from crm_contacts.domain.contact import (
+    CONTACT_MASK,
+    ILLEGAL_LIFECYCLE_TRANSITION,
+    LIFECYCLE_TRANSITIONS,
+    Consent,
+    ConsentInput,
+    Contact,
+    ContactInput,
+    ContactUpdate,
+    LifecycleStage,
+    can_move,
+)
+from crm_contacts.domain.domain_names import normalise_domain_name
+from crm_contacts.domain.identity import (
+    Identity,
+    IdentityInput,
+    IdentityKey,
+    IdentityKind,
+    SocialNetwork,
+    check_phone_region,
+    lookup_key,
+    normalise_email,
+    normalise_identity_value,
+    normalise_phone,
+    normalise_social_handle,
+    parse_identity,
+)
+from crm_contacts.domain.organization import (
+    ORGANIZATION_MASK,
+    Organization,
+    OrganizationInput,
+    OrganizationUpdate,
+)
+from crm_contacts.domain.paging import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    CursorValue,
+    decode_page_token,
+    encode_page_token,
+    filter_fingerprint,
+    resolve_page_size,
+)
+from crm_contacts.domain.tier import Tier
+
+__all__ = [
+    "CONTACT_MASK",
+    "DEFAULT_PAGE_SIZE",
+    "ILLEGAL_LIFECYCLE_TRANSITION",
+    "LIFECYCLE_TRANSITIONS",
+    "MAX_PAGE_SIZE",
+    "ORGANIZATION_MASK",
+    "Consent",
+    "ConsentInput",
+    "Contact",
+    "ContactInput",
+    "ContactUpdate",
+    "CursorValue",
+    "Identity",
+    "IdentityInput",
+    "IdentityKey",
+    "IdentityKind",
+    "InvalidValueError",
+    "LifecycleStage",
+    "Organization",
+    "OrganizationInput",
+    "OrganizationUpdate",
+    "SocialNetwork",
+    "Tier",
+    "can_move",
+    "check_phone_region",
+    "decode_page_token",
+    "encode_page_token",
+    "filter_fingerprint",
+    "lookup_key",
+    "normalise_domain_name",
+    "normalise_email",
+    "normalise_identity_value",
+    "normalise_phone",
+    "normalise_social_handle",
+    "parse_identity",
+    "resolve_page_size",
+]
