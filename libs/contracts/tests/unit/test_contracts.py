@@ -400,9 +400,9 @@ def test_update_contact_ignores_name_rule_for_fields_outside_the_mask() -> None:
             id="output-only-field-in-mask",
         ),
         pytest.param(
-            lambda r: setattr(r, "expected_version", 0),
+            lambda r: setattr(r, "expected_version", -1),
             ("expected_version", "int64.gte"),
-            id="no-expected-version",
+            id="negative-expected-version",
         ),
     ],
 )
@@ -488,7 +488,6 @@ def test_update_mask_accepts_sub_paths_and_the_wildcard(path: str) -> None:
                 update_mask=field_mask_pb2.FieldMask(paths=["name", "tenant_id"]),
             ),
             [
-                ("expected_version", "int64.gte"),
                 ("organization", "organization.id_required"),
                 ("update_mask", "field_mask.in"),
             ],

@@ -212,8 +212,10 @@ class OutboxRelay:
     async def _close_producer(self) -> None:
         if self._producer is not None:
             producer, self._producer = self._producer, None
-            with contextlib.suppress(KafkaError, OSError):
-                await producer.stop()
+            # stop() flushes; while the broker is down that would wait forever. Whatever the
+            # abandoned producer still delivers later is a duplicate consumers drop.
+            with contextlib.suppress(KafkaError, OSError, TimeoutError):
+                await asyncio.wait_for(producer.stop(), 5.0)
 
     async def _run(self) -> None:
         backoff = 0.2
@@ -271,7 +273,8 @@ class OutboxRelay:
                     )
             finally:
                 otel_context.detach(token)
-        await asyncio.gather(*deliveries)
+        # With idempotence aiokafka retries an unreachable broker without end: bound the wait.
+        await asyncio.wait_for(asyncio.gather(*deliveries), self.request_timeout_ms / 1000 + 5)
         await self.outbox.mark_sent([doc["_id"] for doc in batch])
         now = datetime.now(UTC)
         for doc in batch:

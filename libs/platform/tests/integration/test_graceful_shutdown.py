@@ -49,7 +49,7 @@ async def test_sigterm_drains_an_in_flight_call_then_exits_cleanly() -> None:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             health = health_pb2_grpc.HealthStub(channel)
             await _wait_serving(health)
-            sleep = channel.unary_unary("/test.Sleeper/Sleep")
+            sleep = channel.unary_unary("/test.Sleeper/Sleep")  # type: ignore[call-arg]  # raw bytes
             in_flight = asyncio.ensure_future(sleep(b"1.5", metadata=TENANT, timeout=10))
             await asyncio.sleep(0.3)  # the call is being served
             proc.send_signal(signal.SIGTERM)

@@ -12,7 +12,6 @@ from aiokafka import AIOKafkaProducer
 from google.protobuf import wrappers_pb2
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from conftest import read_topic
 from crm_platform.consumer import (
     DeadLetterLimitExceededError,
     DeadLetterPolicy,
@@ -22,6 +21,7 @@ from crm_platform.consumer import (
 from crm_platform.context import Actor, ActorType, CallContext
 from crm_platform.events import Event
 from crm_platform.mongo import MongoStore
+from kafka_helpers import read_topic
 
 CALL = CallContext("acme", Actor(ActorType.SYSTEM, "test"))
 

@@ -39,7 +39,10 @@ Context = Any  # grpc.aio.ServicerContext; the handlers do not use it
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    # Millisecond precision, as stored (BSON dates): the response, the event and a later read
+    # all carry the same timestamps.
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def _new_id() -> str:

@@ -547,7 +547,7 @@ class UpdateContactRequest(_message.Message):
     UPDATE_MASK_FIELD_NUMBER: _builtins.int
     EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
     expected_version: _builtins.int
-    """The version the change is based on (from the last read)."""
+    """The version the change is based on (from the last read); 0 (unset) updates unconditionally."""
     @_builtins.property
     def contact(self) -> Global___Contact:
         """The contact with its id and the new values of the fields in `update_mask`; fields not
@@ -895,7 +895,7 @@ class UpdateOrganizationRequest(_message.Message):
     UPDATE_MASK_FIELD_NUMBER: _builtins.int
     EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
     expected_version: _builtins.int
-    """The version the change is based on (from the last read)."""
+    """The version the change is based on (from the last read); 0 (unset) updates unconditionally."""
     @_builtins.property
     def organization(self) -> Global___Organization:
         """The organization with its id and the new values of the fields in `update_mask`."""
