@@ -1,0 +1,123 @@
+"""ManagedProcess: log file, readiness wait, graceful and hard stop; port helpers."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from crm_devstack.errors import LaunchError
+from crm_devstack.procs import (
+    HOST,
+    ManagedProcess,
+    ensure_port_free,
+    free_ports,
+    pid_runs,
+    tail_lines,
+)
+
+# Says hello, then exits 0 on SIGTERM (or, with IGNORE, ignores it).
+_CHILD = """
+import signal, sys, time
+if sys.argv[1] == "IGNORE":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+else:
+    signal.signal(signal.SIGTERM, lambda *_: (print("bye", flush=True), sys.exit(0)))
+print("hello", flush=True)
+time.sleep(60)
+"""
+
+
+class Child(ManagedProcess):
+    """A small Python child, ready once it said hello."""
+
+    def __init__(self, tmp_path: Path, *, mode: str = "TERM", stop_grace: float = 5.0) -> None:
+        super().__init__("child", tmp_path / "child.log", stop_grace=stop_grace)
+        self.mode = mode
+
+    async def start(self, timeout: float = 10.0) -> None:
+        self._spawn([sys.executable, "-c", _CHILD, self.mode])
+        await self._wait_ready(self._said_hello, timeout)
+
+    async def _said_hello(self) -> bool:
+        return "hello" in self.log_path.read_text().splitlines()
+
+
+async def test_start_and_graceful_stop(tmp_path: Path) -> None:
+    child = Child(tmp_path)
+    await child.start()
+    assert child.running
+    assert child.pid is not None
+    assert pid_runs(child.pid, child.argv)
+    await child.stop()
+    assert not child.running
+    assert child.returncode == 0
+    assert tail_lines(child.log_path, 2).splitlines() == ["hello", "bye"]
+
+
+async def test_stop_escalates_to_sigkill(tmp_path: Path) -> None:
+    child = Child(tmp_path, mode="IGNORE", stop_grace=0.5)
+    await child.start()
+    await child.stop()
+    assert child.returncode == -signal.SIGKILL
+
+
+async def test_kill_and_wait_exit(tmp_path: Path) -> None:
+    child = Child(tmp_path)
+    await child.start()
+    child.send_signal(signal.SIGTERM)
+    assert await child.wait_exit(5.0) == 0
+    await child.kill()  # already gone: nothing to do
+    assert child.returncode == 0
+
+
+async def test_start_again_appends_to_the_log(tmp_path: Path) -> None:
+    child = Child(tmp_path)
+    await child.start()
+    await child.stop()
+    await child.start()
+    await child.kill()
+    assert child.returncode == -signal.SIGKILL
+    assert child.log_path.read_text().count("crm-dev starts child") == 2
+
+
+async def test_not_ready_in_time_stops_it_and_shows_the_log(tmp_path: Path) -> None:
+    child = Child(tmp_path)
+
+    async def never() -> bool:
+        return False
+
+    child._spawn([sys.executable, "-c", _CHILD, "TERM"])
+    with pytest.raises(LaunchError, match=r"child was not ready within 1 s(.|\n)*hello"):
+        await child._wait_ready(never, 1.0)
+    assert not child.running
+
+
+async def test_exit_during_start_up_is_reported_with_the_log(tmp_path: Path) -> None:
+    child = Child(tmp_path)
+    child._spawn([sys.executable, "-c", "import sys; print('no config'); sys.exit(3)"])
+    with pytest.raises(LaunchError, match=r"exited with status 3 while starting(.|\n)*no config"):
+        await child._wait_ready(child._said_hello, 10.0)
+
+
+def test_free_ports_are_distinct_and_free() -> None:
+    ports = free_ports(5)
+    assert len(set(ports)) == 5
+    for port in ports:
+        ensure_port_free(port, "test")
+
+
+def test_port_in_use_is_a_clear_error() -> None:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        with pytest.raises(LaunchError, match=f"port {port} for Kafka is in use"):
+            ensure_port_free(port, "Kafka")
+
+
+def test_tail_of_a_missing_file_is_empty(tmp_path: Path) -> None:
+    assert tail_lines(tmp_path / "missing.log", 10) == ""
