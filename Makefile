@@ -24,7 +24,12 @@ $(UV):
 	@touch $@
 
 .PHONY: setup
-setup: .venv/.synced kafka-jars ## install Python deps (uv, locked) and the Kafka broker jars
+setup: .venv/.synced kafka-jars secantus-rs ## install Python deps (uv, locked), Kafka's jars, the Rust SecantusDB
+
+.PHONY: secantus-rs
+secantus-rs: ## build the Rust SecantusDB server once per machine (falls back to secantusd-py)
+	@bash deploy/local/build-secantus-rs.sh || \
+		echo "warning: the Rust SecantusDB build failed; the stack uses secantusd-py (slower)" >&2
 
 .PHONY: kafka-jars
 kafka-jars: ## fetch Apache Kafka's jars from Maven Central into .crm/kafka
@@ -36,7 +41,8 @@ run: setup ## start Kafka, the database and the services; show a contact flowing
 	$(PY) -m crm_devstack run --demo
 
 .PHONY: test
-test: setup ## run the whole test suite (unit + integration against real Kafka and SecantusDB)
+test: setup ## lint, then every test (unit + integration against real Kafka and SecantusDB)
+	@$(MAKE) --no-print-directory lint
 	$(PY) -m pytest -p crm_devstack.pytest_plugin $(PYTEST_ARGS)
 
 # --- contracts and code quality -----------------------------------------------------------------
@@ -81,5 +87,5 @@ bench-secantus: setup ## SecantusDB Python vs Rust server
 	$(PY) bench/secantus_compare.py
 
 .PHONY: clean
-clean: ## remove local state (data, logs), keep installed tools
-	rm -rf $(CRM_HOME)/data $(CRM_HOME)/logs
+clean: ## remove local state (data, logs, leftovers of killed test runs), keep installed tools
+	rm -rf $(CRM_HOME)/data $(CRM_HOME)/logs $(CRM_HOME)/run $(CRM_HOME)/test

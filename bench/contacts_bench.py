@@ -136,8 +136,12 @@ async def main(args: argparse.Namespace) -> None:
             async def get(i: int) -> None:
                 await stub.GetContact(pb.GetContactRequest(id=ids[i % len(ids)]), metadata=METADATA)
 
+            print("| workload | calls | throughput | p50 ms | p99 ms | mean ms |")
+            print("|---|---|---|---|---|---|")
             results = [await closed_loop("create", args.creates, args.concurrency, create)]
+            print(results[-1].row(), flush=True)
             results.append(await closed_loop("get", args.gets, args.concurrency, get))
+            print(results[-1].row(), flush=True)
 
             # Relay lag: time from the create's response (the commit) to the event's arrival.
             committed: dict[str, float] = {}

@@ -16,6 +16,7 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 from crm_devstack.errors import LaunchError
+from crm_devstack.paths import crm_home
 from crm_devstack.procs import HOST, ManagedProcess, ensure_port_free, port_open
 
 _CONFIG = """\
@@ -25,10 +26,18 @@ _CONFIG = """\
 
 
 def secantus_executable() -> str:
-    """``$CRM_SECANTUS_BIN`` if set, else ``secantusd-py`` next to this Python, else on PATH."""
+    """Which SecantusDB server to run.
+
+    ``$CRM_SECANTUS_BIN`` if set; else the Rust server ``secantusd-rs`` that ``make setup``
+    builds and links into ``$CRM_HOME/tools/bin`` (several times faster, see
+    docs/benchmarks.md) unless ``CRM_SECANTUS=py``; else ``secantusd-py`` from the venv.
+    """
     configured = os.environ.get("CRM_SECANTUS_BIN")
     if configured:
         return configured
+    rust = crm_home() / "tools" / "bin" / "secantusd-rs"
+    if os.environ.get("CRM_SECANTUS", "auto") != "py" and rust.exists():
+        return str(rust)
     beside = Path(sys.executable).parent / "secantusd-py"
     if beside.is_file():
         return str(beside)

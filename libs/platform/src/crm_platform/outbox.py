@@ -2,9 +2,10 @@
 
 A service writes its state change and the events describing it in one database transaction
 (:meth:`Outbox.add`). The :class:`OutboxRelay` publishes pending events to Kafka in the order they
-were written, with an idempotent producer (``acks=all``), then marks them sent. While Kafka is down
-writes keep succeeding and events wait in the outbox; nothing is lost when it comes back. Delivery
-is at least once (a crash between publish and mark re-publishes); consumers dedupe by event id.
+were written, with an idempotent producer (``acks=all``), then deletes them from the outbox. While
+Kafka is down writes keep succeeding and events wait in the outbox; nothing is lost when it comes
+back. Delivery is at least once (a crash between publish and delete re-publishes); consumers
+dedupe by event id.
 
 Per-key order: events are stored with an ObjectId ``_id`` created inside the transaction, after
 the aggregate's optimistic-concurrency check, so two changes of one aggregate get increasing ids
@@ -43,27 +44,21 @@ meter = metrics.get_meter(__name__)
 _published = meter.create_counter("crm.outbox.published", unit="{event}")
 _lag = meter.create_histogram("crm.outbox.relay_lag", unit="s")
 
-PENDING = "pending"
-SENT = "sent"
-
 
 class Outbox:
     """The outbox collection of one service; events go to ``topic``."""
 
-    def __init__(self, db: AsyncDatabase[Document], topic: str, *, retention_days: int = 7) -> None:
+    def __init__(self, db: AsyncDatabase[Document], topic: str) -> None:
         self.collection = db["outbox"]
         self.topic = topic
-        self.retention = timedelta(days=retention_days)
         self._committed = asyncio.Event()
 
     async def ensure_indexes(self) -> None:
-        """Pending events in write order; sent ones expire after the retention period."""
-        await self.collection.create_index(
-            [("status", ASCENDING), ("_id", ASCENDING)], name="status_id"
-        )
-        await self.collection.create_index(
-            "sent_at", name="sent_ttl", expireAfterSeconds=int(self.retention.total_seconds())
-        )
+        """Nothing beyond ``_id``: the collection holds only unpublished events, in ``_id`` order.
+
+        Published events are deleted rather than flagged, so the relay's reads stay small
+        whatever the history (Kafka is the log; the outbox is only a waiting room).
+        """
 
     async def add(self, events: Sequence[Event], session: AsyncClientSession) -> None:
         """Store events in the caller's transaction; they are published after it commits."""
@@ -72,7 +67,6 @@ class Outbox:
         docs = [
             {
                 "_id": ObjectId(),
-                "status": PENDING,
                 "topic": self.topic,
                 "event_id": event.id,
                 "key": event.key,
@@ -98,19 +92,17 @@ class Outbox:
 
     async def pending(self, limit: int) -> list[Document]:
         """The oldest pending events, in write order."""
-        cursor = self.collection.find({"status": PENDING}).sort("_id", ASCENDING).limit(limit)
+        cursor = self.collection.find({}).sort("_id", ASCENDING).limit(limit)
         return await cursor.to_list(length=limit)
 
-    async def mark_sent(self, ids: Sequence[ObjectId]) -> None:
-        """Record that these events are on Kafka."""
-        await self.collection.update_many(
-            {"_id": {"$in": list(ids)}},
-            {"$set": {"status": SENT, "sent_at": datetime.now(UTC)}, "$unset": {"payload": ""}},
-        )
+    async def remove_published(self, ids: Sequence[ObjectId]) -> None:
+        """Forget events that are on Kafka. By id, not by ``_id`` range: a slower transaction
+        may still commit an event whose ObjectId sorts before the ones just published."""
+        await self.collection.delete_many({"_id": {"$in": list(ids)}})
 
     async def count_pending(self) -> int:
         """How many events wait to be published."""
-        return await self.collection.count_documents({"status": PENDING})
+        return await self.collection.count_documents({})
 
 
 class RelayLease:
@@ -173,7 +165,8 @@ class OutboxRelay:
         return self.kafka_down_since is None
 
     def start(self) -> None:
-        """Start publishing in the background."""
+        """Start publishing in the background (again, after :meth:`stop`)."""
+        self._stopping.clear()
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self, timeout: float = 10.0) -> None:
@@ -275,7 +268,7 @@ class OutboxRelay:
                 otel_context.detach(token)
         # With idempotence aiokafka retries an unreachable broker without end: bound the wait.
         await asyncio.wait_for(asyncio.gather(*deliveries), self.request_timeout_ms / 1000 + 5)
-        await self.outbox.mark_sent([doc["_id"] for doc in batch])
+        await self.outbox.remove_published([doc["_id"] for doc in batch])
         now = datetime.now(UTC)
         for doc in batch:
             _lag.record((now - doc["created_at"]).total_seconds(), {"topic": doc["topic"]})

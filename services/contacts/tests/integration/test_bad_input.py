@@ -26,10 +26,17 @@ async def _counts(contacts: ContactsUnderTest) -> dict[str, int]:
 
 @pytest.fixture
 async def unchanged(contacts: ContactsUnderTest) -> AsyncIterator[None]:
-    """Asserts that the test left every collection as it found it."""
-    before = await _counts(contacts)
-    yield
-    assert await _counts(contacts) == before
+    """Asserts that the test left every collection, the outbox included, as it found it.
+
+    The relay is paused meanwhile: it would otherwise empty the outbox under our feet."""
+    relay = contacts.service.parts.extra["relay"]
+    await relay.stop()
+    try:
+        before = await _counts(contacts)
+        yield
+        assert await _counts(contacts) == before
+    finally:
+        relay.start()
 
 
 def _violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
@@ -124,6 +131,8 @@ async def test_stale_version_is_refused_and_changes_nothing(contacts: ContactsUn
         pb.CreateContactRequest(contact=pb.Contact(given_name="A")), metadata=metadata()
     )
     contact_id = created.contact.id
+    relay = contacts.service.parts.extra["relay"]
+    await relay.stop()
     before = await _counts(contacts)
     await _refused(
         contacts.stub.UpdateContact(
@@ -161,6 +170,7 @@ async def test_stale_version_is_refused_and_changes_nothing(contacts: ContactsUn
     got = await contacts.stub.GetContact(pb.GetContactRequest(id=contact_id), metadata=metadata())
     assert (got.contact.given_name, got.contact.version) == ("A", 1)
     assert await _counts(contacts) == before
+    relay.start()
 
 
 # --- property: random requests never surface as UNKNOWN or INTERNAL -----------------------------
