@@ -31,26 +31,38 @@ from crm.contacts.v1 import contacts_pb2_grpc
 from crm_devstack.procs import free_ports
 from crm_devstack.stack import Stack, StackConfig
 
+HEADER = (
+    "| workload | calls | throughput | p50 ms | p99 ms | mean ms | service CPU ms/call |\n"
+    "|---|---|---|---|---|---|---|"
+)
 METADATA = (("x-tenant-id", "bench"), ("x-actor-id", "bench"), ("x-actor-type", "integration"))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
 class Figures:
-    """Throughput and latency of one workload."""
+    """Throughput and latency of one workload, and the service's CPU time per call."""
 
     name: str
     count: int
     seconds: float
     latencies_ms: list[float]
+    service_cpu_ms: float | None = None
 
     def row(self) -> str:
         lat = sorted(self.latencies_ms)
         p50 = lat[len(lat) // 2]
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
         rate = self.count / self.seconds
+        cpu = "" if self.service_cpu_ms is None else f"{self.service_cpu_ms:.2f}"
         return (
             f"| {self.name} | {self.count} | {rate:,.0f}/s | {p50:.1f} | {p99:.1f} | "
-            f"{statistics.fmean(lat):.1f} |"
+            f"{statistics.fmean(lat):.1f} | {cpu} |"
         )
 
 
@@ -136,52 +148,33 @@ async def main(args: argparse.Namespace) -> None:
             async def get(i: int) -> None:
                 await stub.GetContact(pb.GetContactRequest(id=ids[i % len(ids)]), metadata=METADATA)
 
-            print("| workload | calls | throughput | p50 ms | p99 ms | mean ms |")
-            print("|---|---|---|---|---|---|")
-            results = [await closed_loop("create", args.creates, args.concurrency, create)]
-            print(results[-1].row(), flush=True)
-            results.append(await closed_loop("get", args.gets, args.concurrency, get))
-            print(results[-1].row(), flush=True)
+            pid = stack.services["contacts"].pid
+            assert pid is not None
 
-            # Relay lag: time from the create's response (the commit) to the event's arrival.
-            committed: dict[str, float] = {}
-            arrived: dict[str, float] = {}
-            consumer = AIOKafkaConsumer(
-                "crm.contacts.v1",
-                bootstrap_servers=stack.kafka.bootstrap_servers,
-                auto_offset_reset="latest",
-                fetch_max_wait_ms=5,
-            )
-            await consumer.start()
-            await consumer.seek_to_end()
+            async def measured(run: Awaitable[Figures]) -> Figures:
+                before = cpu_seconds(pid)
+                figures = await run
+                figures.service_cpu_ms = (cpu_seconds(pid) - before) * 1000 / figures.count
+                print(figures.row(), flush=True)
+                return figures
 
-            async def tail() -> None:
-                while True:
-                    batch = await consumer.getmany(timeout_ms=50)
-                    now = time.perf_counter()
-                    for records in batch.values():
-                        for record in records:
-                            if record.key is not None:
-                                arrived.setdefault(record.key.decode(), now)
-
-            tailer = asyncio.create_task(tail())
-
-            async def paced_create(i: int) -> None:
-                reply = await stub.CreateContact(_contact(i), metadata=METADATA)
-                committed[reply.contact.id] = time.perf_counter()
-
+            print(HEADER)
+            results = [
+                await measured(closed_loop("create", args.creates, args.concurrency, create))
+            ]
+            results.append(await measured(closed_loop("get", args.gets, args.concurrency, get)))
             results.append(
-                await open_loop(
-                    f"create @ {args.rate:.0f}/s", args.rate, args.seconds, paced_create
-                )
+                await measured(open_loop(f"get @ {args.rate:.0f}/s", args.rate, args.seconds, get))
             )
-            async with asyncio.timeout(60):
-                while not set(committed) <= set(arrived):
-                    await asyncio.sleep(0.05)
-            tailer.cancel()
-            await consumer.stop()
-            lags = [(arrived[k] - committed[k]) * 1000 for k in committed]
-            results.append(Figures("relay lag (commit → consumed)", len(lags), args.seconds, lags))
+            for rate in sorted({args.relay_rate, args.rate}):
+                before = cpu_seconds(pid)
+                created, lags = await paced_creates_with_relay_lag(
+                    stub, stack.kafka.bootstrap_servers, rate, args.seconds
+                )
+                created.service_cpu_ms = (cpu_seconds(pid) - before) * 1000 / created.count
+                results += [created, lags]
+                print(created.row(), flush=True)
+                print(lags.row(), flush=True)
 
     print()
     print(f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}")
@@ -190,10 +183,52 @@ async def main(args: argparse.Namespace) -> None:
         f"concurrency {args.concurrency} (closed loop), open loop {args.rate}/s for {args.seconds}s"
     )
     print()
-    print("| workload | calls | throughput | p50 ms | p99 ms | mean ms |")
-    print("|---|---|---|---|---|---|")
+    print(HEADER)
     for figures in results:
         print(figures.row())
+
+
+async def paced_creates_with_relay_lag(
+    stub: contacts_pb2_grpc.ContactsServiceAsyncStub, bootstrap: str, rate: float, seconds: float
+) -> tuple[Figures, Figures]:
+    """Creates at a fixed rate; relay lag = the event's arrival on Kafka (seen by a tailing
+    consumer) minus the moment the create's response arrived (the commit)."""
+    committed: dict[str, float] = {}
+    arrived: dict[str, float] = {}
+    consumer = AIOKafkaConsumer(
+        "crm.contacts.v1",
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="latest",
+        fetch_max_wait_ms=5,
+    )
+    await consumer.start()
+    await consumer.seek_to_end()
+
+    async def tail() -> None:
+        while True:
+            batch = await consumer.getmany(timeout_ms=50)
+            now = time.perf_counter()
+            for records in batch.values():
+                for record in records:
+                    if record.key is not None:
+                        arrived.setdefault(record.key.decode(), now)
+
+    tailer = asyncio.create_task(tail())
+
+    async def create(i: int) -> None:
+        reply = await stub.CreateContact(_contact(i), metadata=METADATA)
+        committed[reply.contact.id] = time.perf_counter()
+
+    try:
+        created = await open_loop(f"create @ {rate:.0f}/s", rate, seconds, create)
+        async with asyncio.timeout(120):
+            while not set(committed) <= set(arrived):
+                await asyncio.sleep(0.05)
+    finally:
+        tailer.cancel()
+        await consumer.stop()
+    lags = [max(0.0, arrived[k] - committed[k]) * 1000 for k in committed]
+    return created, Figures(f"relay lag @ {rate:.0f}/s creates", len(lags), seconds, lags)
 
 
 def parse() -> argparse.Namespace:
@@ -203,6 +238,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rate", type=float, default=300.0)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--relay-rate", type=float, default=100.0)
     return parser.parse_args()
 
 

@@ -10,6 +10,7 @@ import uuid
 import grpc
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from google.protobuf import text_format
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from crm_devstack.stack import Stack
 
@@ -49,7 +50,8 @@ async def run_demo(stack: Stack) -> None:
                 identities=[
                     contacts_pb2.Identity(
                         kind=contacts_pb2.IDENTITY_KIND_EMAIL,
-                        value="ada@example.com",
+                        # unique per run: an identity belongs to one contact per tenant
+                        value=f"ada+{uuid.uuid4().hex[:8]}@example.com",
                         primary=True,
                     )
                 ],
@@ -58,6 +60,10 @@ async def run_demo(stack: Stack) -> None:
         )
         began = time.monotonic()
         async with grpc.aio.insecure_channel(contacts.address) as channel:
+            services = await _reflected_services(channel)
+            print(
+                f"demo: services on {contacts.address} (server reflection): {', '.join(services)}"
+            )
             stub = contacts_pb2_grpc.ContactsServiceStub(channel)
             try:
                 reply = await stub.CreateContact(request, metadata=_METADATA, timeout=10)
@@ -83,6 +89,16 @@ async def run_demo(stack: Stack) -> None:
             print(f"    {line}")
     finally:
         await consumer.stop()
+
+
+async def _reflected_services(channel: grpc.aio.Channel) -> list[str]:
+    """The service names the server lists through gRPC server reflection (as `grpcurl list`)."""
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    request = reflection_pb2.ServerReflectionRequest(list_services="")
+    names: list[str] = []
+    async for response in stub.ServerReflectionInfo(iter([request]), timeout=10):
+        names.extend(s.name for s in response.list_services_response.service)
+    return sorted(names)
 
 
 async def _positions_resolved(consumer: AIOKafkaConsumer) -> None:

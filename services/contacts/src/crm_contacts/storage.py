@@ -4,8 +4,10 @@ Collections (database ``crm_contacts`` by default):
 
 * ``contacts`` / ``organizations`` — one document per aggregate, ``_id`` = id, always queried
   together with ``tenant_id``; ``version`` guards every replace (optimistic concurrency).
-* ``identity_keys`` — ``_id`` = ``<tenant>|<kind>:<network>:<value>``: one owner per identity in a
-  tenant, which makes lookup by identity a point read and duplicate identities impossible.
+* ``contacts.identity_keys`` — ``<tenant>|<kind>:<network>:<value>`` for each identity, under a
+  unique multikey index: one owner per identity in a tenant, enforced by the database, and lookup
+  by identity is one indexed read. (A separate key collection would cost two more round trips per
+  create; the field is absent, not empty, for a contact without identities.)
 * ``idempotency`` — ``_id`` = ``<tenant>|<operation>|<request id>``: a retried create returns
   the first result instead of creating twice.
 * ``outbox`` — the events, written in the same transaction as the state (see crm_platform.outbox).
@@ -13,7 +15,7 @@ Collections (database ``crm_contacts`` by default):
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -36,6 +38,11 @@ T = TypeVar("T")
 
 def _identity_id(tenant_id: str, key: IdentityKey) -> str:
     return f"{tenant_id}|{key.encode()}"
+
+
+def identity_keys(contact: Contact) -> list[str]:
+    """The tenant-scoped unique keys of the contact's identities."""
+    return [_identity_id(contact.tenant_id, identity.lookup_key) for identity in contact.identities]
 
 
 def search_names(contact: Contact) -> list[str]:
@@ -81,7 +88,7 @@ def contact_to_document(contact: Contact) -> Document:
         "version": contact.version,
         "create_time": contact.create_time,
         "update_time": contact.update_time,
-    }
+    } | ({"identity_keys": identity_keys(contact)} if contact.identities else {})
 
 
 def contact_from_document(doc: Mapping[str, Any]) -> Contact:
@@ -160,7 +167,6 @@ class ContactStore:
         db = store.db
         self.contacts: AsyncCollection[Document] = db["contacts"]
         self.organizations: AsyncCollection[Document] = db["organizations"]
-        self.identity_keys: AsyncCollection[Document] = db["identity_keys"]
         self.idempotency: AsyncCollection[Document] = db["idempotency"]
 
     async def ensure_indexes(self) -> None:
@@ -171,6 +177,12 @@ class ContactStore:
             await self.contacts.create_index([tenant, (field, ASCENDING), key])
         await self.contacts.create_index([tenant, key])
         await self.contacts.create_index([tenant, ("search_names", ASCENDING), key])
+        await self.contacts.create_index(
+            "identity_keys",
+            name="identity_keys_unique",
+            unique=True,
+            partialFilterExpression={"identity_keys": {"$exists": True}},
+        )
         await self.organizations.create_index([tenant, key])
         await self.organizations.create_index([tenant, ("name_folded", ASCENDING), key])
         await self.idempotency.create_index("created_at", expireAfterSeconds=7 * 24 * 3600)
@@ -187,10 +199,12 @@ class ContactStore:
 
     async def find_by_identity(self, tenant_id: str, key: IdentityKey) -> Contact:
         """The contact owning this identity in the tenant, or ``NotFound``."""
-        owner = await self.identity_keys.find_one({"_id": _identity_id(tenant_id, key)})
-        if owner is None:
+        doc = await self.contacts.find_one(
+            {"identity_keys": _identity_id(tenant_id, key), "tenant_id": tenant_id}
+        )
+        if doc is None:
             raise NotFound("identity", key.encode())
-        return await self.get_contact(tenant_id, owner["contact_id"])
+        return contact_from_document(doc)
 
     async def create_contact(
         self, contact: Contact, event: Event, *, request_id: str = "", now: datetime
@@ -211,7 +225,6 @@ class ContactStore:
                             self.contacts, "contact", contact.tenant_id, earlier, session
                         )
                     )
-            await self._claim_identities(contact, contact.identities, session)
             await self.contacts.insert_one(contact_to_document(contact), session=session)
             if request_id:
                 await self._remember(
@@ -245,13 +258,6 @@ class ContactStore:
             if not update.changed_paths:
                 return current
             new = update.contact
-            before = {identity.lookup_key for identity in current.identities}
-            after = {identity.lookup_key for identity in new.identities}
-            added = [i for i in new.identities if i.lookup_key not in before]
-            await self._claim_identities(new, added, session)
-            removed = [_identity_id(tenant_id, key) for key in before - after]
-            if removed:
-                await self.identity_keys.delete_many({"_id": {"$in": removed}}, session=session)
             result = await self.contacts.replace_one(
                 {"_id": contact_id, "tenant_id": tenant_id, "version": current.version},
                 contact_to_document(new),
@@ -377,14 +383,23 @@ class ContactStore:
     # --- helpers ----------------------------------------------------------------------------
 
     async def _write(self, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
-        """Run a write transaction; a unique-key race with a concurrent writer is retried, and
-        the retry then sees the winner (``AlreadyExists`` or the idempotent result)."""
-        for _ in range(2):
-            try:
+        """Run a write transaction, turning unique-key collisions into domain outcomes.
+
+        A taken identity becomes ``AlreadyExists``; a concurrent create with the same request id
+        is retried once, and the retry returns the winner's result.
+        """
+        try:
+            return await self.store.in_transaction(work)
+        except DuplicateKeyError as exc:
+            taken = (exc.details or {}).get("keyValue", {}).get("identity_keys")
+            if taken is None:
                 return await self.store.in_transaction(work)
-            except DuplicateKeyError:
-                continue
-        return await self.store.in_transaction(work)
+            owner = await self.contacts.find_one({"identity_keys": taken}, {"_id": 1})
+            identity = str(taken).partition("|")[2]
+            holder = owner["_id"] if owner else "another contact"
+            raise AlreadyExists(
+                "identity", identity, f"already belongs to contact {holder}"
+            ) from None
 
     async def _must_find(
         self,
@@ -398,26 +413,6 @@ class ContactStore:
         if doc is None:
             raise NotFound(kind, ident)
         return doc
-
-    async def _claim_identities(
-        self, contact: Contact, identities: Sequence[Identity], session: AsyncClientSession
-    ) -> None:
-        """Make ``contact`` the owner of each identity; ``AlreadyExists`` if one has an owner."""
-        if not identities:
-            return
-        ids = {_identity_id(contact.tenant_id, i.lookup_key): i for i in identities}
-        taken = await self.identity_keys.find_one({"_id": {"$in": list(ids)}}, session=session)
-        if taken is not None:
-            identity = ids[taken["_id"]]
-            raise AlreadyExists(
-                "identity",
-                identity.lookup_key.encode(),
-                f"already belongs to contact {taken['contact_id']}",
-            )
-        await self.identity_keys.insert_many(
-            [{"_id": key, "contact_id": contact.id, "tenant_id": contact.tenant_id} for key in ids],
-            session=session,
-        )
 
     async def _idempotent_result(
         self, tenant_id: str, operation: str, request_id: str, session: AsyncClientSession
