@@ -29,6 +29,7 @@ from aiokafka import AIOKafkaConsumer
 from crm.contacts.v1 import contacts_pb2 as pb
 from crm.contacts.v1 import contacts_pb2_grpc
 from crm_devstack.procs import free_ports
+from crm_devstack.secantus import secantus_executable
 from crm_devstack.stack import Stack, StackConfig
 
 HEADER = (
@@ -178,7 +179,7 @@ async def main(args: argparse.Namespace) -> None:
 
     print()
     print(f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"database: {os.environ.get('CRM_SECANTUS_BIN', 'secantusd-py (PyPI SecantusDB)')}")
+    print(f"database: {secantus_executable()}")
     print(
         f"concurrency {args.concurrency} (closed loop), open loop {args.rate}/s for {args.seconds}s"
     )

@@ -113,9 +113,17 @@ class RelayLease:
         self.name = name
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.ttl = timedelta(seconds=ttl_seconds)
+        self._renew_after = 0.0  # monotonic time after which the lease is renewed in the DB
 
     async def acquire(self) -> bool:
-        """Take or renew the lease; false while another live relay holds it."""
+        """Take or renew the lease; false while another live relay holds it.
+
+        Renewed in the database only once half the TTL has passed, so a busy relay does not
+        pay a write per batch for it.
+        """
+        if time.monotonic() < self._renew_after:
+            return True
+        started = time.monotonic()
         now = datetime.now(UTC)
         try:
             doc = await self.collection.find_one_and_update(
@@ -126,10 +134,14 @@ class RelayLease:
             )
         except DuplicateKeyError:  # the lease exists and is held by a live relay
             return False
-        return doc is not None and doc.get("owner") == self.owner
+        held = doc is not None and doc.get("owner") == self.owner
+        if held:
+            self._renew_after = started + self.ttl.total_seconds() / 2
+        return held
 
     async def release(self) -> None:
         """Give the lease up so a peer can take over at once."""
+        self._renew_after = 0.0
         await self.collection.delete_one({"_id": self.name, "owner": self.owner})
 
 
