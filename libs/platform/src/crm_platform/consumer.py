@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import OffsetAndMetadata
 from google.protobuf.message import Message
 from opentelemetry import metrics, propagate, trace
@@ -131,10 +132,11 @@ class IdempotentConsumer:
         producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap_servers, enable_idempotence=True, acks="all"
         )
-        await consumer.start()
-        await producer.start()
-        self._consumer, self._producer = consumer, producer
+        self._stopping.clear()
         try:
+            await consumer.start()
+            await producer.start()
+            self._consumer, self._producer = consumer, producer
             while not self._stopping.is_set():
                 batches = await consumer.getmany(timeout_ms=200, max_records=500)
                 for tp, records in batches.items():
@@ -216,9 +218,17 @@ class IdempotentConsumer:
         return False  # pragma: no cover - the loop always returns or raises
 
     async def commit(self, tp: TopicPartition, next_offset: int) -> None:
-        """Commit the offset after the effects before it are durable."""
-        if self._consumer is not None:
+        """Commit the offset after the effects before it are durable.
+
+        If the partition was handed to another member meanwhile (rebalance), the commit is
+        refused; the new owner re-reads those records and the dedupe makes that harmless.
+        """
+        if self._consumer is None:
+            return
+        try:
             await self._consumer.commit({tp: OffsetAndMetadata(next_offset, "")})
+        except (CommitFailedError, IllegalStateError) as exc:
+            log.warning("offset commit for %s refused after a rebalance: %s", tp, exc)
 
     async def send_to_dead_letter(
         self, record: ConsumerRecord[bytes, bytes], poison: _PoisonError
