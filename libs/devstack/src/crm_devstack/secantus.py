@@ -1,8 +1,9 @@
 """SecantusDB, the embedded MongoDB-wire-protocol server, as a separate process.
 
-SecantusDB is GPL-2.0-only: the project only runs its server through the command line
-(``secantusd-py`` from the venv, or the Rust build ``secantusd-rs`` through
-``$CRM_SECANTUS_BIN``) and talks to it over the MongoDB protocol; it never imports it.
+SecantusDB is GPL-2.0-only: the project only runs its server through the command line (the
+Rust build ``secantusd-rs`` that ``make setup`` links into ``$CRM_HOME/tools/bin``, else
+``secantusd-py`` from the venv; see :func:`secantus_executable`) and talks to it over the MongoDB
+protocol; it never imports it.
 """
 
 from __future__ import annotations

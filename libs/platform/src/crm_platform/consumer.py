@@ -33,8 +33,10 @@ from google.protobuf.message import Message
 from opentelemetry import metrics, propagate, trace
 from opentelemetry.trace import SpanKind
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import ConnectionFailure, DuplicateKeyError
 
+from crm_platform import errors
+from crm_platform.context import CallContext, reset_call, set_call
 from crm_platform.events import Event, MalformedEvent
 from crm_platform.mongo import MongoStore
 
@@ -113,6 +115,7 @@ class IdempotentConsumer:
         self._producer: AIOKafkaProducer | None = None
         self._dead_letter_times: deque[float] = deque()
         self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
         """Consume until :meth:`stop`; raises :class:`DeadLetterLimitExceededError` at the limit."""
@@ -150,9 +153,30 @@ class IdempotentConsumer:
             with contextlib.suppress(Exception):
                 await producer.stop()
 
-    async def stop(self) -> None:
-        """Finish the current batch, commit, and leave the group."""
+    def start(self) -> None:
+        """Consume in the background (the runner's ``BackgroundWork``)."""
+        self._task = asyncio.create_task(self.run(), name=f"consumer-{self.group_id}")
+
+    @property
+    def failed(self) -> BaseException | None:
+        """Why the background consumer ended, if it did (e.g. the dead-letter limit)."""
+        task = self._task
+        if task is None or not task.done() or task.cancelled():
+            return None
+        return task.exception()
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Ask the loop to end after the record in hand; with a background task, wait for it
+        (the batch's offsets are committed and the group is left) for up to ``timeout``."""
         self._stopping.set()
+        task = self._task
+        if task is not None and task is not asyncio.current_task():
+            try:
+                await asyncio.wait_for(asyncio.shield(task), timeout)
+            except TimeoutError:
+                task.cancel()
+            except Exception:  # its failure is reported through ``failed``
+                pass
 
     async def process(self, record: ConsumerRecord[bytes, bytes]) -> None:
         """Decode and apply one record, dead-lettering it if it is poison."""
@@ -162,7 +186,7 @@ class IdempotentConsumer:
             await self.send_to_dead_letter(record, _PoisonError("malformed", str(exc)))
             return
         parent = propagate.extract(
-            {name: value.decode(errors="replace") for name, value in record.headers}
+            {name: value.decode(errors="replace") for name, value in record.headers if value}
         )
         with tracer.start_as_current_span(
             f"{record.topic} process",
@@ -196,9 +220,16 @@ class IdempotentConsumer:
 
         async def effect(session: AsyncClientSession) -> None:
             await self.processed.insert_one(marker, session=session)
-            await self.handler(received, session)
+            # Handlers act for the event's tenant and actor, as request handlers do.
+            token = set_call(CallContext(received.event.tenant_id, received.event.actor))
+            try:
+                await self.handler(received, session)
+            finally:
+                reset_call(token)
 
-        for attempt in range(1, self.max_attempts + 1):
+        attempt = 0
+        while attempt < self.max_attempts:
+            attempt += 1
             try:
                 await self.store.in_transaction(effect)
             except DuplicateKeyError as exc:
@@ -206,7 +237,16 @@ class IdempotentConsumer:
                     _processed.add(1, {"topic": received.topic, "outcome": "duplicate"})
                     return False
                 error: Exception = exc  # a unique index of the handler's own, not the marker
-            except Exception as exc:  # the handler's own bug or a dependency failing
+            except (ConnectionFailure, errors.Unavailable) as exc:
+                # The database (or a dependency) is down: not this event's fault. Wait and retry
+                # without spending an attempt, so an outage does not dead-letter good events.
+                log.warning("dependency unavailable, retrying: %s", exc)
+                attempt -= 1
+                if self._stopping.is_set():
+                    raise
+                await asyncio.sleep(min(5.0, self.retry_backoff * 20))
+                continue
+            except Exception as exc:  # the handler's own bug, or bad data in the event
                 error = exc
             else:
                 _processed.add(1, {"topic": received.topic, "outcome": "applied"})

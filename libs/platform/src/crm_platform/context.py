@@ -46,6 +46,8 @@ class Actor:
     def parse(cls, text: str) -> Actor:
         """Parse ``type:id`` (as carried in the CloudEvents ``actor`` attribute)."""
         kind, _, ident = text.partition(":")
+        if not ident:
+            raise ValueError(f"actor {text!r} has no id")
         return cls(ActorType(kind), ident)
 
 
@@ -67,7 +69,7 @@ def current_call() -> CallContext:
     """The context of the request being served; raises if there is none (a programming error)."""
     ctx = _current.get()
     if ctx is None:
-        raise Unauthenticated("no tenant in the call context")
+        raise RuntimeError("no call context: current_call() outside a request or event")
     return ctx
 
 

@@ -31,8 +31,10 @@ class InvalidArgument(DomainError):
 
     def __init__(self, violations: Iterable[FieldViolation], message: str | None = None) -> None:
         self.violations = tuple(violations)
-        summary = "; ".join(f"{v.field}: {v.description}" for v in self.violations)
-        super().__init__(message or f"invalid request: {summary}")
+        first = self.violations[0] if self.violations else None
+        summary = f"{first.field[:200]}: {first.description[:200]}" if first else "(request)"
+        more = f" (and {len(self.violations) - 1} more)" if len(self.violations) > 1 else ""
+        super().__init__(message or f"invalid request: {summary}{more}")
 
     @classmethod
     def single(cls, field: str, description: str) -> InvalidArgument:
@@ -89,6 +91,10 @@ class Unauthenticated(DomainError):
 
 class PermissionDenied(DomainError):
     """The caller's identity may not perform this operation."""
+
+
+class DeadlineExceeded(DomainError):
+    """The caller's deadline passed before the work (e.g. a database command) finished."""
 
 
 class Unavailable(DomainError):

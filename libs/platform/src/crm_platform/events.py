@@ -96,9 +96,13 @@ class Event:
     @classmethod
     def from_kafka(cls, key: bytes | None, value: bytes | None, headers: Headers) -> Event:
         """Rebuild an event from a Kafka record; raises :class:`MalformedEvent` if it is not one."""
+        if value is None:
+            raise MalformedEvent("no value (a tombstone is not an event)")
         attrs: dict[str, str] = {}
         for name, raw in headers:
             if name.startswith("ce_"):
+                if raw is None:
+                    raise MalformedEvent(f"header {name} has no value")
                 try:
                     attrs[name[3:]] = raw.decode()
                 except UnicodeDecodeError as exc:
@@ -124,7 +128,7 @@ class Event:
             tenant_id=attrs["tenantid"],
             actor=actor,
             key=key.decode(errors="replace") if key else "",
-            payload=value or b"",
+            payload=value,
             extensions={k: v for k, v in attrs.items() if k not in known},
         )
 

@@ -52,21 +52,41 @@ def violations_from_protovalidate(
     return result
 
 
+MAX_VIOLATIONS = 20
+"""Field violations returned at most: the status travels in response trailers, which gRPC caps
+(8 KiB by default); a request with hundreds of bad fields must still get INVALID_ARGUMENT."""
+
+
+def _violation_details(
+    violations: Sequence[errors.FieldViolation],
+) -> list[error_details_pb2.BadRequest.FieldViolation]:
+    shown = [
+        error_details_pb2.BadRequest.FieldViolation(
+            field=v.field[:200], description=v.description[:200]
+        )
+        for v in violations[:MAX_VIOLATIONS]
+    ]
+    if len(violations) > MAX_VIOLATIONS:
+        shown.append(
+            error_details_pb2.BadRequest.FieldViolation(
+                field="(more)", description=f"{len(violations) - MAX_VIOLATIONS} more violations"
+            )
+        )
+    return shown
+
+
 def to_status(error: errors.DomainError) -> status_pb2.Status:
     """The ``google.rpc.Status`` (code, message, details) for a domain error."""
     reason = re.sub(r"(?<!^)(?=[A-Z])", "_", type(error).__name__).upper()  # NotFound → NOT_FOUND
     info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN)
     if isinstance(error, errors.InvalidArgument):
         bad_request = error_details_pb2.BadRequest(
-            field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(
-                    field=v.field, description=v.description
-                )
-                for v in error.violations
-            ]
+            field_violations=_violation_details(error.violations)
         )
         return status_pb2.Status(
-            code=code_pb2.INVALID_ARGUMENT, message=error.message, details=_pack(bad_request, info)
+            code=code_pb2.INVALID_ARGUMENT,
+            message=error.message[:500],
+            details=_pack(bad_request, info),
         )
     if isinstance(error, errors.NotFound | errors.AlreadyExists):
         resource = error_details_pb2.ResourceInfo(
@@ -88,11 +108,15 @@ def to_status(error: errors.DomainError) -> status_pb2.Status:
             message=error.message,
             details=_pack(precondition, info),
         )
-    code = {
-        errors.Unauthenticated: code_pb2.UNAUTHENTICATED,
-        errors.PermissionDenied: code_pb2.PERMISSION_DENIED,
-        errors.Unavailable: code_pb2.UNAVAILABLE,
-    }.get(type(error), code_pb2.INTERNAL)
+    code = code_pb2.INTERNAL
+    for kind, value in (
+        (errors.Unauthenticated, code_pb2.UNAUTHENTICATED),
+        (errors.PermissionDenied, code_pb2.PERMISSION_DENIED),
+        (errors.Unavailable, code_pb2.UNAVAILABLE),
+        (errors.DeadlineExceeded, code_pb2.DEADLINE_EXCEEDED),
+    ):
+        if isinstance(error, kind):
+            code = value
     return status_pb2.Status(code=code, message=error.message, details=_pack(info))
 
 

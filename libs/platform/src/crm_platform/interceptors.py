@@ -12,6 +12,7 @@ For each RPC of a CRM service (not the standard ``grpc.*`` services) it
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,9 +20,11 @@ from typing import Any
 
 import grpc
 import protovalidate
+import pymongo
 from google.protobuf.message import Message
 from google.rpc import code_pb2, status_pb2
 from opentelemetry import metrics
+from pymongo.errors import ConnectionFailure, PyMongoError, ServerSelectionTimeoutError
 
 from crm_platform import errors
 from crm_platform.context import call_from_metadata, reset_call, set_call
@@ -79,6 +82,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         return set_call(call)
 
     async def _fail(self, method: str, exc: BaseException, context: Context) -> None:
+        exc = _infrastructure_error(exc)
         if isinstance(exc, errors.DomainError):
             status = to_status(exc)
         else:
@@ -95,12 +99,18 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             token: object | None = None
             try:
                 token = await self._enter(request, context)
-                return await behaviour(request, context)
+                remaining = context.time_remaining()
+                # The caller's deadline bounds every database command of the call too.
+                with pymongo.timeout(remaining):
+                    return await behaviour(request, context)
             except grpc.aio.AbortError:
                 code = str(getattr(context.code(), "name", "UNKNOWN"))
                 raise
+            except asyncio.CancelledError:
+                code = "CANCELLED"
+                raise
             except Exception as exc:
-                code = _code(_status_code(exc)).name
+                code = _code(_status_code(_infrastructure_error(exc))).name
                 await self._fail(method, exc, context)
                 raise  # pragma: no cover - abort raises
             finally:
@@ -129,6 +139,21 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                     reset_call(token)
 
         return wrapped
+
+
+def _infrastructure_error(exc: BaseException) -> BaseException:
+    """Database failures as the domain errors clients can act on (retry, or give up)."""
+    if (
+        isinstance(exc, PyMongoError)
+        and exc.timeout
+        and not isinstance(exc, ServerSelectionTimeoutError)
+    ):
+        return errors.DeadlineExceeded(f"database: {exc}")
+    if isinstance(exc, ConnectionFailure) or (
+        isinstance(exc, PyMongoError) and exc.has_error_label("TransientTransactionError")
+    ):
+        return errors.Unavailable(f"database unavailable: {exc}")
+    return exc
 
 
 def _status_code(exc: BaseException) -> int:

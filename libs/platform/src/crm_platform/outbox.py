@@ -7,11 +7,10 @@ Kafka is down writes keep succeeding and events wait in the outbox; nothing is l
 back. Delivery is at least once (a crash between publish and delete re-publishes); consumers
 dedupe by event id.
 
-Per-key order: events are stored with an ObjectId ``_id`` created inside the transaction, after
-the aggregate's optimistic-concurrency check, so two changes of one aggregate get increasing ids
-in commit order; the relay publishes in ``_id`` order and the idempotent producer keeps that order
-per partition. Only one relay per service publishes at a time (a lease in the database), so
-replicas do not interleave.
+Per-key order: each event carries the caller's sequence for its key (the aggregate version);
+changes of one aggregate are serialised by their transactions, and the relay publishes each key's
+events in sequence order, which the idempotent producer keeps per partition. Only one relay per
+service publishes at a time (a lease in the database), so replicas do not interleave.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from bson import ObjectId
 from opentelemetry import context as otel_context
-from opentelemetry import metrics, propagate, trace
+from opentelemetry import metrics, propagate
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
@@ -39,7 +38,6 @@ from crm_platform.events import Event
 from crm_platform.mongo import Document
 
 log = logging.getLogger(__name__)
-tracer = trace.get_tracer(__name__)
 meter = metrics.get_meter(__name__)
 _published = meter.create_counter("crm.outbox.published", unit="{event}")
 _lag = meter.create_histogram("crm.outbox.relay_lag", unit="s")
@@ -53,15 +51,14 @@ class Outbox:
         self.topic = topic
         self._committed = asyncio.Event()
 
-    async def ensure_indexes(self) -> None:
-        """Nothing beyond ``_id``: the collection holds only unpublished events, in ``_id`` order.
+    async def add(
+        self, events: Sequence[Event], session: AsyncClientSession, *, sequence: int = 0
+    ) -> None:
+        """Store events in the caller's transaction; they are published after it commits.
 
-        Published events are deleted rather than flagged, so the relay's reads stay small
-        whatever the history (Kafka is the log; the outbox is only a waiting room).
+        ``sequence`` orders one key's events (e.g. the aggregate's version after the change):
+        ObjectIds from different processes do not sort in commit order, sequences do.
         """
-
-    async def add(self, events: Sequence[Event], session: AsyncClientSession) -> None:
-        """Store events in the caller's transaction; they are published after it commits."""
         carrier: dict[str, str] = {}
         propagate.inject(carrier)  # the request's trace continues in the relay and consumers
         docs = [
@@ -69,6 +66,7 @@ class Outbox:
                 "_id": ObjectId(),
                 "topic": self.topic,
                 "event_id": event.id,
+                "seq": sequence,
                 "key": event.key,
                 "headers": [[name, value] for name, value in event.kafka_headers()],
                 "payload": event.payload,
@@ -91,9 +89,21 @@ class Outbox:
         self._committed.clear()
 
     async def pending(self, limit: int) -> list[Document]:
-        """The oldest pending events, in write order."""
-        cursor = self.collection.find({}).sort("_id", ASCENDING).limit(limit)
-        return await cursor.to_list(length=limit)
+        """The oldest pending events, each key's in sequence order.
+
+        Writes to one aggregate are serialised by their transactions, so when an event of a key
+        is visible every earlier one of that key is too. A batch cut at ``limit`` may still
+        leave out an earlier event of a key it holds (``_id`` order is not commit order across
+        processes): those are fetched as well.
+        """
+        batch = await self.collection.find({}).sort("_id", ASCENDING).limit(limit).to_list(limit)
+        if len(batch) == limit:
+            ids = [doc["_id"] for doc in batch]
+            keys = list({doc["key"] for doc in batch})
+            batch += await self.collection.find(
+                {"key": {"$in": keys}, "_id": {"$nin": ids}}
+            ).to_list(None)
+        return sorted(batch, key=lambda doc: (doc["key"], doc.get("seq", 0), doc["_id"]))
 
     async def remove_published(self, ids: Sequence[ObjectId]) -> None:
         """Forget events that are on Kafka. By id, not by ``_id`` range: a slower transaction
@@ -235,47 +245,51 @@ class OutboxRelay:
                 # A fresh producer (new idempotence epoch) resends from the oldest pending event,
                 # so per-key order holds across the outage.
                 await self._close_producer()
-                if self._stopping.is_set():
-                    return
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
+                published = -1
             except PyMongoError as exc:
                 log.warning("outbox read failed, retrying: %s", exc)
-                if self._stopping.is_set():
-                    return
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            if published == 0:
+                published = -1
+            except Exception:  # a malformed outbox document, a bug: keep the relay alive
+                log.exception("outbox relay failed, retrying")
+                published = -1
+            if published == 0 or self._stopping.is_set():
                 if self._stopping.is_set():
                     return
                 await self.outbox.wait_for_work(self.poll_interval)
+            elif published < 0:
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
 
     async def publish_once(self) -> int:
-        """Publish one batch of pending events; returns how many were published."""
+        """Publish one batch of pending events; returns how many were published.
+
+        A relay that does not hold the lease still checks that Kafka answers, so that every
+        replica's readiness reflects the broker, not only the publishing one's.
+        """
+        producer = await self._producer_ready()
         if not await self.lease.acquire():
+            await asyncio.wait_for(
+                producer.client.fetch_all_metadata(), self.request_timeout_ms / 1000
+            )
+            self._kafka_reachable()
             return 0
         batch = await self.outbox.pending(self.batch_size)
-        producer = await self._producer_ready()
-        if self.kafka_down_since is not None:
-            log.info("kafka reachable, relay publishing")
-            self.kafka_down_since = None
+        self._kafka_reachable()
         if not batch:
             return 0
         deliveries = []
         for doc in batch:
+            # The request's trace continues here: the instrumented send span is its child.
             token = otel_context.attach(propagate.extract(doc.get("trace") or {}))
             try:
-                with tracer.start_as_current_span(f"{doc['topic']} publish"):
-                    deliveries.append(
-                        await producer.send(
-                            doc["topic"],
-                            value=doc["payload"],
-                            key=doc["key"].encode(),
-                            headers=[(name, bytes(value)) for name, value in doc["headers"]],
-                        )
+                deliveries.append(
+                    await producer.send(
+                        doc["topic"],
+                        value=doc["payload"],
+                        key=doc["key"].encode(),
+                        headers=[(name, bytes(value)) for name, value in doc["headers"]],
                     )
+                )
             finally:
                 otel_context.detach(token)
         # With idempotence aiokafka retries an unreachable broker without end: bound the wait.
@@ -286,3 +300,8 @@ class OutboxRelay:
             _lag.record((now - doc["created_at"]).total_seconds(), {"topic": doc["topic"]})
         _published.add(len(batch), {"topic": self.outbox.topic})
         return len(batch)
+
+    def _kafka_reachable(self) -> None:
+        if self.kafka_down_since is not None:
+            log.info("kafka reachable")
+            self.kafka_down_since = None

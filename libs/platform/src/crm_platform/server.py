@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1._async import HealthServicer
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
@@ -39,7 +38,7 @@ log = logging.getLogger(__name__)
 
 READINESS = "readiness"
 
-SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)  # narrower than settings.SettingsT
 
 
 class BackgroundWork(Protocol):
@@ -71,7 +70,7 @@ class RunningService:
     def __init__(self, settings: ServiceSettings, parts: ServiceParts) -> None:
         self.settings = settings
         self.parts = parts
-        self.health = HealthServicer()
+        self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]  # public alias
         otel_interceptor = aio_server_interceptor()  # type: ignore[no-untyped-call]
         self.server = grpc.aio.server(
             interceptors=[otel_interceptor, ServiceInterceptor()],
@@ -82,7 +81,6 @@ class RunningService:
         )
         self.port = 0
         self._readiness_task: asyncio.Task[None] | None = None
-        self._stopped = asyncio.Event()
 
     async def start(self) -> None:
         """Bind, register every servicer, start background work; liveness becomes SERVING."""
@@ -145,14 +143,11 @@ class RunningService:
             except Exception:
                 log.exception("stopping %s failed", type(work).__name__)
         for close in self.parts.close:
-            with contextlib.suppress(Exception):
+            try:
                 await close()
+            except Exception:
+                log.exception("closing failed")
         log.info("stopped after %.1fs", time.monotonic() - started)
-        self._stopped.set()
-
-    async def wait_closed(self) -> None:
-        """Wait until :meth:`stop` has finished."""
-        await self._stopped.wait()
 
 
 async def serve(
@@ -174,10 +169,13 @@ async def serve(
 def run(
     settings_type: type[SettingsT],
     bootstrap: Callable[[SettingsT], Awaitable[ServiceParts]],
-    **defaults: object,
+    **overrides: object,
 ) -> None:
-    """Process entrypoint: settings (fail fast), logging, telemetry, serve, flush telemetry."""
-    settings = load_settings(settings_type, **defaults)
+    """Process entrypoint: settings (fail fast), logging, telemetry, serve, flush telemetry.
+
+    ``overrides`` take precedence over the environment (tests and tools use them).
+    """
+    settings = load_settings(settings_type, **overrides)
     configure_logging(settings.service_name, settings.log_level)
     configure_telemetry(settings.service_name)
     try:

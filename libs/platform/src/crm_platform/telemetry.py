@@ -33,14 +33,36 @@ _tracer_provider: TracerProvider | None = None
 _meter_provider: MeterProvider | None = None
 
 
+_SUPPORTED_EXPORTERS = ("otlp", "console", "none")
+
+
 def _exporter_choice(signal: str) -> str:
-    explicit = os.environ.get(f"OTEL_{signal.upper()}_EXPORTER", "").strip().lower()
+    """The exporter for ``signal``; unsupported values fail at start-up, not silently."""
+    name = f"OTEL_{signal.upper()}_EXPORTER"
+    explicit = os.environ.get(name, "").strip().lower()
     if explicit:
-        return explicit.split(",")[0]
+        choice = explicit.split(",")[0]
+        if choice not in _SUPPORTED_EXPORTERS:
+            raise ValueError(
+                f"{name}={explicit!r}: supported are {', '.join(_SUPPORTED_EXPORTERS)}"
+            )
+        if choice == "otlp":
+            _check_protocol(signal)
+        return choice
     endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
         f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT"
     )
-    return "otlp" if endpoint else "none"
+    if endpoint:
+        _check_protocol(signal)
+        return "otlp"
+    return "none"
+
+
+def _check_protocol(signal: str) -> None:
+    for name in (f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        protocol = os.environ.get(name, "").strip()
+        if protocol and protocol != "grpc":
+            raise ValueError(f"{name}={protocol!r}: only OTLP over gRPC ('grpc') is supported")
 
 
 def _span_processor(choice: str) -> SpanProcessor | None:

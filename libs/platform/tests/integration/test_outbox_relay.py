@@ -53,7 +53,6 @@ async def test_committed_event_is_published_with_its_key(
     infra: Any, store: MongoStore, topic: str
 ) -> None:
     outbox = Outbox(store.db, topic)
-    await outbox.ensure_indexes()
     relay = _relay(outbox, store, infra.kafka_bootstrap)
     relay.start()
     try:
@@ -88,7 +87,6 @@ async def test_writes_succeed_while_kafka_is_down_and_arrive_in_order_per_key_wh
     if infra.kafka is None:
         pytest.skip("needs control of the broker (CRM_TEST_INFRA=local)")
     outbox = Outbox(store.db, topic)
-    await outbox.ensure_indexes()
     relay = _relay(outbox, store, infra.kafka_bootstrap)
     relay.start()
     keys = ["alice", "bob", "carol"]
@@ -126,3 +124,54 @@ async def test_writes_succeed_while_kafka_is_down_and_arrive_in_order_per_key_wh
         assert deduped == list(range(1, per_key + 1)), key
     assert len(ids) == 1 + len(keys) * per_key
     assert await outbox.count_pending() == 0
+
+
+async def test_each_keys_events_are_published_in_sequence_order(
+    infra: Any, store: MongoStore, topic: str
+) -> None:
+    """Writers in different processes get ObjectIds that do not sort in commit order; the
+    sequence (the aggregate version) decides the order of one key's events."""
+    outbox = Outbox(store.db, topic)
+    for seq in (3, 1, 2):  # stored in this _id order, as if from three processes
+
+        async def work(session: AsyncClientSession, seq: int = seq) -> None:
+            event = Event.of(
+                wrappers_pb2.Int64Value(value=seq), source="/t", subject="s", key="k", call=CALL
+            )
+            await outbox.add([event], session, sequence=seq)
+
+        await store.in_transaction(work)
+    relay = _relay(outbox, store, infra.kafka_bootstrap)
+    relay.batch_size = 2  # the batch cut must not split a key's history out of order
+    relay.start()
+    try:
+        records = await read_topic(infra.kafka_bootstrap, topic, 3)
+    finally:
+        await relay.stop()
+    values = []
+    for record in records:
+        payload = Event.from_kafka(record.key, record.value, list(record.headers)).decode()
+        assert isinstance(payload, wrappers_pb2.Int64Value)
+        values.append(payload.value)
+    assert list(dict.fromkeys(values)) == [1, 2, 3]
+
+
+async def test_standby_relay_reports_kafka_reachable_without_the_lease(
+    infra: Any, store: MongoStore, topic: str
+) -> None:
+    outbox = Outbox(store.db, topic)
+    leader, standby = (
+        _relay(outbox, store, infra.kafka_bootstrap),
+        _relay(outbox, store, infra.kafka_bootstrap),
+    )
+    leader.start()
+    await asyncio.sleep(0.5)
+    standby.start()
+    try:
+        async with asyncio.timeout(15):
+            while not standby.producer_connected:
+                await asyncio.sleep(0.1)
+        assert not await standby.lease.acquire()  # the leader still holds it
+    finally:
+        await standby.stop()
+        await leader.stop()

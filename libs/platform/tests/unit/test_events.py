@@ -57,3 +57,12 @@ def test_undecodable_payload_is_malformed() -> None:
     event = _event()
     with pytest.raises(MalformedEvent, match="not a valid"):
         Event.from_kafka(b"c1", b"\xff\xff\xff", event.kafka_headers()).decode()
+
+
+def test_tombstone_and_null_headers_are_malformed_not_crashes() -> None:
+    event = _event()
+    with pytest.raises(MalformedEvent, match="no value"):
+        Event.from_kafka(b"c1", None, event.kafka_headers())
+    headers: list[tuple[str, bytes | None]] = [*event.kafka_headers(), ("ce_extra", None)]
+    with pytest.raises(MalformedEvent, match="has no value"):
+        Event.from_kafka(b"c1", event.payload, headers)  # type: ignore[arg-type]

@@ -186,7 +186,6 @@ class ContactStore:
         await self.organizations.create_index([tenant, key])
         await self.organizations.create_index([tenant, ("name_folded", ASCENDING), key])
         await self.idempotency.create_index("created_at", expireAfterSeconds=7 * 24 * 3600)
-        await self.outbox.ensure_indexes()
 
     # --- contacts ---------------------------------------------------------------------------
 
@@ -230,7 +229,7 @@ class ContactStore:
                 await self._remember(
                     contact.tenant_id, "CreateContact", request_id, contact.id, now, session
                 )
-            await self.outbox.add([event], session)
+            await self.outbox.add([event], session, sequence=contact.version)
             return contact
 
         saved = await self._write(work)
@@ -265,7 +264,9 @@ class ContactStore:
             )
             if result.matched_count != 1:
                 raise StaleVersion(f"contacts/{contact_id}", current.version, current.version + 1)
-            await self.outbox.add([event_for(update, current.version)], session)
+            await self.outbox.add(
+                [event_for(update, current.version)], session, sequence=new.version
+            )
             return new
 
         saved = await self._write(work)
@@ -329,7 +330,7 @@ class ContactStore:
                 await self._remember(
                     tenant_id, "CreateOrganization", request_id, organization.id, now, session
                 )
-            await self.outbox.add([event], session)
+            await self.outbox.add([event], session, sequence=organization.version)
             return organization
 
         saved = await self._write(work)
@@ -363,7 +364,11 @@ class ContactStore:
                 raise StaleVersion(
                     f"organizations/{organization_id}", current.version, current.version + 1
                 )
-            await self.outbox.add([event_for(update, current.version)], session)
+            await self.outbox.add(
+                [event_for(update, current.version)],
+                session,
+                sequence=update.organization.version,
+            )
             return update.organization
 
         saved = await self._write(work)

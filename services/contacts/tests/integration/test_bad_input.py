@@ -101,6 +101,24 @@ async def test_invalid_contact_is_refused_with_the_field_named(
 
 
 @pytest.mark.usefixtures("unchanged")
+async def test_request_with_many_bad_fields_is_still_invalid_argument(
+    contacts: ContactsUnderTest,
+) -> None:
+    many_bad = pb.Contact(
+        given_name="A",
+        custom_attributes={f"Bad-Key-{i:03d}": "v" for i in range(100)},
+        identities=[
+            pb.Identity(kind=pb.IDENTITY_KIND_EMAIL, value=f"not-an-email-{i}") for i in range(50)
+        ],
+    )
+    error = await _refused(
+        contacts.stub.CreateContact(pb.CreateContactRequest(contact=many_bad), metadata=metadata()),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    assert len(_violations(error)) <= 21
+
+
+@pytest.mark.usefixtures("unchanged")
 async def test_call_without_tenant_is_unauthenticated(contacts: ContactsUnderTest) -> None:
     await _refused(
         contacts.stub.CreateContact(pb.CreateContactRequest(contact=pb.Contact(given_name="A"))),
