@@ -28,7 +28,7 @@ from crm_contacts.domain.contact import Consent, Contact, ContactUpdate, Lifecyc
 from crm_contacts.domain.identity import Identity, IdentityKey, IdentityKind, SocialNetwork
 from crm_contacts.domain.organization import Organization, OrganizationUpdate
 from crm_contacts.domain.tier import Tier
-from crm_platform.errors import AlreadyExists, NotFound, StaleVersion
+from crm_platform.errors import AlreadyExists, FailedPrecondition, NotFound
 from crm_platform.events import Event
 from crm_platform.mongo import Document, MongoStore
 from crm_platform.outbox import Outbox
@@ -262,8 +262,12 @@ class ContactStore:
                 contact_to_document(new),
                 session=session,
             )
-            if result.matched_count != 1:
-                raise StaleVersion(f"contacts/{contact_id}", current.version, current.version + 1)
+            if result.matched_count != 1:  # a concurrent writer won (normally a write conflict)
+                raise FailedPrecondition(
+                    "CONCURRENT_UPDATE",
+                    f"contacts/{contact_id}",
+                    "changed meanwhile; read it again",
+                )
             await self.outbox.add(
                 [event_for(update, current.version)], session, sequence=new.version
             )
@@ -360,9 +364,11 @@ class ContactStore:
                 organization_to_document(update.organization),
                 session=session,
             )
-            if result.matched_count != 1:
-                raise StaleVersion(
-                    f"organizations/{organization_id}", current.version, current.version + 1
+            if result.matched_count != 1:  # a concurrent writer won (normally a write conflict)
+                raise FailedPrecondition(
+                    "CONCURRENT_UPDATE",
+                    f"organizations/{organization_id}",
+                    "changed meanwhile; read it again",
                 )
             await self.outbox.add(
                 [event_for(update, current.version)],

@@ -232,3 +232,28 @@ async def test_organization_lifecycle(contacts: ContactsUnderTest) -> None:
         pb.GetOrganizationRequest(id=organization.id), metadata=metadata()
     )
     assert got.organization == updated.organization
+
+
+async def test_concurrent_updates_from_the_same_version_let_exactly_one_win(
+    contacts: ContactsUnderTest,
+) -> None:
+    contact = await _create(contacts)
+
+    async def rename(name: str) -> grpc.StatusCode:
+        try:
+            await contacts.stub.UpdateContact(
+                pb.UpdateContactRequest(
+                    contact=pb.Contact(id=contact.id, given_name=name),
+                    update_mask=FieldMask(paths=["given_name"]),
+                    expected_version=1,
+                ),
+                metadata=metadata(),
+            )
+        except grpc.aio.AioRpcError as error:
+            return error.code()
+        return grpc.StatusCode.OK
+
+    outcomes = await asyncio.gather(*(rename(f"Name{i}") for i in range(4)))
+    assert sorted(code.name for code in outcomes) == ["FAILED_PRECONDITION"] * 3 + ["OK"]
+    got = await contacts.stub.GetContact(pb.GetContactRequest(id=contact.id), metadata=metadata())
+    assert got.contact.version == 2
