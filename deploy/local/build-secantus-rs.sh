@@ -24,7 +24,7 @@ SECANTUS_RS_VERSION="${SECANTUS_RS_VERSION:-0.5.3-beta.196}"
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CRM_HOME="${CRM_HOME:-$repo_root/.crm}"
-root="${SECANTUS_RS_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/crm/secantus-rs/$SECANTUS_RS_VERSION}"
+root="${SECANTUS_RS_ROOT:-${XDG_CACHE_HOME:-${HOME:-$CRM_HOME}/.cache}/crm/secantus-rs/$SECANTUS_RS_VERSION}"
 bin="$root/bin/secantusd-rs"
 link="$CRM_HOME/tools/bin/secantusd-rs"
 
