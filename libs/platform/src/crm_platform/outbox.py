@@ -252,9 +252,9 @@ class OutboxRelay:
             except Exception:  # a malformed outbox document, a bug: keep the relay alive
                 log.exception("outbox relay failed, retrying")
                 published = -1
-            if published == 0 or self._stopping.is_set():
-                if self._stopping.is_set():
-                    return
+            if self._stopping.is_set() and published <= 0:
+                return  # drained (or Kafka is down: the rest waits in the outbox for a restart)
+            if published == 0:
                 await self.outbox.wait_for_work(self.poll_interval)
             elif published < 0:
                 await asyncio.sleep(backoff)
