@@ -16,6 +16,7 @@ Collections (database ``crm_contacts`` by default):
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -28,12 +29,21 @@ from crm_contacts.domain.contact import Consent, Contact, ContactUpdate, Lifecyc
 from crm_contacts.domain.identity import Identity, IdentityKey, IdentityKind, SocialNetwork
 from crm_contacts.domain.organization import Organization, OrganizationUpdate
 from crm_contacts.domain.tier import Tier
-from crm_platform.errors import AlreadyExists, FailedPrecondition, NotFound
+from crm_platform.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from crm_platform.events import Event
 from crm_platform.mongo import Document, MongoStore
 from crm_platform.outbox import Outbox
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Idempotency:
+    """A create's idempotency key and a fingerprint of its request: a retry (same key, same
+    request) returns the first result; the same key with another request is refused."""
+
+    request_id: str
+    fingerprint: str
 
 
 def _identity_id(tenant_id: str, key: IdentityKey) -> str:
@@ -206,17 +216,22 @@ class ContactStore:
         return contact_from_document(doc)
 
     async def create_contact(
-        self, contact: Contact, event: Event, *, request_id: str = "", now: datetime
+        self,
+        contact: Contact,
+        event: Event,
+        *,
+        idempotency: Idempotency | None = None,
+        now: datetime,
     ) -> Contact:
         """Insert a new contact, claim its identities and queue its event, all or nothing.
 
-        With a ``request_id``, a retry of the same create returns the contact created first.
+        With an idempotency key, a retry of the same create returns the contact created first.
         """
 
         async def work(session: AsyncClientSession) -> Contact:
-            if request_id:
+            if idempotency:
                 earlier = await self._idempotent_result(
-                    contact.tenant_id, "CreateContact", request_id, session
+                    contact.tenant_id, "CreateContact", idempotency, session
                 )
                 if earlier is not None:
                     return contact_from_document(
@@ -224,10 +239,11 @@ class ContactStore:
                             self.contacts, "contact", contact.tenant_id, earlier, session
                         )
                     )
+            await self._check_organization(contact, session)
             await self.contacts.insert_one(contact_to_document(contact), session=session)
-            if request_id:
+            if idempotency:
                 await self._remember(
-                    contact.tenant_id, "CreateContact", request_id, contact.id, now, session
+                    contact.tenant_id, "CreateContact", idempotency, contact.id, now, session
                 )
             await self.outbox.add([event], session, sequence=contact.version)
             return contact
@@ -257,6 +273,8 @@ class ContactStore:
             if not update.changed_paths:
                 return current
             new = update.contact
+            if "organization_id" in update.changed_paths:
+                await self._check_organization(new, session)
             result = await self.contacts.replace_one(
                 {"_id": contact_id, "tenant_id": tenant_id, "version": current.version},
                 contact_to_document(new),
@@ -311,15 +329,20 @@ class ContactStore:
         return organization_from_document(doc)
 
     async def create_organization(
-        self, organization: Organization, event: Event, *, request_id: str = "", now: datetime
+        self,
+        organization: Organization,
+        event: Event,
+        *,
+        idempotency: Idempotency | None = None,
+        now: datetime,
     ) -> Organization:
-        """Insert a new organisation and queue its event; idempotent by ``request_id``."""
+        """Insert a new organisation and queue its event; idempotent (see :class:`Idempotency`)."""
 
         async def work(session: AsyncClientSession) -> Organization:
             tenant_id = organization.tenant_id
-            if request_id:
+            if idempotency:
                 earlier = await self._idempotent_result(
-                    tenant_id, "CreateOrganization", request_id, session
+                    tenant_id, "CreateOrganization", idempotency, session
                 )
                 if earlier is not None:
                     return organization_from_document(
@@ -330,9 +353,9 @@ class ContactStore:
             await self.organizations.insert_one(
                 organization_to_document(organization), session=session
             )
-            if request_id:
+            if idempotency:
                 await self._remember(
-                    tenant_id, "CreateOrganization", request_id, organization.id, now, session
+                    tenant_id, "CreateOrganization", idempotency, organization.id, now, session
                 )
             await self.outbox.add([event], session, sequence=organization.version)
             return organization
@@ -425,26 +448,47 @@ class ContactStore:
             raise NotFound(kind, ident)
         return doc
 
+    async def _check_organization(self, contact: Contact, session: AsyncClientSession) -> None:
+        """A contact may only belong to an organisation that exists in its tenant."""
+        if not contact.organization_id:
+            return
+        found = await self.organizations.find_one(
+            {"_id": contact.organization_id, "tenant_id": contact.tenant_id},
+            {"_id": 1},
+            session=session,
+        )
+        if found is None:
+            raise InvalidArgument.single("contact.organization_id", "no such organization")
+
     async def _idempotent_result(
-        self, tenant_id: str, operation: str, request_id: str, session: AsyncClientSession
+        self, tenant_id: str, operation: str, key: Idempotency, session: AsyncClientSession
     ) -> str | None:
         doc = await self.idempotency.find_one(
-            {"_id": f"{tenant_id}|{operation}|{request_id}"}, session=session
+            {"_id": f"{tenant_id}|{operation}|{key.request_id}"}, session=session
         )
-        return None if doc is None else str(doc["result_id"])
+        if doc is None:
+            return None
+        if doc.get("fingerprint") != key.fingerprint:
+            raise FailedPrecondition(
+                "REQUEST_ID_REUSED",
+                f"request_id {key.request_id}",
+                "was already used for a different request; use a new request_id",
+            )
+        return str(doc["result_id"])
 
     async def _remember(
         self,
         tenant_id: str,
         operation: str,
-        request_id: str,
+        key: Idempotency,
         result_id: str,
         now: datetime,
         session: AsyncClientSession,
     ) -> None:
         await self.idempotency.insert_one(
             {
-                "_id": f"{tenant_id}|{operation}|{request_id}",
+                "_id": f"{tenant_id}|{operation}|{key.request_id}",
+                "fingerprint": key.fingerprint,
                 "result_id": result_id,
                 "created_at": now,
             },

@@ -84,6 +84,7 @@ async def _refused(call: object, code: grpc.StatusCode) -> grpc.aio.AioRpcError:
             ),
             "contact.identities[0]",
         ),
+        (pb.Contact(given_name="A", organization_id="no-such-org"), "contact.organization_id"),
         (
             pb.Contact(given_name="A", custom_attributes={"9bad": "x"}),
             "contact.custom_attributes['9bad']",
@@ -258,3 +259,20 @@ async def test_random_requests_never_yield_unknown_or_internal(
             error.code(),
             error.details(),
         )
+
+
+async def test_request_id_reused_for_a_different_request_is_refused(
+    contacts: ContactsUnderTest,
+) -> None:
+    request_id = f"req-{uuid.uuid4()}"
+    await contacts.stub.CreateContact(
+        pb.CreateContactRequest(contact=pb.Contact(given_name="A"), request_id=request_id),
+        metadata=metadata(),
+    )
+    await _refused(
+        contacts.stub.CreateContact(
+            pb.CreateContactRequest(contact=pb.Contact(given_name="B"), request_id=request_id),
+            metadata=metadata(),
+        ),
+        grpc.StatusCode.FAILED_PRECONDITION,
+    )

@@ -232,6 +232,11 @@ async def test_organization_lifecycle(contacts: ContactsUnderTest) -> None:
         pb.GetOrganizationRequest(id=organization.id), metadata=metadata()
     )
     assert got.organization == updated.organization
+    member = await _create(contacts, organization_id=organization.id)
+    listed = await contacts.stub.ListContacts(
+        pb.ListContactsRequest(organization_id=organization.id), metadata=metadata()
+    )
+    assert [c.id for c in listed.contacts] == [member.id]
 
 
 async def test_concurrent_updates_from_the_same_version_let_exactly_one_win(

@@ -6,6 +6,7 @@ the call context (see ``crm_platform.interceptors``); domain errors become gRPC 
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -29,7 +30,7 @@ from crm_contacts.domain.paging import (
     resolve_page_size,
 )
 from crm_contacts.domain.tier import Tier
-from crm_contacts.storage import ContactStore
+from crm_contacts.storage import ContactStore, Idempotency
 from crm_platform.context import CallContext, current_call
 from crm_platform.errors import InvalidArgument
 from crm_platform.events import Event
@@ -47,6 +48,16 @@ def _now() -> datetime:
 
 def _new_id() -> str:
     return str(uuid.uuid4())
+
+
+def _idempotency(
+    request: pb.CreateContactRequest | pb.CreateOrganizationRequest,
+) -> Idempotency | None:
+    """The create's idempotency key, with a fingerprint of what was asked."""
+    if not request.request_id:
+        return None
+    body = request.SerializeToString(deterministic=True)
+    return Idempotency(request.request_id, hashlib.sha256(body).hexdigest())
 
 
 class ContactsService(contacts_pb2_grpc.ContactsServiceServicer):
@@ -99,7 +110,7 @@ class ContactsService(contacts_pb2_grpc.ContactsServiceServicer):
             events.ContactCreated(contact=convert.contact_to_pb(contact)), contact, call
         )
         saved = await self.store.create_contact(
-            contact, event, request_id=request.request_id, now=contact.create_time
+            contact, event, idempotency=_idempotency(request), now=contact.create_time
         )
         return pb.CreateContactResponse(contact=convert.contact_to_pb(saved))
 
@@ -208,7 +219,7 @@ class ContactsService(contacts_pb2_grpc.ContactsServiceServicer):
         saved = await self.store.create_organization(
             organization,
             self._organization_event(payload, organization, call),
-            request_id=request.request_id,
+            idempotency=_idempotency(request),
             now=organization.create_time,
         )
         return pb.CreateOrganizationResponse(organization=convert.organization_to_pb(saved))
