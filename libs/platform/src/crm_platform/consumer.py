@@ -157,26 +157,18 @@ class IdempotentConsumer:
         """Consume in the background (the runner's ``BackgroundWork``)."""
         self._task = asyncio.create_task(self.run(), name=f"consumer-{self.group_id}")
 
-    @property
-    def failed(self) -> BaseException | None:
-        """Why the background consumer ended, if it did (e.g. the dead-letter limit)."""
-        task = self._task
-        if task is None or not task.done() or task.cancelled():
-            return None
-        return task.exception()
-
     async def stop(self, timeout: float = 10.0) -> None:
         """Ask the loop to end after the record in hand; with a background task, wait for it
-        (the batch's offsets are committed and the group is left) for up to ``timeout``."""
+        (the batch's offsets are committed and the group is left) for up to ``timeout``, and
+        re-raise why it ended if it failed (e.g. the dead-letter limit), so the runner logs it."""
         self._stopping.set()
         task = self._task
-        if task is not None and task is not asyncio.current_task():
-            try:
-                await asyncio.wait_for(asyncio.shield(task), timeout)
-            except TimeoutError:
-                task.cancel()
-            except Exception:  # its failure is reported through ``failed``
-                pass
+        if task is None or task is asyncio.current_task():
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout)
+        except TimeoutError:
+            task.cancel()
 
     async def process(self, record: ConsumerRecord[bytes, bytes]) -> None:
         """Decode and apply one record, dead-lettering it if it is poison."""

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from crm_platform.mongo import MongoStore
-from kafka_helpers import create_topics
 
 
 @pytest.fixture
@@ -25,5 +24,5 @@ async def store(infra: Any) -> AsyncIterator[MongoStore]:
 async def topic(infra: Any) -> str:
     """A fresh topic and its dead-letter topic."""
     name = f"test.{uuid.uuid4().hex[:10]}.v1"
-    await create_topics(infra.kafka_bootstrap, name, f"{name}.dlq")
+    await infra.ensure_topics([name, f"{name}.dlq"], partitions=3)
     return name

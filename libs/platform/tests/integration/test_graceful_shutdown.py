@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,14 +13,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from crm_devstack.procs import free_ports
+
 HERE = Path(__file__).parent
 TENANT = (("x-tenant-id", "acme"),)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _wait_serving(stub: health_pb2_grpc.HealthStub) -> None:
@@ -37,7 +32,7 @@ async def _wait_serving(stub: health_pb2_grpc.HealthStub) -> None:
 
 
 async def test_sigterm_drains_an_in_flight_call_then_exits_cleanly() -> None:
-    port = _free_port()
+    (port,) = free_ports(1)
     env = {
         **os.environ,
         "GRPC_LISTEN_ADDRESS": f"127.0.0.1:{port}",

@@ -229,28 +229,21 @@ class ContactStore:
         """
 
         async def work(session: AsyncClientSession) -> Contact:
-            if idempotency:
-                earlier = await self._idempotent_result(
-                    contact.tenant_id, "CreateContact", idempotency, session
-                )
-                if earlier is not None:
-                    return contact_from_document(
-                        await self._must_find(
-                            self.contacts, "contact", contact.tenant_id, earlier, session
-                        )
-                    )
+            earlier = await self._earlier_result(
+                self.contacts, "contact", contact.tenant_id, idempotency, session
+            )
+            if earlier is not None:
+                return contact_from_document(earlier)
             await self._check_organization(contact, session)
             await self.contacts.insert_one(contact_to_document(contact), session=session)
             if idempotency:
                 await self._remember(
-                    contact.tenant_id, "CreateContact", idempotency, contact.id, now, session
+                    contact.tenant_id, "contact", idempotency, contact.id, now, session
                 )
             await self.outbox.add([event], session, sequence=contact.version)
             return contact
 
-        saved = await self._write(work)
-        self.outbox.notify_committed()
-        return saved
+        return await self._write(work)
 
     async def update_contact(
         self,
@@ -262,7 +255,7 @@ class ContactStore:
         """Apply a domain change to the current contact; write it and its event if it changed.
 
         The replace is conditional on the version that was read, so a concurrent update makes
-        this one fail with ``StaleVersion`` rather than overwrite it.
+        this one fail (``CONCURRENT_UPDATE``) rather than overwrite it.
         """
 
         async def work(session: AsyncClientSession) -> Contact:
@@ -275,25 +268,15 @@ class ContactStore:
             new = update.contact
             if "organization_id" in update.changed_paths:
                 await self._check_organization(new, session)
-            result = await self.contacts.replace_one(
-                {"_id": contact_id, "tenant_id": tenant_id, "version": current.version},
-                contact_to_document(new),
-                session=session,
+            await self._replace_version(
+                self.contacts, "contacts", current.version, contact_to_document(new), session
             )
-            if result.matched_count != 1:  # a concurrent writer won (normally a write conflict)
-                raise FailedPrecondition(
-                    "CONCURRENT_UPDATE",
-                    f"contacts/{contact_id}",
-                    "changed meanwhile; read it again",
-                )
             await self.outbox.add(
                 [event_for(update, current.version)], session, sequence=new.version
             )
             return new
 
-        saved = await self._write(work)
-        self.outbox.notify_committed()
-        return saved
+        return await self._write(work)
 
     async def list_contacts(
         self, tenant_id: str, filters: Mapping[str, str], after_id: str | None, limit: int
@@ -340,29 +323,22 @@ class ContactStore:
 
         async def work(session: AsyncClientSession) -> Organization:
             tenant_id = organization.tenant_id
-            if idempotency:
-                earlier = await self._idempotent_result(
-                    tenant_id, "CreateOrganization", idempotency, session
-                )
-                if earlier is not None:
-                    return organization_from_document(
-                        await self._must_find(
-                            self.organizations, "organization", tenant_id, earlier, session
-                        )
-                    )
+            earlier = await self._earlier_result(
+                self.organizations, "organization", tenant_id, idempotency, session
+            )
+            if earlier is not None:
+                return organization_from_document(earlier)
             await self.organizations.insert_one(
                 organization_to_document(organization), session=session
             )
             if idempotency:
                 await self._remember(
-                    tenant_id, "CreateOrganization", idempotency, organization.id, now, session
+                    tenant_id, "organization", idempotency, organization.id, now, session
                 )
             await self.outbox.add([event], session, sequence=organization.version)
             return organization
 
-        saved = await self._write(work)
-        self.outbox.notify_committed()
-        return saved
+        return await self._write(work)
 
     async def update_organization(
         self,
@@ -382,17 +358,13 @@ class ContactStore:
             update = change(current)
             if not update.changed_paths:
                 return current
-            result = await self.organizations.replace_one(
-                {"_id": organization_id, "tenant_id": tenant_id, "version": current.version},
+            await self._replace_version(
+                self.organizations,
+                "organizations",
+                current.version,
                 organization_to_document(update.organization),
-                session=session,
+                session,
             )
-            if result.matched_count != 1:  # a concurrent writer won (normally a write conflict)
-                raise FailedPrecondition(
-                    "CONCURRENT_UPDATE",
-                    f"organizations/{organization_id}",
-                    "changed meanwhile; read it again",
-                )
             await self.outbox.add(
                 [event_for(update, current.version)],
                 session,
@@ -400,9 +372,7 @@ class ContactStore:
             )
             return update.organization
 
-        saved = await self._write(work)
-        self.outbox.notify_committed()
-        return saved
+        return await self._write(work)
 
     async def list_organizations(
         self, tenant_id: str, filters: Mapping[str, str], after_id: str | None, limit: int
@@ -417,23 +387,23 @@ class ContactStore:
     # --- helpers ----------------------------------------------------------------------------
 
     async def _write(self, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
-        """Run a write transaction, turning unique-key collisions into domain outcomes.
-
-        A taken identity becomes ``AlreadyExists``; a concurrent create with the same request id
-        is retried once, and the retry returns the winner's result.
-        """
+        """Run a write transaction, then wake the relay; unique-key collisions become domain
+        outcomes: a taken identity is ``AlreadyExists``, and a concurrent create with the same
+        request id is retried once (the retry returns the winner's result)."""
         try:
-            return await self.store.in_transaction(work)
+            result = await self.store.in_transaction(work)
         except DuplicateKeyError as exc:
             taken = (exc.details or {}).get("keyValue", {}).get("identity_keys")
-            if taken is None:
-                return await self.store.in_transaction(work)
-            owner = await self.contacts.find_one({"identity_keys": taken}, {"_id": 1})
-            identity = str(taken).partition("|")[2]
-            holder = owner["_id"] if owner else "another contact"
-            raise AlreadyExists(
-                "identity", identity, f"already belongs to contact {holder}"
-            ) from None
+            if taken is not None:
+                owner = await self.contacts.find_one({"identity_keys": taken}, {"_id": 1})
+                identity = str(taken).partition("|")[2]
+                holder = owner["_id"] if owner else "another contact"
+                raise AlreadyExists(
+                    "identity", identity, f"already belongs to contact {holder}"
+                ) from None
+            result = await self.store.in_transaction(work)
+        self.outbox.notify_committed()
+        return result
 
     async def _must_find(
         self,
@@ -448,6 +418,25 @@ class ContactStore:
             raise NotFound(kind, ident)
         return doc
 
+    async def _replace_version(
+        self,
+        collection: AsyncCollection[Document],
+        kind: str,
+        read_version: int,
+        doc: Document,
+        session: AsyncClientSession,
+    ) -> None:
+        """Replace the aggregate only if it is still at the version that was read."""
+        result = await collection.replace_one(
+            {"_id": doc["_id"], "tenant_id": doc["tenant_id"], "version": read_version},
+            doc,
+            session=session,
+        )
+        if result.matched_count != 1:  # a concurrent writer won (normally a write conflict)
+            raise FailedPrecondition(
+                "CONCURRENT_UPDATE", f"{kind}/{doc['_id']}", "changed meanwhile; read it again"
+            )
+
     async def _check_organization(self, contact: Contact, session: AsyncClientSession) -> None:
         """A contact may only belong to an organisation that exists in its tenant."""
         if not contact.organization_id:
@@ -460,11 +449,19 @@ class ContactStore:
         if found is None:
             raise InvalidArgument.single("contact.organization_id", "no such organization")
 
-    async def _idempotent_result(
-        self, tenant_id: str, operation: str, key: Idempotency, session: AsyncClientSession
-    ) -> str | None:
+    async def _earlier_result(
+        self,
+        collection: AsyncCollection[Document],
+        kind: str,
+        tenant_id: str,
+        key: Idempotency | None,
+        session: AsyncClientSession,
+    ) -> Document | None:
+        """What the first create with this idempotency key made, if it already ran."""
+        if key is None:
+            return None
         doc = await self.idempotency.find_one(
-            {"_id": f"{tenant_id}|{operation}|{key.request_id}"}, session=session
+            {"_id": f"{tenant_id}|{kind}|{key.request_id}"}, session=session
         )
         if doc is None:
             return None
@@ -474,12 +471,12 @@ class ContactStore:
                 f"request_id {key.request_id}",
                 "was already used for a different request; use a new request_id",
             )
-        return str(doc["result_id"])
+        return await self._must_find(collection, kind, tenant_id, str(doc["result_id"]), session)
 
     async def _remember(
         self,
         tenant_id: str,
-        operation: str,
+        kind: str,
         key: Idempotency,
         result_id: str,
         now: datetime,
@@ -487,7 +484,7 @@ class ContactStore:
     ) -> None:
         await self.idempotency.insert_one(
             {
-                "_id": f"{tenant_id}|{operation}|{key.request_id}",
+                "_id": f"{tenant_id}|{kind}|{key.request_id}",
                 "fingerprint": key.fingerprint,
                 "result_id": result_id,
                 "created_at": now,

@@ -11,10 +11,11 @@ import pytest
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from contacts_harness import ContactsUnderTest, _free_port, ensure_topic
+from contacts_harness import ContactsUnderTest
 from crm.contacts.v1 import contacts_pb2_grpc
 from crm_contacts.bootstrap import bootstrap
 from crm_contacts.settings import TOPIC, ContactsSettings
+from crm_devstack.procs import free_ports
 from crm_platform.mongo import MongoStore
 from crm_platform.server import RunningService
 from crm_platform.telemetry import configure_telemetry
@@ -32,8 +33,9 @@ def spans() -> InMemorySpanExporter:
 @pytest.fixture(scope="module")
 async def contacts(infra: Any, spans: InMemorySpanExporter) -> AsyncIterator[ContactsUnderTest]:
     """A contacts service with a database of its own (dropped afterwards)."""
-    await ensure_topic(infra.kafka_bootstrap, TOPIC)
-    address = f"127.0.0.1:{_free_port()}"
+    await infra.ensure_topics([TOPIC])
+    (port,) = free_ports(1)
+    address = f"127.0.0.1:{port}"
     settings = ContactsSettings(
         grpc_listen_address=address,
         mongodb_uri=infra.mongodb_uri,
