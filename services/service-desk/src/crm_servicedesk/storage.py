@@ -1,0 +1,429 @@
+"""The service desk's own database: one collection per aggregate, events in the outbox.
+
+Collections (database ``crm_servicedesk`` by default), every document with ``tenant_id`` and
+every query scoped by it:
+
+* ``tickets`` (``_id`` = ticket id, ``version`` guards each replace), ``messages``;
+* ``calendars`` (the current version) and ``calendar_versions`` (every version, immutable:
+  a ticket's due times name the version they were computed with);
+* ``sla_policies``, ``routing_rules``, ``agents`` (with an ``open_tickets`` counter kept in
+  the same transaction as the ticket change that moves it), ``routing_cursors``
+  (round-robin position per team);
+* ``mentions`` (``_id`` = ``<tenant>|<network>:<post id>``: the database enforces one per
+  post), ``surveys``, ``idempotency``;
+* ``timers`` (crm_platform.timers) and ``outbox`` (crm_platform.outbox).
+
+Aggregates are frozen dataclasses; :class:`Codec` maps them to documents and back with
+pydantic (validated on the way in, so a corrupt document fails loudly, not later).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any, Generic, TypeVar
+
+from pydantic import TypeAdapter
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
+
+from crm_platform.errors import FailedPrecondition, NotFound
+from crm_platform.mongo import Document, MongoStore
+from crm_servicedesk.domain.calendar import BusinessCalendar
+from crm_servicedesk.domain.mention import Mention
+from crm_servicedesk.domain.routing import AgentLoad, RoutingRule
+from crm_servicedesk.domain.sla_policy import SlaPolicy
+from crm_servicedesk.domain.survey import Survey
+from crm_servicedesk.domain.ticket import Message, Ticket
+
+A = TypeVar("A")
+
+
+def _bson(value: Any) -> Any:
+    """Python values the BSON encoder does not take, as ones it does."""
+    if isinstance(value, dict):
+        return {key: _bson(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_bson(item) for item in value]
+    if isinstance(value, set | frozenset):
+        return sorted(_bson(item) for item in value)
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+class Codec(Generic[A]):
+    """One aggregate type ↔ its document; ``_id`` is the value of ``id_field``."""
+
+    def __init__(self, kind: type[A], id_field: str) -> None:
+        self._adapter: TypeAdapter[A] = TypeAdapter(kind)
+        self._id_field = id_field
+
+    def to_document(self, aggregate: A, *, doc_id: str | None = None) -> Document:
+        """The document for ``aggregate``."""
+        doc: Document = _bson(self._adapter.dump_python(aggregate))
+        doc["_id"] = doc_id or doc[self._id_field]
+        return doc
+
+    def from_document(self, doc: Mapping[str, Any]) -> A:
+        """The aggregate stored in ``doc``."""
+        data = {key: value for key, value in doc.items() if key != "_id"}
+        return self._adapter.validate_python(data)
+
+
+TICKETS = Codec(Ticket, "ticket_id")
+MESSAGES = Codec(Message, "message_id")
+CALENDARS = Codec(BusinessCalendar, "calendar_id")
+POLICIES = Codec(SlaPolicy, "policy_id")
+RULES = Codec(RoutingRule, "rule_id")
+MENTIONS = Codec(Mention, "mention_id")
+SURVEYS = Codec(Survey, "survey_id")
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    """An agent as stored: who they are, their teams and skills, and their open tickets."""
+
+    agent_id: str
+    tenant_id: str
+    display_name: str
+    team_ids: tuple[str, ...]
+    skills: tuple[str, ...]
+    available: bool
+    open_tickets: int = 0
+
+    def load(self) -> AgentLoad:
+        """The view of the agent that assignment strategies decide on."""
+        return AgentLoad(
+            agent_id=self.agent_id,
+            team_ids=frozenset(self.team_ids),
+            skills=frozenset(self.skills),
+            open_tickets=self.open_tickets,
+            available=self.available,
+        )
+
+
+AGENTS = Codec(Agent, "agent_id")
+
+
+def scoped_id(tenant_id: str, ident: str) -> str:
+    """Document id of a tenant's resource whose id is chosen outside (mentions, agents)."""
+    return f"{tenant_id}|{ident}"
+
+
+class ServiceDeskStore:
+    """Repositories over the service desk's collections; writes take the caller's session."""
+
+    def __init__(self, store: MongoStore) -> None:
+        self.store = store
+        db = store.db
+        self.tickets: AsyncCollection[Document] = db["tickets"]
+        self.messages: AsyncCollection[Document] = db["messages"]
+        self.calendars: AsyncCollection[Document] = db["calendars"]
+        self.calendar_versions: AsyncCollection[Document] = db["calendar_versions"]
+        self.policies: AsyncCollection[Document] = db["sla_policies"]
+        self.rules: AsyncCollection[Document] = db["routing_rules"]
+        self.agents: AsyncCollection[Document] = db["agents"]
+        self.cursors: AsyncCollection[Document] = db["routing_cursors"]
+        self.mentions: AsyncCollection[Document] = db["mentions"]
+        self.surveys: AsyncCollection[Document] = db["surveys"]
+        self.idempotency: AsyncCollection[Document] = db["idempotency"]
+
+    async def ensure_indexes(self) -> None:
+        """Create the indexes the queries rely on (idempotent)."""
+        await self.tickets.create_index([("tenant_id", ASCENDING), ("created_at", DESCENDING)])
+        await self.tickets.create_index(
+            [("tenant_id", ASCENDING), ("contact_id", ASCENDING), ("created_at", DESCENDING)]
+        )
+        await self.tickets.create_index([("tenant_id", ASCENDING), ("assignee_id", ASCENDING)])
+        await self.tickets.create_index(
+            [("tenant_id", ASCENDING), ("source_mention_id", ASCENDING)],
+            unique=True,
+            partialFilterExpression={"source_mention_id": {"$gt": ""}},
+        )
+        await self.messages.create_index(
+            [("tenant_id", ASCENDING), ("ticket_id", ASCENDING), ("sent_at", ASCENDING)]
+        )
+        await self.mentions.create_index(
+            [("tenant_id", ASCENDING), ("author_contact_id", ASCENDING), ("posted_at", DESCENDING)]
+        )
+        await self.surveys.create_index(
+            [("tenant_id", ASCENDING), ("ticket_id", ASCENDING), ("sent_at", DESCENDING)]
+        )
+        await self.agents.create_index([("tenant_id", ASCENDING), ("team_ids", ASCENDING)])
+
+    # -- generic ---------------------------------------------------------------------------
+
+    @staticmethod
+    async def find(
+        collection: AsyncCollection[Document],
+        codec: Codec[A],
+        kind: str,
+        tenant_id: str,
+        ident: str,
+        session: AsyncClientSession | None = None,
+        *,
+        doc_id: str | None = None,
+    ) -> A:
+        """One aggregate of the tenant; NOT_FOUND (also for another tenant's id)."""
+        doc = await collection.find_one(
+            {"_id": doc_id or ident, "tenant_id": tenant_id}, session=session
+        )
+        if doc is None:
+            raise NotFound(kind, ident)
+        return codec.from_document(doc)
+
+    @staticmethod
+    async def replace_version(
+        collection: AsyncCollection[Document],
+        kind: str,
+        read_version: int,
+        doc: Document,
+        session: AsyncClientSession,
+    ) -> None:
+        """Replace the aggregate only if it is still at the version that was read."""
+        result = await collection.replace_one(
+            {"_id": doc["_id"], "tenant_id": doc["tenant_id"], "version": read_version},
+            doc,
+            session=session,
+        )
+        if result.matched_count != 1:
+            raise FailedPrecondition(
+                "CONCURRENT_UPDATE", f"{kind}/{doc['_id']}", "changed meanwhile; read it again"
+            )
+
+    # -- idempotency -----------------------------------------------------------------------
+
+    async def earlier_result(
+        self,
+        tenant_id: str,
+        operation: str,
+        request_id: str,
+        fingerprint: str,
+        session: AsyncClientSession,
+    ) -> str | None:
+        """The id created by an earlier request with this idempotency key, if any."""
+        if not request_id:
+            return None
+        doc = await self.idempotency.find_one(
+            {"_id": f"{tenant_id}|{operation}|{request_id}"}, session=session
+        )
+        if doc is None:
+            return None
+        if doc.get("fingerprint") != fingerprint:
+            raise FailedPrecondition(
+                "REQUEST_ID_REUSED",
+                f"request_id/{request_id}",
+                "this request_id was used for a different request",
+            )
+        return str(doc["result_id"])
+
+    async def remember(
+        self,
+        tenant_id: str,
+        operation: str,
+        request_id: str,
+        fingerprint: str,
+        result_id: str,
+        at: datetime,
+        session: AsyncClientSession,
+    ) -> None:
+        """Record what a request with an idempotency key created."""
+        if request_id:
+            await self.idempotency.insert_one(
+                {
+                    "_id": f"{tenant_id}|{operation}|{request_id}",
+                    "tenant_id": tenant_id,
+                    "fingerprint": fingerprint,
+                    "result_id": result_id,
+                    "created_at": at,
+                },
+                session=session,
+            )
+
+    # -- configuration ---------------------------------------------------------------------
+
+    async def calendar_version(
+        self,
+        tenant_id: str,
+        calendar_id: str,
+        version: int,
+        session: AsyncClientSession | None = None,
+    ) -> BusinessCalendar:
+        """A calendar as it was at ``version``."""
+        doc = await self.calendar_versions.find_one(
+            {"_id": f"{calendar_id}@{version}", "tenant_id": tenant_id}, session=session
+        )
+        if doc is None:
+            raise NotFound("calendar", f"{calendar_id}@{version}")
+        return CALENDARS.from_document(doc)
+
+    async def save_calendar(
+        self, calendar: BusinessCalendar, tenant_id: str, session: AsyncClientSession
+    ) -> None:
+        """Store a new calendar version (and make it the current one)."""
+        doc = CALENDARS.to_document(calendar)
+        doc["tenant_id"] = tenant_id
+        if calendar.version == 1:
+            await self.calendars.insert_one(doc, session=session)
+        else:
+            await self.replace_version(
+                self.calendars, "calendar", calendar.version - 1, doc, session
+            )
+        versioned = dict(doc, _id=f"{calendar.calendar_id}@{calendar.version}")
+        await self.calendar_versions.insert_one(versioned, session=session)
+
+    async def list_all(
+        self,
+        collection: AsyncCollection[Document],
+        codec: Codec[A],
+        tenant_id: str,
+        session: AsyncClientSession | None = None,
+    ) -> list[A]:
+        """Every configuration item of a kind (calendars, policies, rules) of a tenant."""
+        cursor = collection.find({"tenant_id": tenant_id}, session=session).sort("_id", ASCENDING)
+        return [codec.from_document(doc) async for doc in cursor.limit(10_000)]
+
+    async def team_agents(
+        self, tenant_id: str, team_id: str, session: AsyncClientSession | None = None
+    ) -> list[Agent]:
+        """The agents of a team."""
+        cursor = self.agents.find({"tenant_id": tenant_id, "team_ids": team_id}, session=session)
+        return [AGENTS.from_document(doc) async for doc in cursor.limit(10_000)]
+
+    async def advance_cursor(
+        self, tenant_id: str, team_id: str, agent_id: str, session: AsyncClientSession
+    ) -> str | None:
+        """Store the round-robin position of a team; returns the previous position."""
+        doc = await self.cursors.find_one_and_update(
+            {"_id": f"{tenant_id}|{team_id}"},
+            {"$set": {"tenant_id": tenant_id, "agent_id": agent_id}},
+            upsert=True,
+            session=session,
+        )
+        return None if doc is None else str(doc["agent_id"])
+
+    async def round_robin_cursor(
+        self, tenant_id: str, team_id: str, session: AsyncClientSession
+    ) -> str | None:
+        """The agent a team's round robin assigned last."""
+        doc = await self.cursors.find_one({"_id": f"{tenant_id}|{team_id}"}, session=session)
+        return None if doc is None else str(doc["agent_id"])
+
+    async def move_open_count(
+        self, tenant_id: str, before: str, after: str, session: AsyncClientSession
+    ) -> None:
+        """Keep agents' open-ticket counters in step with a ticket change."""
+        if before == after:
+            return
+        if before:
+            await self.agents.update_one(
+                {"_id": scoped_id(tenant_id, before)},
+                {"$inc": {"open_tickets": -1}},
+                session=session,
+            )
+        if after:
+            await self.agents.update_one(
+                {"_id": scoped_id(tenant_id, after)},
+                {"$inc": {"open_tickets": 1}},
+                session=session,
+            )
+
+    # -- tickets and messages --------------------------------------------------------------
+
+    async def ticket(
+        self, tenant_id: str, ticket_id: str, session: AsyncClientSession | None = None
+    ) -> Ticket:
+        """A ticket of the tenant."""
+        return await self.find(self.tickets, TICKETS, "ticket", tenant_id, ticket_id, session)
+
+    async def save_ticket(
+        self, before: Ticket | None, after: Ticket, session: AsyncClientSession
+    ) -> None:
+        """Insert a new ticket or replace the version that was read; counters follow."""
+        doc = TICKETS.to_document(after)
+        if before is None:
+            await self.tickets.insert_one(doc, session=session)
+        else:
+            await self.replace_version(self.tickets, "ticket", before.version, doc, session)
+        await self.move_open_count(
+            after.tenant_id,
+            before.counts_as_open_for if before else "",
+            after.counts_as_open_for,
+            session,
+        )
+
+    async def list_tickets(
+        self,
+        tenant_id: str,
+        filters: Mapping[str, Any],
+        limit: int,
+        after: tuple[datetime, str] | None,
+    ) -> list[Ticket]:
+        """Tickets newest first, from the keyset position ``after``."""
+        query: dict[str, Any] = {"tenant_id": tenant_id, **filters}
+        if after is not None:
+            created, ident = after
+            query["$or"] = [
+                {"created_at": {"$lt": created}},
+                {"created_at": created, "_id": {"$lt": ident}},
+            ]
+        cursor = self.tickets.find(query).sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+        return [TICKETS.from_document(doc) async for doc in cursor.limit(limit)]
+
+    async def message(
+        self, tenant_id: str, ticket_id: str, message_id: str, session: AsyncClientSession
+    ) -> Message:
+        """A message of a ticket."""
+        doc = await self.messages.find_one(
+            {"_id": message_id, "tenant_id": tenant_id, "ticket_id": ticket_id}, session=session
+        )
+        if doc is None:
+            raise NotFound("message", message_id)
+        return MESSAGES.from_document(doc)
+
+    async def ticket_messages(
+        self, tenant_id: str, ticket_id: str, include_internal: bool
+    ) -> list[Message]:
+        """A ticket's conversation in send order."""
+        query: dict[str, Any] = {"tenant_id": tenant_id, "ticket_id": ticket_id}
+        if not include_internal:
+            query["visibility"] = "public"
+        cursor = self.messages.find(query).sort([("sent_at", ASCENDING), ("_id", ASCENDING)])
+        return [MESSAGES.from_document(doc) async for doc in cursor.limit(10_000)]
+
+    # -- mentions and surveys --------------------------------------------------------------
+
+    async def existing_mentions(
+        self, tenant_id: str, mention_ids: Sequence[str], session: AsyncClientSession | None
+    ) -> dict[str, Mention]:
+        """The mentions among ``mention_ids`` that were ingested before."""
+        ids = [scoped_id(tenant_id, ident) for ident in mention_ids]
+        cursor = self.mentions.find({"_id": {"$in": ids}}, session=session)
+        found = [MENTIONS.from_document(doc) async for doc in cursor]
+        return {mention.mention_id: mention for mention in found}
+
+    async def insert_mentions(
+        self, mentions: Sequence[Mention], session: AsyncClientSession
+    ) -> None:
+        """Store new mentions (a duplicate id aborts the transaction: the caller retries)."""
+        if mentions:
+            docs = [
+                MENTIONS.to_document(m, doc_id=scoped_id(m.tenant_id, m.mention_id))
+                for m in mentions
+            ]
+            await self.mentions.insert_many(docs, ordered=True, session=session)
+
+    async def survey_for_ticket(
+        self, tenant_id: str, ticket_id: str, reason: str, session: AsyncClientSession
+    ) -> Survey | None:
+        """The ticket's survey sent for ``reason``, if one was."""
+        doc = await self.surveys.find_one(
+            {"tenant_id": tenant_id, "ticket_id": ticket_id, "reason": reason}, session=session
+        )
+        return None if doc is None else SURVEYS.from_document(doc)
