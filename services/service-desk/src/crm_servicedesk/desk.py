@@ -13,8 +13,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message as ProtoMessage
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
@@ -60,18 +61,19 @@ from crm_servicedesk.domain.values import (
 )
 from crm_servicedesk.storage import (
     AGENTS,
-    CALENDARS,
     MENTIONS,
     MESSAGES,
     POLICIES,
     RULES,
     SURVEYS,
     Agent,
+    CalendarRecord,
     ServiceDeskStore,
     scoped_id,
 )
 
-SOURCE = "crm/servicedesk"
+R = TypeVar("R")
+SOURCE = "/crm/servicedesk"
 TIMER_AT_RISK = "at_risk"
 TIMER_BREACH = "breach"
 # A ticket changed concurrently (a timer firing while an agent replies) is read again.
@@ -342,7 +344,7 @@ class ServiceDesk:
             facts.add(
                 events_pb2.TicketUpdated(
                     ticket=convert.ticket_to_proto(replace(updated, version=ticket.version + 1)),
-                    changed_fields={"paths": paths},
+                    changed_fields=FieldMask(paths=paths),
                     previous_version=ticket.version,
                 ),
                 at,
@@ -537,8 +539,8 @@ class ServiceDesk:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _commit(
-        self, work: Callable[[AsyncClientSession], Awaitable[tuple[Any, list[datetime]]]]
-    ) -> Any:
+        self, work: Callable[[AsyncClientSession], Awaitable[tuple[R, list[datetime]]]]
+    ) -> R:
         """Run a write transaction; then wake the relay and the timer worker."""
         result, armed = await self.store.store.in_transaction(work)
         self.outbox.notify_committed()
@@ -722,14 +724,8 @@ class ServiceDesk:
     ) -> BusinessCalendar | None:
         if policy is None or not policy.calendar_id:
             return None
-        return await self.store.find(
-            self.store.calendars,
-            CALENDARS,
-            "calendar",
-            policy.tenant_id,
-            policy.calendar_id,
-            session,
-        )
+        record = await self.store.calendar(policy.tenant_id, policy.calendar_id, session)
+        return record.calendar
 
     async def fire_timer(self, timer: Timer, session: AsyncClientSession) -> TimerEvents:
         """A durable SLA timer fired: the at-risk warning or the breach, once, then the
@@ -966,7 +962,7 @@ class ServiceDesk:
     async def save_config(
         self,
         kind: str,
-        aggregate: BusinessCalendar | SlaPolicy | RoutingRule | Agent,
+        aggregate: CalendarRecord | SlaPolicy | RoutingRule | Agent,
         event: ProtoMessage,
         doc_id: str,
         version: int,
@@ -976,7 +972,7 @@ class ServiceDesk:
         at = self.now()
 
         async def work(session: AsyncClientSession) -> tuple[None, list[datetime]]:
-            if isinstance(aggregate, BusinessCalendar):
+            if isinstance(aggregate, CalendarRecord):
                 await self.store.save_calendar(aggregate, tenant_id, session)
             else:
                 collection, codec = self._config[kind]
@@ -1184,10 +1180,10 @@ def ticket_facts(
     return TicketFacts(
         at=at,
         ticket_id=ticket.ticket_id,
-        type=ticket.type.value,
-        channel=ticket.channel.value,
+        type=ticket.type,
+        channel=ticket.channel,
         priority=ticket.priority,
-        status=ticket.status.value,
+        status=ticket.status,
         customer_tier=ticket.customer_tier,
         tags=frozenset(ticket.tags),
         category=ticket.category,
@@ -1204,7 +1200,7 @@ def mention_facts(mention: Mention, at: datetime) -> TicketFacts:
     """What routing rules see of a mention."""
     return TicketFacts(
         at=at,
-        channel=Channel.SOCIAL.value,
+        channel=Channel.SOCIAL,
         sentiment=mention.sentiment,
         author_followers=mention.author_followers,
         text=mention.text,

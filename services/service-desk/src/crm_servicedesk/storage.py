@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import Enum
 from typing import Any, Generic, TypeVar
 
@@ -32,7 +32,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from crm_platform.errors import FailedPrecondition, NotFound
 from crm_platform.mongo import Document, MongoStore
-from crm_servicedesk.domain.calendar import BusinessCalendar
+from crm_servicedesk.domain.calendar import BusinessCalendar, OpeningInterval
 from crm_servicedesk.domain.mention import Mention
 from crm_servicedesk.domain.routing import AgentLoad, RoutingRule
 from crm_servicedesk.domain.sla_policy import SlaPolicy
@@ -78,7 +78,6 @@ class Codec(Generic[A]):
 
 TICKETS = Codec(Ticket, "ticket_id")
 MESSAGES = Codec(Message, "message_id")
-CALENDARS = Codec(BusinessCalendar, "calendar_id")
 POLICIES = Codec(SlaPolicy, "policy_id")
 RULES = Codec(RoutingRule, "rule_id")
 MENTIONS = Codec(Mention, "mention_id")
@@ -109,6 +108,47 @@ class Agent:
 
 
 AGENTS = Codec(Agent, "agent_id")
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarRecord:
+    """A calendar version as stored: the rules, and their name and change time."""
+
+    calendar: BusinessCalendar
+    name: str
+    updated_at: datetime
+
+
+def calendar_to_document(record: CalendarRecord, tenant_id: str) -> Document:
+    """The document of a calendar version (dates as ISO strings, intervals as triples)."""
+    calendar = record.calendar
+    return {
+        "_id": calendar.calendar_id,
+        "tenant_id": tenant_id,
+        "calendar_id": calendar.calendar_id,
+        "version": calendar.version,
+        "name": record.name,
+        "timezone": calendar.timezone,
+        "intervals": [[i.weekday, i.start_minute, i.end_minute] for i in calendar.intervals],
+        "holidays": sorted(day.isoformat() for day in calendar.holidays),
+        "holiday_country": calendar.holiday_country,
+        "holiday_subdivision": calendar.holiday_subdivision,
+        "updated_at": record.updated_at,
+    }
+
+
+def calendar_from_document(doc: Mapping[str, Any]) -> CalendarRecord:
+    """A calendar version from its document (validated again, like any construction)."""
+    calendar = BusinessCalendar(
+        calendar_id=doc["calendar_id"],
+        version=doc["version"],
+        timezone=doc["timezone"],
+        intervals=tuple(OpeningInterval(*triple) for triple in doc["intervals"]),
+        holidays=frozenset(date.fromisoformat(day) for day in doc["holidays"]),
+        holiday_country=doc.get("holiday_country"),
+        holiday_subdivision=doc.get("holiday_subdivision"),
+    )
+    return CalendarRecord(calendar, doc["name"], doc["updated_at"])
 
 
 def scoped_id(tenant_id: str, ident: str) -> str:
@@ -261,14 +301,30 @@ class ServiceDeskStore:
         )
         if doc is None:
             raise NotFound("calendar", f"{calendar_id}@{version}")
-        return CALENDARS.from_document(doc)
+        return calendar_from_document(doc).calendar
+
+    async def calendar(
+        self, tenant_id: str, calendar_id: str, session: AsyncClientSession | None = None
+    ) -> CalendarRecord:
+        """The current version of a calendar."""
+        doc = await self.calendars.find_one(
+            {"_id": calendar_id, "tenant_id": tenant_id}, session=session
+        )
+        if doc is None:
+            raise NotFound("calendar", calendar_id)
+        return calendar_from_document(doc)
+
+    async def list_calendars(self, tenant_id: str) -> list[CalendarRecord]:
+        """A tenant's calendars (current versions)."""
+        cursor = self.calendars.find({"tenant_id": tenant_id}).sort("_id", ASCENDING)
+        return [calendar_from_document(doc) async for doc in cursor.limit(10_000)]
 
     async def save_calendar(
-        self, calendar: BusinessCalendar, tenant_id: str, session: AsyncClientSession
+        self, record: CalendarRecord, tenant_id: str, session: AsyncClientSession
     ) -> None:
         """Store a new calendar version (and make it the current one)."""
-        doc = CALENDARS.to_document(calendar)
-        doc["tenant_id"] = tenant_id
+        calendar = record.calendar
+        doc = calendar_to_document(record, tenant_id)
         if calendar.version == 1:
             await self.calendars.insert_one(doc, session=session)
         else:

@@ -14,7 +14,6 @@ from enum import Enum
 from typing import Any, TypeVar
 
 from google.protobuf.duration_pb2 import Duration
-from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from crm.servicedesk.v1 import servicedesk_pb2 as pb
@@ -36,8 +35,8 @@ from crm_servicedesk.domain.ticket import (
     Interaction,
     Message,
     RoutingRecord,
-    TicketSla,
     Ticket,
+    TicketSla,
 )
 from crm_servicedesk.domain.values import (
     AuthorType,
@@ -53,11 +52,12 @@ from crm_servicedesk.domain.values import (
 E = TypeVar("E", bound=Enum)
 
 
-def _enum_map(wrapper: EnumTypeWrapper, prefix: str, domain: type[E]) -> dict[E, int]:
+def _enum_map(wrapper: Any, prefix: str, domain: type[E]) -> dict[E, Any]:
+    # Values typed Any: mypy-protobuf types each enum's numbers as its own NewType of int.
     return {member: wrapper.Value(f"{prefix}_{str(member.value).upper()}") for member in domain}
 
 
-def _inverse(mapping: Mapping[E, int]) -> dict[int, E]:
+def _inverse(mapping: Mapping[E, Any]) -> dict[int, E]:
     return {number: member for member, number in mapping.items()}
 
 
@@ -75,7 +75,11 @@ TRIGGERS = _enum_map(pb.RuleTrigger, "RULE_TRIGGER", Trigger)
 ACTION_KINDS = _enum_map(pb.RuleActionKind, "RULE_ACTION_KIND", ActionKind)
 STRATEGIES = _enum_map(pb.AssignStrategy, "ASSIGN_STRATEGY", AssignStrategy)
 SURVEY_STATUSES = _enum_map(pb.SurveyStatus, "SURVEY_STATUS", SurveyStatus)
-RECEIPT_KINDS = {"delivered": pb.RECEIPT_KIND_DELIVERED, "read": pb.RECEIPT_KIND_READ}
+UNSET: Any = 0  # an enum field left unspecified
+RECEIPT_KINDS: dict[str, Any] = {
+    "delivered": pb.RECEIPT_KIND_DELIVERED,
+    "read": pb.RECEIPT_KIND_READ,
+}
 
 TICKET_TYPE_OF = _inverse(TICKET_TYPES)
 CHANNEL_OF = _inverse(CHANNELS)
@@ -119,7 +123,7 @@ def interaction_to_proto(interaction: Interaction) -> pb.Interaction:
     """An interaction as in the API."""
     return pb.Interaction(
         kind=INTERACTION_KINDS[interaction.kind],
-        channel=CHANNELS[interaction.channel] if interaction.channel else 0,
+        channel=CHANNELS[interaction.channel] if interaction.channel else UNSET,
         occurred_time=timestamp(interaction.occurred_at),
         reference=interaction.reference,
         note=interaction.note,
@@ -261,7 +265,9 @@ def message_to_proto(message: Message) -> pb.Message:
 # -- configuration ----------------------------------------------------------------------------
 
 
-def calendar_to_proto(calendar: BusinessCalendar, name: str, updated_at: datetime) -> pb.BusinessCalendar:
+def calendar_to_proto(
+    calendar: BusinessCalendar, name: str, updated_at: datetime
+) -> pb.BusinessCalendar:
     """A calendar as in the API (weekday 1 = Monday, ISO)."""
     return pb.BusinessCalendar(
         id=calendar.calendar_id,
@@ -283,7 +289,9 @@ def calendar_to_proto(calendar: BusinessCalendar, name: str, updated_at: datetim
     )
 
 
-def calendar_from_proto(message: pb.BusinessCalendar, calendar_id: str, version: int) -> BusinessCalendar:
+def calendar_from_proto(
+    message: pb.BusinessCalendar, calendar_id: str, version: int
+) -> BusinessCalendar:
     """A validated calendar; bad dates, overlaps, unknown zones or countries → INVALID_ARGUMENT."""
     from crm_platform.errors import FieldViolation, InvalidArgument
 
@@ -376,9 +384,9 @@ def action_to_proto(action: Action) -> pb.RuleAction:
     return pb.RuleAction(
         kind=ACTION_KINDS[action.kind],
         team_id=action.team_id,
-        strategy=STRATEGIES[action.strategy] if action.strategy else 0,
+        strategy=STRATEGIES[action.strategy] if action.strategy else UNSET,
         required_skills=sorted(action.required_skills),
-        priority=PRIORITIES[Priority(action.priority)] if action.priority else 0,
+        priority=PRIORITIES[Priority(action.priority)] if action.priority else UNSET,
         tag=action.tag,
     )
 
@@ -398,8 +406,8 @@ def action_from_proto(message: pb.RuleAction) -> Action:
 def condition_to_proto(condition: Condition) -> pb.RuleCondition:
     """A rule condition as in the API."""
     message = pb.RuleCondition(
-        types=[TICKET_TYPES[TicketType(t)] for t in sorted(condition.types)],
-        channels=[CHANNELS[Channel(c)] for c in sorted(condition.channels)],
+        types=[TICKET_TYPES[t] for t in sorted(condition.types)],
+        channels=[CHANNELS[c] for c in sorted(condition.channels)],
         priorities=[PRIORITIES[Priority(p)] for p in sorted(condition.priorities)],
         customer_tiers=sorted(condition.customer_tiers),
         tags_any=sorted(condition.tags_any),
@@ -426,27 +434,21 @@ def condition_to_proto(condition: Condition) -> pb.RuleCondition:
 def condition_from_proto(message: pb.RuleCondition) -> Condition:
     """A rule condition from the API (validated with the rule)."""
     return Condition(
-        types=frozenset(TICKET_TYPE_OF[t].value for t in message.types if t),
-        channels=frozenset(CHANNEL_OF[c].value for c in message.channels if c),
+        types=frozenset(TICKET_TYPE_OF[t] for t in message.types if t),
+        channels=frozenset(CHANNEL_OF[c] for c in message.channels if c),
         priorities=frozenset(PRIORITY_OF[p] for p in message.priorities if p),
         customer_tiers=frozenset(message.customer_tiers),
         tags_any=frozenset(message.tags_any),
         categories=frozenset(message.categories),
         products=frozenset(message.products),
-        sentiment_below=(
-            message.sentiment_below if message.HasField("sentiment_below") else None
-        ),
-        sentiment_above=(
-            message.sentiment_above if message.HasField("sentiment_above") else None
-        ),
+        sentiment_below=(message.sentiment_below if message.HasField("sentiment_below") else None),
+        sentiment_above=(message.sentiment_above if message.HasField("sentiment_above") else None),
         min_author_followers=(
             message.min_author_followers if message.HasField("min_author_followers") else None
         ),
         sla_targets=frozenset(SLA_TARGET_OF[t] for t in message.sla_targets if t),
         local_time_from_minute=(
-            message.local_time_from_minute
-            if message.HasField("local_time_from_minute")
-            else None
+            message.local_time_from_minute if message.HasField("local_time_from_minute") else None
         ),
         local_time_to_minute=(
             message.local_time_to_minute if message.HasField("local_time_to_minute") else None
@@ -512,8 +514,15 @@ def survey_to_proto(survey: Survey, now: datetime) -> pb.Survey:
     return message
 
 
-_SCORES = ("csat", "nps", "effort", "perceived_wait_minutes", "expected_wait_minutes",
-           "purchase_intent", "loyalty")
+_SCORES = (
+    "csat",
+    "nps",
+    "effort",
+    "perceived_wait_minutes",
+    "expected_wait_minutes",
+    "purchase_intent",
+    "loyalty",
+)
 
 
 def answer_to_proto(answer: SurveyAnswer) -> pb.SurveyAnswer:
@@ -530,5 +539,6 @@ def answer_to_proto(answer: SurveyAnswer) -> pb.SurveyAnswer:
 
 def answer_from_proto(message: pb.SurveyAnswer) -> SurveyAnswer:
     """A survey answer from the API (ranges are checked by the contract's rules)."""
-    scores = {name: getattr(message, name) if message.HasField(name) else None for name in _SCORES}
+    fields: Any = message  # HasField's stub only takes literal names
+    scores = {name: getattr(message, name) if fields.HasField(name) else None for name in _SCORES}
     return SurveyAnswer(comment=message.comment, **scores)

@@ -2,7 +2,7 @@
 
 VADER (Hutto & Gilbert, 2014) is a lexicon and rule model built for social-media text: it reads
 capitalisation, punctuation ("!!!"), emoticons, slang and negation, needs no training data and
-costs tens of microseconds per post. Its compound score is the polarity in [−1, 1]; KPIS.md
+costs tens of microseconds per post. Its compound score is the polarity in [-1, 1]; KPIS.md
 classifies it with the thresholds ±0.05 (the thresholds VADER's authors recommend).
 """
 
@@ -34,7 +34,7 @@ def _analyzer() -> SentimentIntensityAnalyzer:
 
 
 def polarity(text: str) -> float:
-    """VADER's compound score of ``text``, in [−1, 1]; 0.0 for empty text."""
+    """VADER's compound score of ``text``, in [-1, 1]; 0.0 for empty text."""
     text = text.strip()[:MAX_SCORED_CHARS]
     if not text:
         return 0.0
@@ -42,7 +42,7 @@ def polarity(text: str) -> float:
 
 
 def classify(score: float) -> SentimentClass:
-    """Positive above +0.05, negative below −0.05, neutral in between."""
+    """Positive above +0.05, negative below -0.05, neutral in between."""
     if score >= POSITIVE_THRESHOLD:
         return SentimentClass.POSITIVE
     if score <= NEGATIVE_THRESHOLD:

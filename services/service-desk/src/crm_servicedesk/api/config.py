@@ -1,0 +1,236 @@
+"""``crm.servicedesk.v1.ServiceDeskConfigService``: calendars, SLA policies, rules, agents.
+
+Every change is a new version of the item and a ``*Changed`` event; tickets keep the calendar
+and policy versions their due times were computed with.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crm.servicedesk.v1 import events_pb2, servicedesk_pb2_grpc
+from crm.servicedesk.v1 import servicedesk_pb2 as pb
+from crm_platform.context import current_call
+from crm_platform.errors import InvalidArgument, StaleVersion
+from crm_servicedesk.api import convert
+from crm_servicedesk.desk import ServiceDesk, new_id
+from crm_servicedesk.domain.routing import RoutingRule
+from crm_servicedesk.storage import AGENTS, POLICIES, RULES, Agent, CalendarRecord, scoped_id
+
+Context = Any
+
+
+def _check_version(kind: str, ident: str, expected: int, actual: int) -> None:
+    if expected and expected != actual:
+        raise StaleVersion(f"{kind}/{ident}", expected, actual)
+
+
+def _require_id(ident: str, field: str) -> None:
+    if not ident:
+        raise InvalidArgument.single(field, "is required")
+
+
+def agent_to_proto(agent: Agent) -> pb.Agent:
+    """An agent as in the API."""
+    return pb.Agent(
+        id=agent.agent_id,
+        display_name=agent.display_name,
+        team_ids=agent.team_ids,
+        skills=agent.skills,
+        available=agent.available,
+        open_tickets=agent.open_tickets,
+    )
+
+
+class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServicer):
+    """The configuration handlers."""
+
+    def __init__(self, desk: ServiceDesk) -> None:
+        self.desk = desk
+        self.store = desk.store
+
+    # -- calendars -------------------------------------------------------------------------
+
+    async def _save_calendar(
+        self, message: pb.BusinessCalendar, ident: str, version: int
+    ) -> pb.BusinessCalendar:
+        calendar = convert.calendar_from_proto(message, ident, version)
+        record = CalendarRecord(calendar, message.name.strip(), self.desk.now())
+        proto = convert.calendar_to_proto(calendar, record.name, record.updated_at)
+        await self.desk.save_config(
+            "calendar", record, events_pb2.CalendarChanged(calendar=proto), ident, version
+        )
+        return proto
+
+    async def CreateCalendar(
+        self, request: pb.CreateCalendarRequest, context: Context
+    ) -> pb.CreateCalendarResponse:
+        """A new calendar, version 1."""
+        calendar = await self._save_calendar(request.calendar, new_id(), 1)
+        return pb.CreateCalendarResponse(calendar=calendar)
+
+    async def GetCalendar(
+        self, request: pb.GetCalendarRequest, context: Context
+    ) -> pb.GetCalendarResponse:
+        """The current version of a calendar."""
+        record = await self.store.calendar(current_call().tenant_id, request.id)
+        return pb.GetCalendarResponse(
+            calendar=convert.calendar_to_proto(record.calendar, record.name, record.updated_at)
+        )
+
+    async def UpdateCalendar(
+        self, request: pb.UpdateCalendarRequest, context: Context
+    ) -> pb.UpdateCalendarResponse:
+        """The next version of a calendar."""
+        _require_id(request.calendar.id, "calendar.id")
+        current = await self.store.calendar(current_call().tenant_id, request.calendar.id)
+        version = current.calendar.version
+        _check_version("calendar", request.calendar.id, request.expected_version, version)
+        calendar = await self._save_calendar(request.calendar, request.calendar.id, version + 1)
+        return pb.UpdateCalendarResponse(calendar=calendar)
+
+    async def ListCalendars(
+        self, request: pb.ListCalendarsRequest, context: Context
+    ) -> pb.ListCalendarsResponse:
+        """Every calendar of the tenant."""
+        records = await self.store.list_calendars(current_call().tenant_id)
+        return pb.ListCalendarsResponse(
+            calendars=[convert.calendar_to_proto(r.calendar, r.name, r.updated_at) for r in records]
+        )
+
+    # -- SLA policies ----------------------------------------------------------------------
+
+    async def _save_policy(self, message: pb.SlaPolicy, ident: str, version: int) -> pb.SlaPolicy:
+        tenant_id = current_call().tenant_id
+        policy = convert.policy_from_proto(
+            message, policy_id=ident, tenant_id=tenant_id, version=version, at=self.desk.now()
+        )
+        if policy.calendar_id:
+            await self.store.calendar(tenant_id, policy.calendar_id)  # NOT_FOUND if unknown
+        proto = convert.policy_to_proto(policy)
+        await self.desk.save_config(
+            "policy", policy, events_pb2.SlaPolicyChanged(policy=proto), ident, version
+        )
+        return proto
+
+    async def CreateSlaPolicy(
+        self, request: pb.CreateSlaPolicyRequest, context: Context
+    ) -> pb.CreateSlaPolicyResponse:
+        """A new SLA policy (applies to tickets opened from now on)."""
+        return pb.CreateSlaPolicyResponse(
+            policy=await self._save_policy(request.policy, new_id(), 1)
+        )
+
+    async def UpdateSlaPolicy(
+        self, request: pb.UpdateSlaPolicyRequest, context: Context
+    ) -> pb.UpdateSlaPolicyResponse:
+        """The next version of an SLA policy."""
+        _require_id(request.policy.id, "policy.id")
+        tenant_id = current_call().tenant_id
+        current = await self.store.find(
+            self.store.policies, POLICIES, "policy", tenant_id, request.policy.id
+        )
+        _check_version("policy", request.policy.id, request.expected_version, current.version)
+        policy = await self._save_policy(request.policy, request.policy.id, current.version + 1)
+        return pb.UpdateSlaPolicyResponse(policy=policy)
+
+    async def ListSlaPolicies(
+        self, request: pb.ListSlaPoliciesRequest, context: Context
+    ) -> pb.ListSlaPoliciesResponse:
+        """Policies in matching order."""
+        policies = await self.store.list_all(
+            self.store.policies, POLICIES, current_call().tenant_id
+        )
+        policies.sort(key=lambda p: (p.position, p.policy_id))
+        return pb.ListSlaPoliciesResponse(policies=[convert.policy_to_proto(p) for p in policies])
+
+    # -- routing rules ---------------------------------------------------------------------
+
+    async def CreateRoutingRule(
+        self, request: pb.CreateRoutingRuleRequest, context: Context
+    ) -> pb.CreateRoutingRuleResponse:
+        """A new rule, version 1."""
+        message = request.rule
+        rule = RoutingRule.create(
+            rule_id=new_id(),
+            name=message.name,
+            triggers=[convert.TRIGGER_OF[t] for t in message.triggers],
+            actions=[convert.action_from_proto(a) for a in message.actions],
+            now=self.desk.now(),
+            condition=convert.condition_from_proto(message.condition),
+            position=message.position,
+            enabled=message.enabled,
+            stop_processing=message.stop_processing,
+        )
+        proto = convert.rule_to_proto(rule)
+        await self.desk.save_config(
+            "rule", rule, events_pb2.RoutingRuleChanged(rule=proto), rule.rule_id, 1
+        )
+        return pb.CreateRoutingRuleResponse(rule=proto)
+
+    async def UpdateRoutingRule(
+        self, request: pb.UpdateRoutingRuleRequest, context: Context
+    ) -> pb.UpdateRoutingRuleResponse:
+        """The next version of a rule."""
+        message = request.rule
+        _require_id(message.id, "rule.id")
+        current = await self.store.find(
+            self.store.rules, RULES, "routing rule", current_call().tenant_id, message.id
+        )
+        _check_version("rule", message.id, request.expected_version, current.version)
+        rule = current.revised(
+            now=self.desk.now(),
+            name=message.name,
+            position=message.position,
+            enabled=message.enabled,
+            triggers=[convert.TRIGGER_OF[t] for t in message.triggers],
+            condition=convert.condition_from_proto(message.condition),
+            actions=[convert.action_from_proto(a) for a in message.actions],
+            stop_processing=message.stop_processing,
+        )
+        proto = convert.rule_to_proto(rule)
+        if rule.version != current.version:
+            await self.desk.save_config(
+                "rule", rule, events_pb2.RoutingRuleChanged(rule=proto), rule.rule_id, rule.version
+            )
+        return pb.UpdateRoutingRuleResponse(rule=proto)
+
+    async def ListRoutingRules(
+        self, request: pb.ListRoutingRulesRequest, context: Context
+    ) -> pb.ListRoutingRulesResponse:
+        """Rules in evaluation order."""
+        rules = await self.store.list_all(self.store.rules, RULES, current_call().tenant_id)
+        rules.sort(key=lambda r: (r.position, r.rule_id))
+        return pb.ListRoutingRulesResponse(rules=[convert.rule_to_proto(r) for r in rules])
+
+    # -- agents ----------------------------------------------------------------------------
+
+    async def PutAgent(self, request: pb.PutAgentRequest, context: Context) -> pb.PutAgentResponse:
+        """Create or replace an agent; the open-ticket count is the server's."""
+        tenant_id = current_call().tenant_id
+        message = request.agent
+        doc_id = scoped_id(tenant_id, message.id)
+        existing = await self.store.agents.find_one({"_id": doc_id})
+        agent = Agent(
+            agent_id=message.id,
+            tenant_id=tenant_id,
+            display_name=message.display_name,
+            team_ids=tuple(message.team_ids),
+            skills=tuple(message.skills),
+            available=message.available,
+            open_tickets=int(existing["open_tickets"]) if existing else 0,
+        )
+        proto = agent_to_proto(agent)
+        await self.desk.save_config("agent", agent, events_pb2.AgentChanged(agent=proto), doc_id, 0)
+        return pb.PutAgentResponse(agent=proto)
+
+    async def ListAgents(
+        self, request: pb.ListAgentsRequest, context: Context
+    ) -> pb.ListAgentsResponse:
+        """Agents (of one team), with their open-ticket counts."""
+        query: dict[str, Any] = {"tenant_id": current_call().tenant_id}
+        if request.team_id:
+            query["team_ids"] = request.team_id
+        cursor = self.store.agents.find(query).sort("_id", 1).limit(10_000)
+        agents = [AGENTS.from_document(doc) async for doc in cursor]
+        return pb.ListAgentsResponse(agents=[agent_to_proto(a) for a in agents])

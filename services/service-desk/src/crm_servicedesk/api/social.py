@@ -1,0 +1,100 @@
+"""``crm.servicedesk.v1.SocialListeningService``: mention ingestion, unary and streamed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from crm.servicedesk.v1 import servicedesk_pb2 as pb
+from crm.servicedesk.v1 import servicedesk_pb2_grpc
+from crm_platform.context import current_call
+from crm_servicedesk.api import convert
+from crm_servicedesk.api.tickets import decode_page_token, encode_page_token
+from crm_servicedesk.desk import MentionDraft, ServiceDesk
+from crm_servicedesk.storage import MENTIONS
+
+Context = Any
+DEFAULT_PAGE_SIZE = 50
+
+
+def mention_draft(message: pb.Mention) -> MentionDraft:
+    """A mention as ingested."""
+    return MentionDraft(
+        network=message.network,
+        post_id=message.post_id,
+        author_handle=message.author_handle,
+        author_followers=message.author_followers,
+        text=message.text,
+        url=message.url,
+        posted_at=convert.from_timestamp(message.posted_time),
+        in_reply_to=message.in_reply_to,
+        brand=message.brand,
+    )
+
+
+class SocialListeningService(servicedesk_pb2_grpc.SocialListeningServiceServicer):
+    """The social listening handlers."""
+
+    def __init__(self, desk: ServiceDesk) -> None:
+        self.desk = desk
+
+    async def IngestMention(
+        self, request: pb.IngestMentionRequest, context: Context
+    ) -> pb.IngestMentionResponse:
+        """One mention; a repeat returns the stored one, marked duplicate."""
+        result = await self.desk.ingest_mentions([mention_draft(request.mention)])
+        if result.mentions:
+            return pb.IngestMentionResponse(mention=convert.mention_to_proto(result.mentions[0]))
+        stored = await self.desk.get_mention(f"{request.mention.network}:{request.mention.post_id}")
+        return pb.IngestMentionResponse(mention=convert.mention_to_proto(stored), duplicate=True)
+
+    async def IngestMentions(
+        self, request_iterator: AsyncIterator[pb.IngestMentionsRequest], context: Context
+    ) -> pb.IngestMentionsResponse:
+        """Batches from the stream, each written atomically."""
+        accepted = duplicates = opened = 0
+        async for request in request_iterator:
+            result = await self.desk.ingest_mentions([mention_draft(m) for m in request.mentions])
+            accepted += len(result.mentions)
+            duplicates += len(request.mentions) - len(result.mentions)
+            opened += result.tickets_opened
+        return pb.IngestMentionsResponse(
+            accepted=accepted, duplicates=duplicates, tickets_opened=opened
+        )
+
+    async def GetMention(
+        self, request: pb.GetMentionRequest, context: Context
+    ) -> pb.GetMentionResponse:
+        """One mention by id (``<network>:<post id>``)."""
+        mention = await self.desk.get_mention(request.id)
+        return pb.GetMentionResponse(mention=convert.mention_to_proto(mention))
+
+    async def ListMentions(
+        self, request: pb.ListMentionsRequest, context: Context
+    ) -> pb.ListMentionsResponse:
+        """Mentions newest first (by post time)."""
+        query: dict[str, Any] = {"tenant_id": current_call().tenant_id}
+        if request.author_contact_id:
+            query["author_contact_id"] = request.author_contact_id
+        position = decode_page_token(request.page_token)
+        if position is not None:
+            posted, ident = position
+            query["$or"] = [
+                {"posted_at": {"$lt": posted}},
+                {"posted_at": posted, "_id": {"$lt": ident}},
+            ]
+        size = request.page_size or DEFAULT_PAGE_SIZE
+        cursor = (
+            self.desk.store.mentions.find(query)
+            .sort([("posted_at", -1), ("_id", -1)])
+            .limit(size + 1)
+        )
+        docs = [doc async for doc in cursor]
+        token = ""
+        if len(docs) > size:
+            docs = docs[:size]
+            token = encode_page_token(docs[-1]["posted_at"], str(docs[-1]["_id"]))
+        return pb.ListMentionsResponse(
+            mentions=[convert.mention_to_proto(MENTIONS.from_document(d)) for d in docs],
+            next_page_token=token,
+        )

@@ -1,0 +1,192 @@
+"""``crm.servicedesk.v1.TicketService``: tickets and their conversations.
+
+Requests arrive validated against the contract (protovalidate) with the caller's tenant and
+actor in the call context; domain errors become gRPC statuses in the platform interceptor.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+from google.protobuf.message import Message as ProtoMessage
+
+from crm.servicedesk.v1 import servicedesk_pb2 as pb
+from crm.servicedesk.v1 import servicedesk_pb2_grpc
+from crm_platform.context import current_call
+from crm_platform.errors import InvalidArgument
+from crm_servicedesk.api import convert
+from crm_servicedesk.desk import ContactDirectory, MessageDraft, ServiceDesk, TicketDraft
+
+Context = Any  # grpc.aio.ServicerContext; the handlers do not use it
+DEFAULT_PAGE_SIZE = 50
+
+
+def fingerprint(request: ProtoMessage) -> str:
+    """What a request asked for, to tell a retry from a reuse of its request_id."""
+    return hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
+
+
+def encode_page_token(created_at: datetime, ident: str) -> str:
+    """An opaque keyset position."""
+    raw = json.dumps({"t": created_at.isoformat(), "i": ident}).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def decode_page_token(token: str) -> tuple[datetime, str] | None:
+    """The keyset position of a token; INVALID_ARGUMENT for a token this server did not make."""
+    if not token:
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return datetime.fromisoformat(data["t"]), str(data["i"])
+    except (ValueError, KeyError, TypeError):
+        raise InvalidArgument.single("page_token", "is not a token from a previous page") from None
+
+
+class TicketService(servicedesk_pb2_grpc.TicketServiceServicer):
+    """The ticket handlers."""
+
+    def __init__(self, desk: ServiceDesk, contacts: ContactDirectory) -> None:
+        self.desk = desk
+        self.contacts = contacts
+
+    async def CreateTicket(
+        self, request: pb.CreateTicketRequest, context: Context
+    ) -> pb.CreateTicketResponse:
+        """Resolve the requester with the contacts service, then open the ticket."""
+        ticket = request.ticket
+        if ticket.contact_id:
+            requester = await self.contacts.get(ticket.contact_id)
+        else:
+            identity = request.requester_identity
+            requester = await self.contacts.lookup(identity.kind, identity.value, identity.network)
+        draft = TicketDraft(
+            type=convert.TICKET_TYPE_OF[ticket.type],
+            channel=convert.CHANNEL_OF[ticket.channel],
+            priority=convert.PRIORITY_OF.get(ticket.priority),
+            subject=ticket.subject,
+            description=ticket.description,
+            assignee_id=ticket.assignee_id,
+            team_id=ticket.team_id,
+            tags=tuple(ticket.tags),
+            category=ticket.category,
+            product=ticket.product,
+            first_touch_at=convert.optional_time(ticket, "first_touch_time"),
+            interactions=tuple(convert.interaction_from_proto(i) for i in request.interactions),
+            first_message=request.first_message,
+        )
+        created = await self.desk.create_ticket(
+            draft, requester, request_id=request.request_id, fingerprint=fingerprint(request)
+        )
+        return pb.CreateTicketResponse(ticket=convert.ticket_to_proto(created))
+
+    async def GetTicket(
+        self, request: pb.GetTicketRequest, context: Context
+    ) -> pb.GetTicketResponse:
+        """One ticket."""
+        ticket = await self.desk.get_ticket(request.id)
+        return pb.GetTicketResponse(ticket=convert.ticket_to_proto(ticket))
+
+    async def ListTickets(
+        self, request: pb.ListTicketsRequest, context: Context
+    ) -> pb.ListTicketsResponse:
+        """Tickets newest first, with keyset paging."""
+        filters: dict[str, Any] = {}
+        if request.statuses:
+            filters["status"] = {
+                "$in": [convert.TICKET_STATUS_OF[s].value for s in request.statuses]
+            }
+        for name in ("contact_id", "assignee_id", "team_id"):
+            if getattr(request, name):
+                filters[name] = getattr(request, name)
+        size = request.page_size or DEFAULT_PAGE_SIZE
+        tickets = await self.desk.store.list_tickets(
+            current_call().tenant_id, filters, size + 1, decode_page_token(request.page_token)
+        )
+        token = ""
+        if len(tickets) > size:
+            tickets = tickets[:size]
+            token = encode_page_token(tickets[-1].created_at, tickets[-1].ticket_id)
+        return pb.ListTicketsResponse(
+            tickets=[convert.ticket_to_proto(t) for t in tickets], next_page_token=token
+        )
+
+    async def UpdateTicket(
+        self, request: pb.UpdateTicketRequest, context: Context
+    ) -> pb.UpdateTicketResponse:
+        """Change the fields of the mask."""
+        if not request.ticket.id:
+            raise InvalidArgument.single("ticket.id", "is required")
+        paths = list(dict.fromkeys(request.update_mask.paths))
+        changes = convert.ticket_changes(request.ticket, paths)
+        if "type" in changes and changes["type"] is None:
+            raise InvalidArgument.single("ticket.type", "must be set when in the update mask")
+        ticket = await self.desk.update_ticket(request.ticket.id, changes, request.expected_version)
+        return pb.UpdateTicketResponse(ticket=convert.ticket_to_proto(ticket))
+
+    async def TransitionTicket(
+        self, request: pb.TransitionTicketRequest, context: Context
+    ) -> pb.TransitionTicketResponse:
+        """Move the ticket along its lifecycle."""
+        ticket = await self.desk.transition(
+            request.id,
+            convert.TICKET_STATUS_OF[request.status],
+            request.reason,
+            request.expected_version,
+        )
+        return pb.TransitionTicketResponse(ticket=convert.ticket_to_proto(ticket))
+
+    async def LinkInteraction(
+        self, request: pb.LinkInteractionRequest, context: Context
+    ) -> pb.LinkInteractionResponse:
+        """Link an earlier interaction."""
+        ticket = await self.desk.link_interaction(
+            request.ticket_id, convert.interaction_from_proto(request.interaction)
+        )
+        return pb.LinkInteractionResponse(ticket=convert.ticket_to_proto(ticket))
+
+    async def AddMessage(
+        self, request: pb.AddMessageRequest, context: Context
+    ) -> pb.AddMessageResponse:
+        """Add a message to the conversation."""
+        message = request.message
+        draft = MessageDraft(
+            author_type=convert.AUTHOR_TYPE_OF[message.author_type],
+            author_id=message.author_id,
+            visibility=convert.VISIBILITY_OF[message.visibility],
+            channel=convert.CHANNEL_OF.get(message.channel),
+            body=message.body,
+            sent_at=convert.optional_time(message, "send_time"),
+        )
+        added, ticket = await self.desk.add_message(
+            request.ticket_id,
+            draft,
+            request_id=request.request_id,
+            fingerprint=fingerprint(request),
+        )
+        return pb.AddMessageResponse(
+            message=convert.message_to_proto(added), ticket=convert.ticket_to_proto(ticket)
+        )
+
+    async def ListMessages(
+        self, request: pb.ListMessagesRequest, context: Context
+    ) -> pb.ListMessagesResponse:
+        """The conversation in send order."""
+        messages = await self.desk.list_messages(request.ticket_id, request.include_internal)
+        return pb.ListMessagesResponse(messages=[convert.message_to_proto(m) for m in messages])
+
+    async def RecordReceipt(
+        self, request: pb.RecordReceiptRequest, context: Context
+    ) -> pb.RecordReceiptResponse:
+        """A delivery or read receipt."""
+        message = await self.desk.record_receipt(
+            request.ticket_id,
+            request.message_id,
+            convert.RECEIPT_KIND_OF[request.kind],
+            convert.from_timestamp(request.time),
+        )
+        return pb.RecordReceiptResponse(message=convert.message_to_proto(message))
