@@ -32,10 +32,20 @@ class ServiceSpec:
     default_port: int
     topics: tuple[str, ...]
     """Kafka topics it produces (created before it starts)."""
+    peers: tuple[tuple[str, str], ...] = ()
+    """``(environment variable, service name)``: the addresses of the services it calls."""
 
 
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("contacts", "crm_contacts", "CRM_CONTACTS_PORT", 50051, ("crm.contacts.v1",)),
+    ServiceSpec(
+        "servicedesk",
+        "crm_servicedesk",
+        "CRM_SERVICEDESK_PORT",
+        50052,
+        ("crm.servicedesk.v1",),
+        peers=(("CONTACTS_ADDRESS", "contacts"),),
+    ),
 )
 """The services of the local stack, in start order. Adding one is one line."""
 

@@ -130,6 +130,10 @@ class Stack:
             )
             for name in names
         }
+        for process in self.services.values():
+            for variable, peer in process.spec.peers:
+                if peer in self.services:
+                    process.env.setdefault(variable, self.services[peer].address)
 
     @property
     def processes(self) -> list[ManagedProcess]:

@@ -783,6 +783,117 @@ class LookupContactByIdentityResponse(_message.Message):
 Global___LookupContactByIdentityResponse: _TypeAlias = LookupContactByIdentityResponse  # noqa: Y015
 
 @_typing.final
+class BatchLookupContactsByIdentityRequest(_message.Message):
+    """Request for ContactsService.BatchLookupContactsByIdentity."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDENTITIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def identities(self) -> _containers.RepeatedCompositeFieldContainer[Global___Identity]:
+        """The identities to look up; `primary` and `verified` are ignored. Repeats are allowed and
+        answered each in its place.
+        """
+
+    def __init__(
+        self,
+        *,
+        identities: _abc.Iterable[Global___Identity] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["identities", b"identities"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchLookupContactsByIdentityRequest: _TypeAlias = BatchLookupContactsByIdentityRequest  # noqa: Y015
+
+@_typing.final
+class BatchLookupContactsByIdentityResponse(_message.Message):
+    """Response for ContactsService.BatchLookupContactsByIdentity."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___IdentityLookupResult]:
+        """One result per requested identity: results[i] answers identities[i]."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___IdentityLookupResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchLookupContactsByIdentityResponse: _TypeAlias = BatchLookupContactsByIdentityResponse  # noqa: Y015
+
+@_typing.final
+class IdentityLookupResult(_message.Message):
+    """The answer for one identity of a BatchLookupContactsByIdentityRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Outcome:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _OutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[IdentityLookupResult._Outcome.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        OUTCOME_UNSPECIFIED: IdentityLookupResult._Outcome.ValueType  # 0
+        OUTCOME_FOUND: IdentityLookupResult._Outcome.ValueType  # 1
+        """A contact of the caller's tenant owns the identity: see `contact_id` and `tier`."""
+        OUTCOME_NOT_FOUND: IdentityLookupResult._Outcome.ValueType  # 2
+        """The identity is valid, but no contact of the caller's tenant owns it."""
+        OUTCOME_INVALID: IdentityLookupResult._Outcome.ValueType  # 3
+        """The identity's value does not normalise for its kind: see `invalid_reason`."""
+
+    class Outcome(_Outcome, metaclass=_OutcomeEnumTypeWrapper):
+        """What the lookup found."""
+
+    OUTCOME_UNSPECIFIED: IdentityLookupResult.Outcome.ValueType  # 0
+    OUTCOME_FOUND: IdentityLookupResult.Outcome.ValueType  # 1
+    """A contact of the caller's tenant owns the identity: see `contact_id` and `tier`."""
+    OUTCOME_NOT_FOUND: IdentityLookupResult.Outcome.ValueType  # 2
+    """The identity is valid, but no contact of the caller's tenant owns it."""
+    OUTCOME_INVALID: IdentityLookupResult.Outcome.ValueType  # 3
+    """The identity's value does not normalise for its kind: see `invalid_reason`."""
+
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    CONTACT_ID_FIELD_NUMBER: _builtins.int
+    TIER_FIELD_NUMBER: _builtins.int
+    INVALID_REASON_FIELD_NUMBER: _builtins.int
+    outcome: Global___IdentityLookupResult.Outcome.ValueType
+    """What the lookup found."""
+    contact_id: _builtins.str
+    """The id of the contact that owns the identity; set when FOUND."""
+    tier: Global___ValueTier.ValueType
+    """That contact's value tier; set when FOUND."""
+    invalid_reason: _builtins.str
+    """Why the value is invalid, as a field violation of LookupContactByIdentity would say it
+    (e.g. "is not a valid email address: ..."); set when INVALID.
+    """
+    def __init__(
+        self,
+        *,
+        outcome: Global___IdentityLookupResult.Outcome.ValueType = ...,
+        contact_id: _builtins.str = ...,
+        tier: Global___ValueTier.ValueType = ...,
+        invalid_reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact_id", b"contact_id", "invalid_reason", b"invalid_reason", "outcome", b"outcome", "tier", b"tier"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IdentityLookupResult: _TypeAlias = IdentityLookupResult  # noqa: Y015
+
+@_typing.final
 class CreateOrganizationRequest(_message.Message):
     """---------------------------------------------------------------------------------------------
     Organizations

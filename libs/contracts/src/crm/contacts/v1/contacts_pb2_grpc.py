@@ -65,6 +65,11 @@ class ContactsServiceStub:
                 request_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.LookupContactByIdentityRequest.SerializeToString,
                 response_deserializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.LookupContactByIdentityResponse.FromString,
                 _registered_method=True)
+        self.BatchLookupContactsByIdentity = channel.unary_unary(
+                '/crm.contacts.v1.ContactsService/BatchLookupContactsByIdentity',
+                request_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.BatchLookupContactsByIdentityRequest.SerializeToString,
+                response_deserializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.BatchLookupContactsByIdentityResponse.FromString,
+                _registered_method=True)
         self.CreateOrganization = channel.unary_unary(
                 '/crm.contacts.v1.ContactsService/CreateOrganization',
                 request_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.CreateOrganizationRequest.SerializeToString,
@@ -136,6 +141,19 @@ class ContactsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BatchLookupContactsByIdentity(self, request, context):
+        """Finds the owners of up to 500 identities in one call (e.g. the senders of a batch of inbound
+        messages): one result per requested identity, in request order, with the owning contact's
+        id and tier. Identities are normalised as in LookupContactByIdentity; one whose value does
+        not normalise (not an e-mail address, phone number or handle) is answered as INVALID in its
+        result rather than failing the batch. A request the field rules below refuse (no kind,
+        empty value, network on a non-SOCIAL identity, more than 500 identities) is
+        INVALID_ARGUMENT as a whole.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateOrganization(self, request, context):
         """Creates an organization. `request_id` works as for CreateContact.
         """
@@ -196,6 +214,11 @@ def add_ContactsServiceServicer_to_server(servicer, server):
                     servicer.LookupContactByIdentity,
                     request_deserializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.LookupContactByIdentityRequest.FromString,
                     response_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.LookupContactByIdentityResponse.SerializeToString,
+            ),
+            'BatchLookupContactsByIdentity': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchLookupContactsByIdentity,
+                    request_deserializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.BatchLookupContactsByIdentityRequest.FromString,
+                    response_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.BatchLookupContactsByIdentityResponse.SerializeToString,
             ),
             'CreateOrganization': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateOrganization,
@@ -381,6 +404,33 @@ class ContactsService:
             '/crm.contacts.v1.ContactsService/LookupContactByIdentity',
             crm_dot_contacts_dot_v1_dot_contacts__pb2.LookupContactByIdentityRequest.SerializeToString,
             crm_dot_contacts_dot_v1_dot_contacts__pb2.LookupContactByIdentityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchLookupContactsByIdentity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.contacts.v1.ContactsService/BatchLookupContactsByIdentity',
+            crm_dot_contacts_dot_v1_dot_contacts__pb2.BatchLookupContactsByIdentityRequest.SerializeToString,
+            crm_dot_contacts_dot_v1_dot_contacts__pb2.BatchLookupContactsByIdentityResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -60,6 +60,15 @@ class ContactsServiceStub:
     """Finds the contact that owns an identity (e-mail address, phone number, social handle).
     The identity is normalised first, as on write. NOT_FOUND if no contact owns it.
     """
+    BatchLookupContactsByIdentity: _grpc.UnaryUnaryMultiCallable[_contacts_pb2.BatchLookupContactsByIdentityRequest, _contacts_pb2.BatchLookupContactsByIdentityResponse]
+    """Finds the owners of up to 500 identities in one call (e.g. the senders of a batch of inbound
+    messages): one result per requested identity, in request order, with the owning contact's
+    id and tier. Identities are normalised as in LookupContactByIdentity; one whose value does
+    not normalise (not an e-mail address, phone number or handle) is answered as INVALID in its
+    result rather than failing the batch. A request the field rules below refuse (no kind,
+    empty value, network on a non-SOCIAL identity, more than 500 identities) is
+    INVALID_ARGUMENT as a whole.
+    """
     CreateOrganization: _grpc.UnaryUnaryMultiCallable[_contacts_pb2.CreateOrganizationRequest, _contacts_pb2.CreateOrganizationResponse]
     """Creates an organization. `request_id` works as for CreateContact."""
     GetOrganization: _grpc.UnaryUnaryMultiCallable[_contacts_pb2.GetOrganizationRequest, _contacts_pb2.GetOrganizationResponse]
@@ -91,6 +100,15 @@ class ContactsServiceAsyncStub(ContactsServiceStub):
     LookupContactByIdentity: _aio.UnaryUnaryMultiCallable[_contacts_pb2.LookupContactByIdentityRequest, _contacts_pb2.LookupContactByIdentityResponse]  # type: ignore[assignment]
     """Finds the contact that owns an identity (e-mail address, phone number, social handle).
     The identity is normalised first, as on write. NOT_FOUND if no contact owns it.
+    """
+    BatchLookupContactsByIdentity: _aio.UnaryUnaryMultiCallable[_contacts_pb2.BatchLookupContactsByIdentityRequest, _contacts_pb2.BatchLookupContactsByIdentityResponse]  # type: ignore[assignment]
+    """Finds the owners of up to 500 identities in one call (e.g. the senders of a batch of inbound
+    messages): one result per requested identity, in request order, with the owning contact's
+    id and tier. Identities are normalised as in LookupContactByIdentity; one whose value does
+    not normalise (not an e-mail address, phone number or handle) is answered as INVALID in its
+    result rather than failing the batch. A request the field rules below refuse (no kind,
+    empty value, network on a non-SOCIAL identity, more than 500 identities) is
+    INVALID_ARGUMENT as a whole.
     """
     CreateOrganization: _aio.UnaryUnaryMultiCallable[_contacts_pb2.CreateOrganizationRequest, _contacts_pb2.CreateOrganizationResponse]  # type: ignore[assignment]
     """Creates an organization. `request_id` works as for CreateContact."""
@@ -156,6 +174,21 @@ class ContactsServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_contacts_pb2.LookupContactByIdentityResponse, _abc.Awaitable[_contacts_pb2.LookupContactByIdentityResponse]]:
         """Finds the contact that owns an identity (e-mail address, phone number, social handle).
         The identity is normalised first, as on write. NOT_FOUND if no contact owns it.
+        """
+
+    @_abc_1.abstractmethod
+    def BatchLookupContactsByIdentity(
+        self,
+        request: _contacts_pb2.BatchLookupContactsByIdentityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_contacts_pb2.BatchLookupContactsByIdentityResponse, _abc.Awaitable[_contacts_pb2.BatchLookupContactsByIdentityResponse]]:
+        """Finds the owners of up to 500 identities in one call (e.g. the senders of a batch of inbound
+        messages): one result per requested identity, in request order, with the owning contact's
+        id and tier. Identities are normalised as in LookupContactByIdentity; one whose value does
+        not normalise (not an e-mail address, phone number or handle) is answered as INVALID in its
+        result rather than failing the batch. A request the field rules below refuse (no kind,
+        empty value, network on a non-SOCIAL identity, more than 500 identities) is
+        INVALID_ARGUMENT as a whole.
         """
 
     @_abc_1.abstractmethod

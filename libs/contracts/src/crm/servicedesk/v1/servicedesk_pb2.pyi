@@ -1498,7 +1498,7 @@ class SlaTargetSpec(_message.Message):
     clock: Global___ClockKind.ValueType
     @_builtins.property
     def duration(self) -> _duration_pb2.Duration:
-        """At least one minute, at most a year."""
+        """At least a second (live chat answers in seconds), at most a year."""
 
     def __init__(
         self,
