@@ -8,6 +8,7 @@ without every function passing it along.
 from __future__ import annotations
 
 import re
+import time
 from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
@@ -63,6 +64,8 @@ class CallContext:
 
 
 _current: ContextVar[CallContext | None] = ContextVar("crm_call_context", default=None)
+# Monotonic-clock time by which the current gRPC call must be answered (None: no deadline).
+_deadline: ContextVar[float | None] = ContextVar("crm_call_deadline", default=None)
 
 
 def current_call() -> CallContext:
@@ -73,6 +76,11 @@ def current_call() -> CallContext:
     return ctx
 
 
+def current_call_or_none() -> CallContext | None:
+    """The context of the request or event being processed, or ``None`` outside of one."""
+    return _current.get()
+
+
 def set_call(ctx: CallContext | None) -> object:
     """Set the call context; returns a token for :func:`reset_call`."""
     return _current.set(ctx)
@@ -81,6 +89,28 @@ def set_call(ctx: CallContext | None) -> object:
 def reset_call(token: object) -> None:
     """Restore the call context that was current before :func:`set_call`."""
     _current.reset(token)  # type: ignore[arg-type]
+
+
+def set_deadline(time_remaining: float | None) -> object:
+    """Start the current call's deadline ``time_remaining`` seconds from now (``None``: none).
+
+    Returns a token for :func:`reset_deadline`. The server interceptor sets it from the caller's
+    gRPC deadline, so that calls to other services (``crm_platform.clients``) inherit it.
+    """
+    deadline = None if time_remaining is None else time.monotonic() + time_remaining
+    return _deadline.set(deadline)
+
+
+def reset_deadline(token: object) -> None:
+    """Restore the deadline that was current before :func:`set_deadline`."""
+    _deadline.reset(token)  # type: ignore[arg-type]
+
+
+def deadline_remaining() -> float | None:
+    """Seconds left until the current call's deadline (``<= 0`` once it passed); ``None`` when
+    there is no deadline (no call, or a caller that set none)."""
+    deadline = _deadline.get()
+    return None if deadline is None else deadline - time.monotonic()
 
 
 def call_from_metadata(metadata: dict[str, str]) -> CallContext:

@@ -24,6 +24,9 @@ class DomainError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+        self.metadata: dict[str, str] = {}
+        """Machine-readable facts about this failure for the caller, e.g. ``{"stream_index": "3"}``
+        (sent as the ``google.rpc.ErrorInfo`` metadata)."""
 
 
 class InvalidArgument(DomainError):

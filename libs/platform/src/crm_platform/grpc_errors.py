@@ -78,7 +78,7 @@ def _violation_details(
 def to_status(error: errors.DomainError) -> status_pb2.Status:
     """The ``google.rpc.Status`` (code, message, details) for a domain error."""
     reason = re.sub(r"(?<!^)(?=[A-Z])", "_", type(error).__name__).upper()  # NotFound → NOT_FOUND
-    info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN)
+    info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=error.metadata)
     if isinstance(error, errors.InvalidArgument):
         bad_request = error_details_pb2.BadRequest(
             field_violations=_violation_details(error.violations)

@@ -15,7 +15,7 @@ Collections (database ``crm_contacts`` by default):
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -44,6 +44,14 @@ class Idempotency:
 
     request_id: str
     fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityOwner:
+    """The contact that owns an identity, as a batch lookup answers it: its id and tier."""
+
+    contact_id: str
+    tier: Tier
 
 
 def _identity_id(tenant_id: str, key: IdentityKey) -> str:
@@ -214,6 +222,28 @@ class ContactStore:
         if doc is None:
             raise NotFound("identity", key.encode())
         return contact_from_document(doc)
+
+    async def find_identity_owners(
+        self, tenant_id: str, keys: Iterable[IdentityKey]
+    ) -> dict[IdentityKey, IdentityOwner]:
+        """The owners of those ``keys`` that a contact of the tenant owns: one indexed query,
+        reading only the id, tier and identity keys of the matching contacts."""
+        wanted = {_identity_id(tenant_id, key): key for key in keys}
+        if not wanted:
+            return {}
+        cursor = self.contacts.find(
+            {"identity_keys": {"$in": list(wanted)}, "tenant_id": tenant_id},
+            {"_id": 1, "tier": 1, "identity_keys": 1},
+            batch_size=len(wanted),  # at most one owner per key: every match in one reply
+        )
+        owners: dict[IdentityKey, IdentityOwner] = {}
+        async for doc in cursor:
+            owner = IdentityOwner(doc["_id"], Tier(doc["tier"]))
+            # A contact may own several of the keys asked for (its e-mail and its phone).
+            for stored in doc["identity_keys"]:
+                if (key := wanted.get(stored)) is not None:
+                    owners[key] = owner
+        return owners
 
     async def create_contact(
         self,

@@ -119,6 +119,40 @@ async def test_request_with_many_bad_fields_is_still_invalid_argument(
     assert len(_violations(error)) <= 21
 
 
+@pytest.mark.parametrize(
+    ("identities", "field"),
+    [
+        ([], "identities"),
+        (
+            [
+                pb.Identity(kind=pb.IDENTITY_KIND_EMAIL, value=f"a{i}@example.com")
+                for i in range(501)
+            ],
+            "identities",
+        ),
+        (
+            [
+                pb.Identity(kind=pb.IDENTITY_KIND_EMAIL, value="a@example.com"),
+                pb.Identity(value="x"),
+            ],
+            "identities[1].kind",
+        ),
+        ([pb.Identity(kind=pb.IDENTITY_KIND_SOCIAL, value="jack")], "identities[0]"),
+        ([pb.Identity(kind=pb.IDENTITY_KIND_PHONE, value="")], "identities[0].value"),
+    ],
+)
+async def test_malformed_batch_lookup_is_refused_as_a_whole(
+    contacts: ContactsUnderTest, identities: list[pb.Identity], field: str
+) -> None:
+    error = await _refused(
+        contacts.stub.BatchLookupContactsByIdentity(
+            pb.BatchLookupContactsByIdentityRequest(identities=identities), metadata=metadata()
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    assert field in _violations(error)
+
+
 @pytest.mark.usefixtures("unchanged")
 async def test_call_without_tenant_is_unauthenticated(contacts: ContactsUnderTest) -> None:
     await _refused(
@@ -231,6 +265,7 @@ _requests = st.one_of(
     ),
     st.builds(pb.SearchContactsRequest, name_prefix=st.text(max_size=110)),
     st.builds(pb.LookupContactByIdentityRequest, identity=_identity),
+    st.builds(pb.BatchLookupContactsByIdentityRequest, identities=st.lists(_identity, max_size=4)),
 )
 _METHODS = {
     pb.CreateContactRequest: "CreateContact",
@@ -239,6 +274,7 @@ _METHODS = {
     pb.ListContactsRequest: "ListContacts",
     pb.SearchContactsRequest: "SearchContacts",
     pb.LookupContactByIdentityRequest: "LookupContactByIdentity",
+    pb.BatchLookupContactsByIdentityRequest: "BatchLookupContactsByIdentity",
 }
 
 

@@ -10,6 +10,8 @@ import grpc
 import pytest
 from aiokafka import AIOKafkaConsumer
 from google.protobuf.field_mask_pb2 import FieldMask
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from contacts_harness import ContactsUnderTest, metadata
 from crm.contacts.v1 import contacts_pb2 as pb
@@ -120,6 +122,82 @@ async def test_contact_is_found_by_any_of_its_identities(contacts: ContactsUnder
             pb.LookupContactByIdentityRequest(identity=identity), metadata=metadata()
         )
         assert found.contact.id == contact.id
+
+
+async def test_batch_lookup_answers_each_identity_in_request_order(
+    contacts: ContactsUnderTest,
+) -> None:
+    email = _unique_email()
+    handle = f"jack_{uuid.uuid4().hex[:6]}"
+    gold = await _create(
+        contacts,
+        tier=pb.VALUE_TIER_GOLD,
+        identities=[
+            pb.Identity(kind=EMAIL, value=email),
+            pb.Identity(kind=PHONE, value=f"+1650253{uuid.uuid4().int % 10000:04d}"),
+        ],
+    )
+    standard = await _create(
+        contacts, identities=[pb.Identity(kind=SOCIAL, network=pb.SOCIAL_NETWORK_X, value=handle)]
+    )
+    phone = next(i.value for i in gold.identities if i.kind == PHONE)
+    reply = await contacts.stub.BatchLookupContactsByIdentity(
+        pb.BatchLookupContactsByIdentityRequest(
+            identities=[
+                pb.Identity(kind=EMAIL, value=email.upper()),
+                pb.Identity(kind=EMAIL, value=_unique_email()),
+                pb.Identity(kind=SOCIAL, network=pb.SOCIAL_NETWORK_X, value=f"@{handle}"),
+                pb.Identity(kind=EMAIL, value="not-an-email"),
+                pb.Identity(kind=PHONE, value=phone),
+                pb.Identity(kind=EMAIL, value=email),
+            ]
+        ),
+        metadata=metadata(),
+    )
+    result = pb.IdentityLookupResult
+    answers = [(r.outcome, r.contact_id, r.tier) for r in reply.results]
+    assert answers == [
+        (result.OUTCOME_FOUND, gold.id, pb.VALUE_TIER_GOLD),
+        (result.OUTCOME_NOT_FOUND, "", 0),
+        (result.OUTCOME_FOUND, standard.id, pb.VALUE_TIER_STANDARD),
+        (result.OUTCOME_INVALID, "", 0),
+        (result.OUTCOME_FOUND, gold.id, pb.VALUE_TIER_GOLD),
+        (result.OUTCOME_FOUND, gold.id, pb.VALUE_TIER_GOLD),
+    ]
+    assert reply.results[3].invalid_reason.startswith("is not a valid email address")
+
+
+async def test_batch_lookup_of_500_identities_reads_the_database_once(
+    contacts: ContactsUnderTest, spans: InMemorySpanExporter
+) -> None:
+    owned = [_unique_email() for _ in range(3)]
+    for email in owned:
+        await _create(contacts, identities=[pb.Identity(kind=EMAIL, value=email)])
+    asked = owned + [_unique_email() for _ in range(497)]
+    request = pb.BatchLookupContactsByIdentityRequest(
+        identities=[pb.Identity(kind=EMAIL, value=email) for email in asked]
+    )
+    with trace.get_tracer("test").start_as_current_span("test: batch lookup") as root:
+        reply = await contacts.stub.BatchLookupContactsByIdentity(request, metadata=metadata())
+    found = [r.outcome == pb.IdentityLookupResult.OUTCOME_FOUND for r in reply.results]
+    assert found == [True] * 3 + [False] * 497
+    trace_id = root.get_span_context().trace_id
+    commands = [
+        s.name.rpartition(".")[2]
+        for s in spans.get_finished_spans()
+        if s.context.trace_id == trace_id and s.attributes and s.attributes.get("db.system")
+    ]
+    assert commands == ["find"]
+
+
+async def test_batch_lookup_sees_only_the_callers_tenant(contacts: ContactsUnderTest) -> None:
+    email = _unique_email()
+    await _create(contacts, identities=[pb.Identity(kind=EMAIL, value=email)])
+    reply = await contacts.stub.BatchLookupContactsByIdentity(
+        pb.BatchLookupContactsByIdentityRequest(identities=[pb.Identity(kind=EMAIL, value=email)]),
+        metadata=metadata(tenant="globex"),
+    )
+    assert [r.outcome for r in reply.results] == [pb.IdentityLookupResult.OUTCOME_NOT_FOUND]
 
 
 async def test_an_identity_belongs_to_one_contact_only(contacts: ContactsUnderTest) -> None:

@@ -75,6 +75,8 @@ from crm_servicedesk.storage import (
 R = TypeVar("R")
 SOURCE = "/crm/servicedesk"
 TIMER_AT_RISK = "at_risk"
+# How an escalated ticket is marked (rules can test it: "escalate once").
+ESCALATED_TAG = "escalated"
 TIMER_BREACH = "breach"
 # A ticket changed concurrently (a timer firing while an agent replies) is read again.
 CONFLICT_RETRIES = 5
@@ -828,7 +830,7 @@ class ServiceDesk:
             action = decision.action
             agent_id = ""
             if action.kind is ActionKind.ASSIGN_TEAM:
-                ticket = replace(ticket, team_id=action.team_id)
+                ticket = _moved_to_team(ticket, action.team_id)
             elif action.kind is ActionKind.ASSIGN_AGENT:
                 team_id = action.team_id or ticket.team_id
                 agents = await self.store.team_agents(ticket.tenant_id, team_id, session)
@@ -853,9 +855,9 @@ class ServiceDesk:
                 ticket = replace(ticket, tags=tuple(dict.fromkeys((*ticket.tags, action.tag))))
             elif action.kind is ActionKind.ESCALATE:
                 ticket = replace(
-                    ticket,
+                    _moved_to_team(ticket, action.team_id or ticket.team_id),
                     priority=ticket.priority.raised(),
-                    tags=tuple(dict.fromkeys((*ticket.tags, "escalated"))),
+                    tags=tuple(dict.fromkeys((*ticket.tags, ESCALATED_TAG))),
                 )
             else:
                 continue  # OPEN_TICKET is the mention flow's decision
@@ -1062,9 +1064,8 @@ class ServiceDesk:
                 if opener is None:
                     stored.append(mention)
                     continue
-                ticket_type = opener.action.ticket_type or TicketType.COMPLAINT.value
                 draft = TicketDraft(
-                    type=TicketType(ticket_type),
+                    type=opener.action.ticket_type or TicketType.COMPLAINT,
                     channel=Channel.SOCIAL,
                     priority=None,
                     subject=_subject_of(mention),
@@ -1150,6 +1151,13 @@ def _subject_of(mention: Mention) -> str:
     return subject if len(subject) <= 120 else subject[:117] + "..."
 
 
+def _moved_to_team(ticket: Ticket, team_id: str) -> Ticket:
+    """A ticket queued for another team loses its assignee (they are in the old team)."""
+    if team_id == ticket.team_id:
+        return ticket
+    return replace(ticket, team_id=team_id, assignee_id="")
+
+
 def _routed_fields(before: Ticket, after: Ticket) -> set[str]:
     return {
         name
@@ -1191,7 +1199,7 @@ def ticket_facts(
         text=f"{ticket.subject}\n{ticket.description}",
         team_id=ticket.team_id,
         assignee_id=ticket.assignee_id,
-        escalated="escalated" in ticket.tags,
+        escalated=ESCALATED_TAG in ticket.tags,
         sla_target=sla_target,
     )
 

@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from aiokafka import AIOKafkaConsumer
@@ -14,13 +14,14 @@ from google.protobuf.message import Message
 
 from crm.contacts.v1 import contacts_pb2 as cpb
 from crm.contacts.v1 import contacts_pb2_grpc
-from crm.servicedesk.v1 import events_pb2
+from crm.servicedesk.v1 import events_pb2, servicedesk_pb2_grpc
 from crm.servicedesk.v1 import servicedesk_pb2 as pb
-from crm.servicedesk.v1 import servicedesk_pb2_grpc
 from crm_platform.mongo import MongoStore
 from crm_platform.server import RunningService
 from crm_servicedesk.bootstrap import bootstrap
 from crm_servicedesk.settings import TOPIC, ServiceDeskSettings
+
+M = TypeVar("M", bound=Message)
 
 
 def metadata(tenant: str, actor: str = "alice") -> tuple[tuple[str, str], ...]:
@@ -38,18 +39,18 @@ class Stubs:
     """Stubs of the service desk's four services and of contacts, on one tenant's metadata."""
 
     tenant: str
-    tickets: servicedesk_pb2_grpc.TicketServiceStub
-    config: servicedesk_pb2_grpc.ServiceDeskConfigServiceStub
-    social: servicedesk_pb2_grpc.SocialListeningServiceStub
-    surveys: servicedesk_pb2_grpc.SurveyServiceStub
-    contacts: contacts_pb2_grpc.ContactsServiceStub
+    tickets: servicedesk_pb2_grpc.TicketServiceAsyncStub
+    config: servicedesk_pb2_grpc.ServiceDeskConfigServiceAsyncStub
+    social: servicedesk_pb2_grpc.SocialListeningServiceAsyncStub
+    surveys: servicedesk_pb2_grpc.SurveyServiceAsyncStub
+    contacts: contacts_pb2_grpc.ContactsServiceAsyncStub
 
     @property
     def md(self) -> tuple[tuple[str, str], ...]:
         """This tenant's metadata."""
         return metadata(self.tenant)
 
-    async def new_contact(self, email: str = "", tier: int = cpb.VALUE_TIER_STANDARD) -> str:
+    async def new_contact(self, email: str = "", tier: Any = cpb.VALUE_TIER_STANDARD) -> str:
         """A contact of this tenant; returns its id."""
         contact = cpb.Contact(given_name="Ada", family_name="Lovelace", tier=tier)
         if email:
@@ -153,8 +154,8 @@ async def _poll(consumer: AIOKafkaConsumer, events: list[tuple[dict[str, str], M
 
 
 def of_type(
-    events: list[tuple[dict[str, str], Message]], kind: type[Message], ticket_id: str = ""
-) -> list[tuple[dict[str, str], Message]]:
+    events: list[tuple[dict[str, str], Message]], kind: type[M], ticket_id: str = ""
+) -> list[tuple[dict[str, str], M]]:
     """The events of one payload type (about one ticket, when given)."""
     found = [(h, e) for h, e in events if isinstance(e, kind)]
     if ticket_id:

@@ -4,6 +4,7 @@ broker."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import grpc
 import pytest
@@ -109,7 +110,7 @@ async def test_first_public_agent_reply_meets_first_response_and_bot_reply_does_
     await _wall_policy(stubs, first_response=3600)
     ticket = await stubs.new_ticket(await stubs.new_contact())
 
-    async def say(author: int, visibility: int, body: str) -> pb.AddMessageResponse:
+    async def say(author: Any, visibility: Any, body: str) -> pb.AddMessageResponse:
         message = pb.Message(author_type=author, visibility=visibility, body=body, author_id="x")
         return await stubs.tickets.AddMessage(
             pb.AddMessageRequest(ticket_id=ticket.id, message=message), metadata=stubs.md
@@ -180,7 +181,9 @@ async def test_routing_assigns_round_robin_and_records_the_rule(desk: DeskUnderT
     assert not phone.assignee_id
     assert not phone.routing_decisions
 
-    agents = await stubs.config.ListAgents(pb.ListAgentsRequest(team_id="billing"), metadata=stubs.md)
+    agents = await stubs.config.ListAgents(
+        pb.ListAgentsRequest(team_id="billing"), metadata=stubs.md
+    )
     assert {a.id: a.open_tickets for a in agents.agents} == {
         "agent-a": 2,
         "agent-b": 1,
@@ -262,7 +265,10 @@ async def test_resolving_sends_a_survey_that_takes_one_answer(desk: DeskUnderTes
     (survey,) = surveys.surveys
     assert survey.status == pb.SURVEY_STATUS_SENT
     answer = pb.SurveyAnswer(
-        csat=2, nps=3, perceived_wait_minutes=600, expected_wait_minutes=120,
+        csat=2,
+        nps=3,
+        perceived_wait_minutes=600,
+        expected_wait_minutes=120,
         comment="Took forever, really frustrating",
     )
     answered = await stubs.surveys.AnswerSurvey(
@@ -281,7 +287,9 @@ async def test_resolving_sends_a_survey_that_takes_one_answer(desk: DeskUnderTes
 
     events = await read_events(
         desk.kafka_bootstrap,
-        lambda evs: any(e.survey.id == survey.id for _, e in of_type(evs, events_pb2.SurveyAnswered)),
+        lambda evs: any(
+            e.survey.id == survey.id for _, e in of_type(evs, events_pb2.SurveyAnswered)
+        ),
     )
     assert [e for _, e in of_type(events, events_pb2.SurveySent) if e.survey.id == survey.id]
     answers = [e for _, e in of_type(events, events_pb2.SurveyAnswered) if e.survey.id == survey.id]
@@ -301,7 +309,8 @@ async def test_reopen_restarts_the_resolution_clock(desk: DeskUnderTest) -> None
         pb.AddMessageRequest(
             ticket_id=ticket.id,
             message=pb.Message(
-                author_type=pb.AUTHOR_TYPE_CUSTOMER, visibility=pb.VISIBILITY_PUBLIC,
+                author_type=pb.AUTHOR_TYPE_CUSTOMER,
+                visibility=pb.VISIBILITY_PUBLIC,
                 body="Still broken",
             ),
         ),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +21,7 @@ from crm.contacts.v1 import events_pb2 as events
 from crm_contacts.api import convert
 from crm_contacts.domain import InvalidValueError
 from crm_contacts.domain.contact import Contact, ContactUpdate, LifecycleStage
-from crm_contacts.domain.identity import IdentityKind, SocialNetwork, lookup_key
+from crm_contacts.domain.identity import IdentityKey, IdentityKind, SocialNetwork, lookup_key
 from crm_contacts.domain.organization import Organization, OrganizationUpdate
 from crm_contacts.domain.paging import (
     decode_page_token,
@@ -30,7 +30,7 @@ from crm_contacts.domain.paging import (
     resolve_page_size,
 )
 from crm_contacts.domain.tier import Tier
-from crm_contacts.storage import ContactStore, Idempotency
+from crm_contacts.storage import ContactStore, Idempotency, IdentityOwner
 from crm_platform.context import CallContext, current_call
 from crm_platform.errors import InvalidArgument
 from crm_platform.events import Event
@@ -58,6 +58,23 @@ def _idempotency(
         return None
     body = request.SerializeToString(deterministic=True)
     return Idempotency(request.request_id, hashlib.sha256(body).hexdigest())
+
+
+def _lookup_result(
+    key: IdentityKey | str, owners: Mapping[IdentityKey, IdentityOwner]
+) -> pb.IdentityLookupResult:
+    """One identity's answer in a batch lookup; ``key`` is the reason when the value is invalid."""
+    result = pb.IdentityLookupResult
+    if isinstance(key, str):
+        return result(outcome=result.OUTCOME_INVALID, invalid_reason=key)
+    owner = owners.get(key)
+    if owner is None:
+        return result(outcome=result.OUTCOME_NOT_FOUND)
+    return result(
+        outcome=result.OUTCOME_FOUND,
+        contact_id=owner.contact_id,
+        tier=convert.enum_to_pb(owner.tier),  # type: ignore[arg-type]
+    )
 
 
 class ContactsService(contacts_pb2_grpc.ContactsServiceServicer):
@@ -202,6 +219,28 @@ class ContactsService(contacts_pb2_grpc.ContactsServiceServicer):
             raise InvalidArgument.single("identity.value", str(exc)) from None
         contact = await self.store.find_by_identity(current_call().tenant_id, key)
         return pb.LookupContactByIdentityResponse(contact=convert.contact_to_pb(contact))
+
+    async def BatchLookupContactsByIdentity(
+        self, request: pb.BatchLookupContactsByIdentityRequest, context: Context
+    ) -> pb.BatchLookupContactsByIdentityResponse:
+        # Each identity's lookup key, or why its value does not normalise: an invalid value is
+        # one item's answer, not the batch's failure (the batch often comes from inbound data).
+        keys: list[IdentityKey | str] = []
+        for index, identity in enumerate(request.identities):
+            kind = convert.enum_from_pb(IdentityKind, identity.kind)
+            if kind is None:  # refused by the proto rules before the handler runs
+                raise InvalidArgument.single(f"identities[{index}].kind", "is required")
+            network = convert.enum_from_pb(SocialNetwork, identity.network)
+            try:
+                keys.append(lookup_key(kind, identity.value, network, default_region=self.region))
+            except InvalidValueError as exc:
+                keys.append(exc.description)
+        owners = await self.store.find_identity_owners(
+            current_call().tenant_id, [key for key in keys if isinstance(key, IdentityKey)]
+        )
+        return pb.BatchLookupContactsByIdentityResponse(
+            results=[_lookup_result(key, owners) for key in keys]
+        )
 
     # --- organisations ----------------------------------------------------------------------
 

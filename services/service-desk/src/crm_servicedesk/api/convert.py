@@ -182,6 +182,8 @@ def action_from_document(data: Mapping[str, Any]) -> Action:
         values["strategy"] = AssignStrategy(values["strategy"])
     if "priority" in values:
         values["priority"] = Priority(values["priority"])
+    if "ticket_type" in values:
+        values["ticket_type"] = TicketType(values["ticket_type"])
     if "required_skills" in values:
         values["required_skills"] = frozenset(values["required_skills"])
     return Action(**values)
@@ -388,6 +390,7 @@ def action_to_proto(action: Action) -> pb.RuleAction:
         required_skills=sorted(action.required_skills),
         priority=PRIORITIES[Priority(action.priority)] if action.priority else UNSET,
         tag=action.tag,
+        ticket_type=TICKET_TYPES[action.ticket_type] if action.ticket_type else UNSET,
     )
 
 
@@ -400,6 +403,7 @@ def action_from_proto(message: pb.RuleAction) -> Action:
         required_skills=frozenset(message.required_skills),
         priority=PRIORITY_OF.get(message.priority),
         tag=message.tag,
+        ticket_type=TICKET_TYPE_OF.get(message.ticket_type),
     )
 
 
@@ -417,7 +421,11 @@ def condition_to_proto(condition: Condition) -> pb.RuleCondition:
         weekdays=sorted(day + 1 for day in condition.weekdays),
         timezone=condition.timezone,
         text_contains_any=sorted(condition.text_contains_any),
+        statuses=[TICKET_STATUSES[s] for s in sorted(condition.statuses)],
+        team_ids=sorted(condition.team_ids),
     )
+    if condition.escalated is not None:
+        message.escalated = condition.escalated
     if condition.sentiment_below is not None:
         message.sentiment_below = condition.sentiment_below
     if condition.sentiment_above is not None:
@@ -456,6 +464,9 @@ def condition_from_proto(message: pb.RuleCondition) -> Condition:
         weekdays=frozenset(day - 1 for day in message.weekdays),
         timezone=message.timezone or "UTC",
         text_contains_any=frozenset(message.text_contains_any),
+        statuses=frozenset(TICKET_STATUS_OF[s] for s in message.statuses if s),
+        team_ids=frozenset(message.team_ids),
+        escalated=message.escalated if message.HasField("escalated") else None,
     )
 
 

@@ -51,8 +51,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Last ordinal whose next day still exists: the day walk looks one day ahead.
 _MAX_ORDINAL = date.max.toordinal() - 1
 # Bounds of the shared caches; beyond them a cache starts again empty (cheap to refill).
-_MAX_CACHED_DAYS = 20_000
-_MAX_SCHEDULES = 256
+_MAX_CACHED_DAYS = 4_000  # about eleven years of days
+_MAX_SCHEDULES = 128
 
 _Span: TypeAlias = tuple[datetime, datetime]
 _WeekRules: TypeAlias = tuple[tuple[tuple[int, int], ...], ...]

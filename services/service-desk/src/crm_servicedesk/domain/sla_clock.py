@@ -83,8 +83,8 @@ class SlaClock:
     def due_at(self, calendar: BusinessCalendar | None) -> datetime | None:
         """The earliest instant (UTC) at which :meth:`elapsed` reaches the target.
 
-        Takes the recorded pauses into account; ``None`` while paused, because the due time
-        depends on when the clock resumes. A zero target is due at ``started_at``.
+        Takes the recorded pauses into account; ``None`` while paused (an open pause), because
+        the due time depends on when the clock resumes. A zero target is due at ``started_at``.
         """
         return self._reaches(calendar, self.target)
 
@@ -129,6 +129,10 @@ class SlaClock:
 
     def _reaches(self, calendar: BusinessCalendar | None, amount: timedelta) -> datetime | None:
         measure = _Measure(self.kind, calendar)
+        if self.is_paused:
+            # Even a target reached before the pause reports None: one rule for callers, who
+            # recompute due times on resume anyway.
+            return None
         remaining = amount
         for run_start, run_end in self._runs():
             if run_end is None:
@@ -137,7 +141,7 @@ class SlaClock:
             if available >= remaining:
                 return measure.advance(run_start, remaining)
             remaining -= available
-        return None  # the last run ends in an open pause: due time unknown until resumed
+        return None  # pragma: no cover - without an open pause the last run is open-ended
 
     def _runs(self) -> Iterator[tuple[datetime, datetime | None]]:
         """The stretches (UTC) during which the clock runs, in order; ``None`` = open-ended.

@@ -356,7 +356,9 @@ class _RuleActionKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RuleAc
     RULE_ACTION_KIND_SET_PRIORITY: _RuleActionKind.ValueType  # 3
     RULE_ACTION_KIND_ADD_TAG: _RuleActionKind.ValueType  # 4
     RULE_ACTION_KIND_ESCALATE: _RuleActionKind.ValueType  # 5
-    """Raise priority one level and move the ticket to `team_id`."""
+    """Mark the ticket escalated, raise its priority one level and, with `team_id`, move it to
+    that team.
+    """
     RULE_ACTION_KIND_OPEN_TICKET: _RuleActionKind.ValueType  # 6
     """For mentions: open a ticket from the mention."""
 
@@ -369,7 +371,9 @@ RULE_ACTION_KIND_ASSIGN_AGENT: RuleActionKind.ValueType  # 2
 RULE_ACTION_KIND_SET_PRIORITY: RuleActionKind.ValueType  # 3
 RULE_ACTION_KIND_ADD_TAG: RuleActionKind.ValueType  # 4
 RULE_ACTION_KIND_ESCALATE: RuleActionKind.ValueType  # 5
-"""Raise priority one level and move the ticket to `team_id`."""
+"""Mark the ticket escalated, raise its priority one level and, with `team_id`, move it to
+that team.
+"""
 RULE_ACTION_KIND_OPEN_TICKET: RuleActionKind.ValueType  # 6
 """For mentions: open a ticket from the mention."""
 Global___RuleActionKind: _TypeAlias = RuleActionKind  # noqa: Y015
@@ -1879,6 +1883,9 @@ class RuleCondition(_message.Message):
     WEEKDAYS_FIELD_NUMBER: _builtins.int
     TIMEZONE_FIELD_NUMBER: _builtins.int
     TEXT_CONTAINS_ANY_FIELD_NUMBER: _builtins.int
+    STATUSES_FIELD_NUMBER: _builtins.int
+    TEAM_IDS_FIELD_NUMBER: _builtins.int
+    ESCALATED_FIELD_NUMBER: _builtins.int
     sentiment_below: _builtins.float
     """Sentiment polarity (−1…1) of the ticket's text or the mention below / above a value."""
     sentiment_above: _builtins.float
@@ -1888,6 +1895,8 @@ class RuleCondition(_message.Message):
     """Time-of-day window in `timezone` (may wrap midnight), minutes after midnight."""
     local_time_to_minute: _builtins.int
     timezone: _builtins.str
+    escalated: _builtins.bool
+    """Only tickets that were (true) or were not (false) escalated before: "escalate once"."""
     @_builtins.property
     def types(self) -> _containers.RepeatedScalarFieldContainer[Global___TicketType.ValueType]: ...
     @_builtins.property
@@ -1916,6 +1925,14 @@ class RuleCondition(_message.Message):
     def text_contains_any(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Case-insensitive: the subject, description or mention text contains any of these."""
 
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___TicketStatus.ValueType]:
+        """Only tickets in these statuses."""
+
+    @_builtins.property
+    def team_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only tickets queued for these teams."""
+
     def __init__(
         self,
         *,
@@ -1935,11 +1952,16 @@ class RuleCondition(_message.Message):
         weekdays: _abc.Iterable[_builtins.int] | None = ...,
         timezone: _builtins.str = ...,
         text_contains_any: _abc.Iterable[_builtins.str] | None = ...,
+        statuses: _abc.Iterable[Global___TicketStatus.ValueType] | None = ...,
+        team_ids: _abc.Iterable[_builtins.str] | None = ...,
+        escalated: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_local_time_from_minute", b"_local_time_from_minute", "_local_time_to_minute", b"_local_time_to_minute", "_min_author_followers", b"_min_author_followers", "_sentiment_above", b"_sentiment_above", "_sentiment_below", b"_sentiment_below", "local_time_from_minute", b"local_time_from_minute", "local_time_to_minute", b"local_time_to_minute", "min_author_followers", b"min_author_followers", "sentiment_above", b"sentiment_above", "sentiment_below", b"sentiment_below"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_escalated", b"_escalated", "_local_time_from_minute", b"_local_time_from_minute", "_local_time_to_minute", b"_local_time_to_minute", "_min_author_followers", b"_min_author_followers", "_sentiment_above", b"_sentiment_above", "_sentiment_below", b"_sentiment_below", "escalated", b"escalated", "local_time_from_minute", b"local_time_from_minute", "local_time_to_minute", b"local_time_to_minute", "min_author_followers", b"min_author_followers", "sentiment_above", b"sentiment_above", "sentiment_below", b"sentiment_below"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_local_time_from_minute", b"_local_time_from_minute", "_local_time_to_minute", b"_local_time_to_minute", "_min_author_followers", b"_min_author_followers", "_sentiment_above", b"_sentiment_above", "_sentiment_below", b"_sentiment_below", "categories", b"categories", "channels", b"channels", "customer_tiers", b"customer_tiers", "local_time_from_minute", b"local_time_from_minute", "local_time_to_minute", b"local_time_to_minute", "min_author_followers", b"min_author_followers", "priorities", b"priorities", "products", b"products", "sentiment_above", b"sentiment_above", "sentiment_below", b"sentiment_below", "sla_targets", b"sla_targets", "tags_any", b"tags_any", "text_contains_any", b"text_contains_any", "timezone", b"timezone", "types", b"types", "weekdays", b"weekdays"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_escalated", b"_escalated", "_local_time_from_minute", b"_local_time_from_minute", "_local_time_to_minute", b"_local_time_to_minute", "_min_author_followers", b"_min_author_followers", "_sentiment_above", b"_sentiment_above", "_sentiment_below", b"_sentiment_below", "categories", b"categories", "channels", b"channels", "customer_tiers", b"customer_tiers", "escalated", b"escalated", "local_time_from_minute", b"local_time_from_minute", "local_time_to_minute", b"local_time_to_minute", "min_author_followers", b"min_author_followers", "priorities", b"priorities", "products", b"products", "sentiment_above", b"sentiment_above", "sentiment_below", b"sentiment_below", "sla_targets", b"sla_targets", "statuses", b"statuses", "tags_any", b"tags_any", "team_ids", b"team_ids", "text_contains_any", b"text_contains_any", "timezone", b"timezone", "types", b"types", "weekdays", b"weekdays"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__escalated: _TypeAlias = _typing.Literal["escalated"]  # noqa: Y015
+    _WhichOneofArgType__escalated: _TypeAlias = _typing.Literal["_escalated", b"_escalated"]  # noqa: Y015
     _WhichOneofReturnType__local_time_from_minute: _TypeAlias = _typing.Literal["local_time_from_minute"]  # noqa: Y015
     _WhichOneofArgType__local_time_from_minute: _TypeAlias = _typing.Literal["_local_time_from_minute", b"_local_time_from_minute"]  # noqa: Y015
     _WhichOneofReturnType__local_time_to_minute: _TypeAlias = _typing.Literal["local_time_to_minute"]  # noqa: Y015
@@ -1950,6 +1972,8 @@ class RuleCondition(_message.Message):
     _WhichOneofArgType__sentiment_above: _TypeAlias = _typing.Literal["_sentiment_above", b"_sentiment_above"]  # noqa: Y015
     _WhichOneofReturnType__sentiment_below: _TypeAlias = _typing.Literal["sentiment_below"]  # noqa: Y015
     _WhichOneofArgType__sentiment_below: _TypeAlias = _typing.Literal["_sentiment_below", b"_sentiment_below"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__escalated) -> _WhichOneofReturnType__escalated | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__local_time_from_minute) -> _WhichOneofReturnType__local_time_from_minute | None: ...
     @_typing.overload
@@ -1975,6 +1999,7 @@ class RuleAction(_message.Message):
     REQUIRED_SKILLS_FIELD_NUMBER: _builtins.int
     PRIORITY_FIELD_NUMBER: _builtins.int
     TAG_FIELD_NUMBER: _builtins.int
+    TICKET_TYPE_FIELD_NUMBER: _builtins.int
     kind: Global___RuleActionKind.ValueType
     team_id: _builtins.str
     """ASSIGN_TEAM, ASSIGN_AGENT, ESCALATE: the team."""
@@ -1984,6 +2009,8 @@ class RuleAction(_message.Message):
     """SET_PRIORITY."""
     tag: _builtins.str
     """ADD_TAG."""
+    ticket_type: Global___TicketType.ValueType
+    """OPEN_TICKET: the type of the ticket opened (default COMPLAINT)."""
     @_builtins.property
     def required_skills(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """SKILL_MATCH: the skills required."""
@@ -1997,10 +2024,11 @@ class RuleAction(_message.Message):
         required_skills: _abc.Iterable[_builtins.str] | None = ...,
         priority: Global___Priority.ValueType = ...,
         tag: _builtins.str = ...,
+        ticket_type: Global___TicketType.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "priority", b"priority", "required_skills", b"required_skills", "strategy", b"strategy", "tag", b"tag", "team_id", b"team_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "priority", b"priority", "required_skills", b"required_skills", "strategy", b"strategy", "tag", b"tag", "team_id", b"team_id", "ticket_type", b"ticket_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
