@@ -1,5 +1,7 @@
 """``crm-dev run --demo``: create a contact through the contacts gRPC API and show its
-``ContactCreated`` event arriving on Kafka (through the service's transactional outbox)."""
+``ContactCreated`` event arriving on Kafka (through the service's transactional outbox); then open
+a ticket for that contact at the service desk under an SLA, answer it, and show the ticket's SLA
+clocks and the facts it published (the events the metrics service computes KPIs from)."""
 
 from __future__ import annotations
 
@@ -87,6 +89,111 @@ async def run_demo(stack: Stack) -> None:
         print("  payload crm.contacts.v1.ContactCreated:")
         for line in text_format.MessageToString(event).splitlines():
             print(f"    {line}")
+    finally:
+        await consumer.stop()
+    await _service_desk_demo(stack, contact_id)
+
+
+async def _service_desk_demo(stack: Stack, contact_id: str) -> None:
+    """Open a ticket for the contact under a 4-hour first-response SLA, reply as an agent, and
+    print the clocks and the ticket's events on Kafka."""
+    desk = stack.services.get("servicedesk")
+    if desk is None or not desk.running:
+        print("demo: the service desk is not running; skipping the ticket")
+        return
+    from google.protobuf.duration_pb2 import Duration
+
+    from crm.servicedesk.v1 import events_pb2 as desk_events
+    from crm.servicedesk.v1 import servicedesk_pb2 as pb
+    from crm.servicedesk.v1 import servicedesk_pb2_grpc as desk_grpc
+
+    consumer = AIOKafkaConsumer(
+        desk.spec.topics[0],
+        bootstrap_servers=stack.kafka.bootstrap_servers,
+        auto_offset_reset="latest",
+    )
+    await consumer.start()
+    try:
+        await _positions_resolved(consumer)
+        async with grpc.aio.insecure_channel(desk.address) as channel:
+            config = desk_grpc.ServiceDeskConfigServiceStub(channel)
+            tickets = desk_grpc.TicketServiceStub(channel)
+            policies = await config.ListSlaPolicies(
+                pb.ListSlaPoliciesRequest(), metadata=_METADATA, timeout=10
+            )
+            if not policies.policies:
+                targets = [
+                    pb.SlaTargetSpec(
+                        target=pb.SLA_TARGET_FIRST_RESPONSE,
+                        clock=pb.CLOCK_KIND_WALL,
+                        duration=Duration(seconds=4 * 3600),
+                    ),
+                    pb.SlaTargetSpec(
+                        target=pb.SLA_TARGET_RESOLUTION,
+                        clock=pb.CLOCK_KIND_WALL,
+                        duration=Duration(seconds=24 * 3600),
+                    ),
+                ]
+                await config.CreateSlaPolicy(
+                    pb.CreateSlaPolicyRequest(
+                        policy=pb.SlaPolicy(name="standard", enabled=True, targets=targets)
+                    ),
+                    metadata=_METADATA,
+                    timeout=10,
+                )
+            created = await tickets.CreateTicket(
+                pb.CreateTicketRequest(
+                    ticket=pb.Ticket(
+                        type=pb.TICKET_TYPE_COMPLAINT,
+                        channel=pb.CHANNEL_EMAIL,
+                        subject="My parcel never arrived",
+                        contact_id=contact_id,
+                    ),
+                    first_message="Ordered two weeks ago, still nothing. Any update?",
+                ),
+                metadata=_METADATA,
+                timeout=10,
+            )
+            ticket = created.ticket
+            reply = await tickets.AddMessage(
+                pb.AddMessageRequest(
+                    ticket_id=ticket.id,
+                    message=pb.Message(
+                        author_type=pb.AUTHOR_TYPE_AGENT,
+                        author_id="demo-agent",
+                        visibility=pb.VISIBILITY_PUBLIC,
+                        body="Sorry! A replacement ships today.",
+                    ),
+                ),
+                metadata=_METADATA,
+                timeout=10,
+            )
+    except grpc.aio.AioRpcError as exc:
+        print(f"demo: service desk call failed: {exc.code().name} {exc.details()}")
+        await consumer.stop()
+        return
+    try:
+        print(f"demo: opened ticket {ticket.id} at {desk.address}; SLA clocks after the reply:")
+        for clock in reply.ticket.sla.clocks:
+            due = clock.due_time.ToJsonString() if clock.HasField("due_time") else "-"
+            print(
+                f"    {pb.SlaTarget.Name(clock.target)}: {pb.SlaClockState.Name(clock.state)}"
+                f" (due {due})"
+            )
+        seen: list[str] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _EVENT_TIMEOUT
+        while loop.time() < deadline and "SlaTargetMet" not in seen:
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    if record.key == contact_id.encode():
+                        kind = dict(record.headers).get("ce_type", b"").decode()
+                        seen.append(kind.rsplit(".", 1)[-1])
+        print(f"demo: its events on {desk.spec.topics[0]} (key = the contact): {', '.join(seen)}")
+        if "SlaTargetMet" in seen:
+            met = desk_events.SlaTargetMet
+            print(f"demo: the first response met its SLA ({met.DESCRIPTOR.full_name})")
     finally:
         await consumer.stop()
 
