@@ -1,7 +1,8 @@
 """The Kubernetes manifests: every overlay and component renders with kustomize, every object
 validates against the Kubernetes JSON schemas, and the platform's deployment rules hold
 (restricted pods, native gRPC probes, drain timing, a PDB, HPA and NetworkPolicy per Deployment,
-co-partitioned topics).
+co-partitioned topics). Every service in SERVICES is checked the same way: its objects and
+configuration in every render, the peers it calls, its topics and its Dockerfile.
 
 No cluster is needed. kustomize is installed by deploy/k8s/install-kustomize.sh (pinned, from the
 Go module proxy) when it is missing; if it cannot be installed these tests fail, never skip.
@@ -9,9 +10,14 @@ Go module proxy) when it is missing; if it cannot be installed these tests fail,
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
+import re
+import shlex
 import subprocess
-from collections.abc import Callable
+import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -20,6 +26,8 @@ from typing import Any
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
+
+from crm_devstack.services import SERVICES as LOCAL_STACK_SERVICES
 
 # A cold install of kustomize (empty Go caches) takes about 70 s on 2 cores; leave room.
 pytestmark = pytest.mark.timeout(900)
@@ -33,12 +41,71 @@ KUBERNETES_DOC = REPO_ROOT / "docs" / "kubernetes.md"
 # 1.30) and a current release; kubernetes-validate ships the schemas of both.
 KUBERNETES_VERSIONS = ("1.30", "1.34")
 
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """What the manifests and the image of one service must look like. Object names follow the
+    service's name: Deployment, ServiceAccount, Service, PDB, HPA and NetworkPolicy `<name>`,
+    Service `<name>-headless`, ConfigMap `<name>-config`, Secret `<name>-mongodb`."""
+
+    name: str
+    """Its objects' names and SERVICE_NAME (the same as in crm_devstack.services)."""
+    source_dir: str
+    """services/<source_dir>, with the pyproject.toml and the Dockerfile."""
+    module: str
+    """The image runs `python -m <module>`."""
+    topics: tuple[str, ...]
+    """The Kafka topics it produces; each with a `.dlq` topic in the strimzi-topics component."""
+    shutdown_headroom_seconds: int
+    """terminationGracePeriodSeconds must cover preStop + SHUTDOWN_GRACE_SECONDS + this: the
+    bounded stops of its background work after the drain, plus 5 s to close the rest."""
+    peers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Env var -> the service whose ClusterIP Service (`host:port`) it must name."""
+
+    @property
+    def database(self) -> str:
+        return f"crm_{self.name}"
+
+    @property
+    def config_map(self) -> str:
+        return f"{self.name}-config"
+
+    @property
+    def secret(self) -> str:
+        return f"{self.name}-mongodb"
+
+    @property
+    def image(self) -> str:
+        return f"crm/{self.name}"
+
+    @property
+    def dockerfile(self) -> Path:
+        return REPO_ROOT / "services" / self.source_dir / "Dockerfile"
+
+
+SERVICES = (
+    # Outbox relay: 10 s to publish what is pending + 5 s to close its producer; + 5 s.
+    ServiceSpec("contacts", "contacts", "crm_contacts", ("crm.contacts.v1",), 20),
+    # The relay's 15 s, then the SLA timer worker's batch in hand (10 s); + 5 s.
+    ServiceSpec(
+        "servicedesk",
+        "service-desk",
+        "crm_servicedesk",
+        ("crm.servicedesk.v1",),
+        30,
+        peers={"CONTACTS_ADDRESS": "contacts"},
+    ),
+)
+SERVICE_IDS = [s.name for s in SERVICES]
+
 # Secrets the manifests reference but do not create (credentials are not kept in git). Each must
 # be described in docs/kubernetes.md; a dev overlay may generate them.
-EXTERNAL_SECRETS = {"contacts-mongodb"}
+EXTERNAL_SECRETS = {s.secret for s in SERVICES}
 
-# Env the runtime reads; each Deployment must set all of them (from the ConfigMap or `env`).
+# Env the runtime reads; each Deployment must set all of them (from the ConfigMap or `env`), and
+# the addresses of its peers.
 REQUIRED_ENV = (
+    "SERVICE_NAME",
     "GRPC_LISTEN_ADDRESS",
     "MONGODB_URI",
     "MONGODB_DATABASE",
@@ -50,6 +117,7 @@ REQUIRED_ENV = (
 DEFAULT_SHUTDOWN_GRACE_SECONDS = 20
 MIN_DRAIN_HEADROOM_SECONDS = 20
 TOPIC_PARTITIONS = 12
+RUN_AS = 10001
 
 Manifest = dict[str, Any]
 
@@ -70,6 +138,7 @@ def _kustomization_dirs(parent: Path) -> list[Path]:
     return sorted(p.parent for p in parent.glob("*/kustomization.yaml"))
 
 
+BASE = RenderTarget("base", K8S_DIR / "base")
 OVERLAYS = [RenderTarget("overlay", p) for p in _kustomization_dirs(K8S_DIR / "overlays")]
 COMPONENTS = [RenderTarget("component", p) for p in _kustomization_dirs(K8S_DIR / "components")]
 TARGETS = OVERLAYS + COMPONENTS
@@ -111,7 +180,7 @@ def render(
 
     @cache
     def _render(target: RenderTarget) -> list[Manifest]:
-        if target.kind == "overlay":
+        if target.kind in {"base", "overlay"}:
             build_dir = target.path
         else:
             # A component cannot be built alone: wrap it around the base in a scratch folder.
@@ -163,6 +232,24 @@ def _pod_labels(deployment: Manifest) -> dict[str, str]:
 
 def _selects(match_labels: dict[str, str], labels: dict[str, str]) -> bool:
     return bool(match_labels) and all(labels.get(k) == v for k, v in match_labels.items())
+
+
+def _spec_of(deployment: Manifest) -> ServiceSpec:
+    name = deployment["metadata"]["name"]
+    spec = next((s for s in SERVICES if s.name == name), None)
+    assert spec is not None, f"Deployment {name} is not a service in SERVICES: add it there"
+    return spec
+
+
+def _deployment_of(objects: list[Manifest], service: ServiceSpec) -> Manifest:
+    deployment = _named(objects, "Deployment", service.name)
+    assert deployment is not None, f"no Deployment {service.name}"
+    return deployment
+
+
+def _is_generated_from(name: str, base_name: str) -> bool:
+    """`name` is `base_name`, or kustomize's generated `<base_name>-<hash>`."""
+    return re.fullmatch(rf"{re.escape(base_name)}(-[a-z0-9]{{10}})?", name) is not None
 
 
 def _grpc_container_port(container: Manifest) -> int:
@@ -326,6 +413,7 @@ def test_termination_grace_covers_prestop_drain_and_shutdown(
     objects = render(target)
     for deployment in _of_kind(objects, "Deployment"):
         name = deployment["metadata"]["name"]
+        headroom = max(MIN_DRAIN_HEADROOM_SECONDS, _spec_of(deployment).shutdown_headroom_seconds)
         grace = deployment["spec"]["template"]["spec"].get("terminationGracePeriodSeconds", 30)
         drain = int(
             _config_value(objects, deployment, "SHUTDOWN_GRACE_SECONDS")
@@ -336,9 +424,9 @@ def test_termination_grace_covers_prestop_drain_and_shutdown(
             assert "sleep" in pre_stop, f"{name}: preStop must sleep (no shell in the image)"
             sleep = pre_stop["sleep"]["seconds"]
             assert sleep > 0, name
-            assert grace >= sleep + drain + MIN_DRAIN_HEADROOM_SECONDS, (
+            assert grace >= sleep + drain + headroom, (
                 f"{name}: terminationGracePeriodSeconds {grace} < preStop {sleep} s + drain "
-                f"{drain} s + {MIN_DRAIN_HEADROOM_SECONDS} s"
+                f"{drain} s + {headroom} s"
             )
         assert grace >= 30, name
 
@@ -350,7 +438,8 @@ def test_deployments_get_the_runtime_configuration(
     objects = render(target)
     for deployment in _of_kind(objects, "Deployment"):
         name = deployment["metadata"]["name"]
-        missing = [v for v in REQUIRED_ENV if _config_value(objects, deployment, v) is None]
+        required = (*REQUIRED_ENV, *_spec_of(deployment).peers)
+        missing = [v for v in required if _config_value(objects, deployment, v) is None]
         assert not missing, f"{name}: env not set: {missing}"
         listen = _config_value(objects, deployment, "GRPC_LISTEN_ADDRESS")
         port = _grpc_container_port(_containers(deployment)[0])
@@ -463,6 +552,239 @@ def test_every_deployment_has_services_pdb_hpa_and_network_policy(
         assert {53, 9092, 27017, 4317} <= egress_ports, f"{name}: egress ports {egress_ports}"
 
 
+# --- each service --------------------------------------------------------------------------------
+
+
+def test_the_local_stack_and_the_manifests_know_the_same_services() -> None:
+    """crm_devstack.services lists what runs locally; every service there is deployed here, with
+    the same module, topics and peers."""
+
+    def shape(module: str, topics: tuple[str, ...], peers: Mapping[str, str]) -> Any:
+        return module, sorted(topics), dict(peers)
+
+    local = {s.name: shape(s.module, s.topics, dict(s.peers)) for s in LOCAL_STACK_SERVICES}
+    deployed = {s.name: shape(s.module, s.topics, s.peers) for s in SERVICES}
+    assert deployed == local
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=TARGET_IDS)
+def test_every_render_deploys_exactly_the_services(
+    render: Callable[[RenderTarget], list[Manifest]], target: RenderTarget
+) -> None:
+    deployed = sorted(d["metadata"]["name"] for d in _of_kind(render(target), "Deployment"))
+    assert deployed == sorted(SERVICE_IDS)
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=SERVICE_IDS)
+@pytest.mark.parametrize("target", TARGETS, ids=TARGET_IDS)
+def test_every_service_has_its_objects_under_its_own_name(
+    render: Callable[[RenderTarget], list[Manifest]], target: RenderTarget, service: ServiceSpec
+) -> None:
+    objects = render(target)
+    name = service.name
+    deployment = _deployment_of(objects, service)
+    assert deployment["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/name": name}
+    labels = _pod_labels(deployment)
+    assert labels.get("app.kubernetes.io/name") == name
+    # Peer services' NetworkPolicies admit the CRM's pods by this label.
+    assert labels.get("app.kubernetes.io/part-of") == "crm", name
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == name
+    assert [c["name"] for c in pod["containers"]] == [name]
+    for kind, object_name in (
+        ("ServiceAccount", name),
+        ("Service", name),
+        ("Service", f"{name}-headless"),
+        ("PodDisruptionBudget", name),
+        ("HorizontalPodAutoscaler", name),
+        ("NetworkPolicy", name),
+    ):
+        assert _named(objects, kind, object_name) is not None, f"{name}: no {kind} {object_name}"
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=SERVICE_IDS)
+@pytest.mark.parametrize("target", TARGETS, ids=TARGET_IDS)
+def test_every_service_gets_its_own_name_database_secret_and_image(
+    render: Callable[[RenderTarget], list[Manifest]], target: RenderTarget, service: ServiceSpec
+) -> None:
+    objects = render(target)
+    deployment = _deployment_of(objects, service)
+    container = _containers(deployment)[0]
+    expected = {
+        "SERVICE_NAME": service.name,
+        "MONGODB_DATABASE": service.database,
+        "OTEL_SERVICE_NAME": f"crm-{service.name}",
+    }
+    assert {k: _config_value(objects, deployment, k) for k in expected} == expected
+    attributes = _config_value(objects, deployment, "OTEL_RESOURCE_ATTRIBUTES") or ""
+    assert f"k8s.container.name={service.name}" in attributes.split(","), attributes
+
+    config_maps = [s["configMapRef"]["name"] for s in container["envFrom"] if "configMapRef" in s]
+    assert len(config_maps) == 1, f"{service.name}: one ConfigMap, {service.config_map}"
+    assert _is_generated_from(config_maps[0], service.config_map), config_maps[0]
+    uri = next(e for e in container["env"] if e["name"] == "MONGODB_URI")
+    secret = uri["valueFrom"]["secretKeyRef"]
+    assert _is_generated_from(secret["name"], service.secret), secret
+    assert secret["key"] == "uri", secret
+
+    repository, _, _ = container["image"].rpartition(":")
+    assert repository == service.image, container["image"]
+
+
+def _rule_admits(rule: Manifest, direction: str, pod_labels: dict[str, str], port: int) -> bool:
+    """A NetworkPolicy rule lets TCP on `port` (by number or as the named port `grpc`) through
+    to (`direction="to"`) or from (`"from"`) the pods labelled `pod_labels` in the namespace of
+    the policy."""
+    peers = rule.get(direction)
+    peer_ok = not peers or any(
+        set(peer) == {"podSelector"}
+        and _selects(peer["podSelector"].get("matchLabels", {}), pod_labels)
+        for peer in peers
+    )
+    ports = rule.get("ports")
+    port_ok = not ports or any(
+        p.get("port") in {port, "grpc"} and p.get("protocol", "TCP") == "TCP" for p in ports
+    )
+    return peer_ok and port_ok
+
+
+PEER_CALLS = [(caller, env, callee) for caller in SERVICES for env, callee in caller.peers.items()]
+PEER_CALL_IDS = [f"{caller.name}-{env}" for caller, env, _ in PEER_CALLS]
+
+
+@pytest.mark.parametrize("call", PEER_CALLS, ids=PEER_CALL_IDS)
+@pytest.mark.parametrize("target", TARGETS, ids=TARGET_IDS)
+def test_peer_addresses_name_the_peers_service_and_the_network_policies_let_the_calls_through(
+    render: Callable[[RenderTarget], list[Manifest]],
+    target: RenderTarget,
+    call: tuple[ServiceSpec, str, str],
+) -> None:
+    caller, env, callee_name = call
+    objects = render(target)
+    deployment = _deployment_of(objects, caller)
+    callee = _named(objects, "Deployment", callee_name)
+    assert callee is not None, f"{caller.name} calls {callee_name}, which is not deployed"
+
+    # host:port of the callee's ClusterIP Service, by its name in the caller's own namespace.
+    address = _config_value(objects, deployment, env) or ""
+    host, colon, port = address.rpartition(":")
+    assert colon, f"{caller.name}: {env}={address!r} is not host:port"
+    assert port.isdigit(), f"{caller.name}: {env}={address!r} is not host:port"
+    namespace = deployment["metadata"].get("namespace")
+    hosts = {callee_name}
+    if namespace:
+        qualified = f"{callee_name}.{namespace}"
+        hosts |= {qualified, f"{qualified}.svc", f"{qualified}.svc.cluster.local"}
+    assert host in hosts, f"{caller.name}: {env}={address!r} must name the Service {callee_name}"
+    service = _named(objects, "Service", callee_name)
+    assert service is not None, f"no Service {callee_name}"
+    assert service["spec"].get("clusterIP") != "None", f"Service {callee_name} is headless"
+    assert _selects(service["spec"]["selector"], _pod_labels(callee))
+    service_port = next(p for p in service["spec"]["ports"] if p["name"] == "grpc")
+    assert int(port) == service_port["port"], f"{caller.name}: {env} port != {callee_name}'s"
+
+    # Policies see the pod address after the Service's translation: the caller's egress must
+    # reach the callee's pods on their container port, and the callee's ingress admit the caller.
+    callee_port = _grpc_container_port(_containers(callee)[0])
+    egress = _named(objects, "NetworkPolicy", caller.name)
+    ingress = _named(objects, "NetworkPolicy", callee_name)
+    assert egress is not None, caller.name
+    assert ingress is not None, callee_name
+    assert any(
+        _rule_admits(rule, "to", _pod_labels(callee), callee_port)
+        for rule in egress["spec"]["egress"]
+    ), f"NetworkPolicy {caller.name}: no egress to {callee_name}'s pods on {callee_port}"
+    assert any(
+        _rule_admits(rule, "from", _pod_labels(deployment), callee_port)
+        for rule in ingress["spec"]["ingress"]
+    ), f"NetworkPolicy {callee_name}: no ingress from {caller.name}'s pods on {callee_port}"
+
+
+# --- container images ----------------------------------------------------------------------------
+
+
+def _dockerfile(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of each instruction; continuation lines joined, comments (and the
+    `# syntax=` directive) dropped."""
+    instructions = []
+    pending = ""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        pending = f"{pending} {stripped}" if pending else stripped
+        if pending.endswith("\\"):
+            pending = pending[:-1].rstrip()
+            continue
+        keyword, _, arguments = pending.partition(" ")
+        instructions.append((keyword.upper(), arguments.strip()))
+        pending = ""
+    return instructions
+
+
+def _dockerfile_assignments(instructions: list[tuple[str, str]], keyword: str) -> dict[str, str]:
+    """The NAME=value pairs of every ARG or ENV instruction (`keyword`)."""
+    values: dict[str, str] = {}
+    for instruction, arguments in instructions:
+        if instruction == keyword:
+            for token in shlex.split(arguments):
+                name, _, value = token.partition("=")
+                values[name] = value
+    return values
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=SERVICE_IDS)
+def test_every_service_image_runs_its_module_as_the_pods_user_on_the_grpc_port(
+    render: Callable[[RenderTarget], list[Manifest]], service: ServiceSpec
+) -> None:
+    assert service.dockerfile.is_file(), f"{service.name}: no {service.dockerfile}"
+    instructions = _dockerfile(service.dockerfile)
+    source = service.dockerfile.parent
+    package = tomllib.loads((source / "pyproject.toml").read_text(encoding="utf-8"))
+    assert (source / "src" / service.module / "__main__.py").is_file(), service.module
+
+    entrypoints = [json.loads(a) for i, a in instructions if i == "ENTRYPOINT"]
+    assert entrypoints == [["python", "-m", service.module]], entrypoints
+    syncs = [a for i, a in instructions if i == "RUN" and " uv sync " in f" {a} "]
+    assert len(syncs) == 1, f"{service.name}: one `uv sync` in the build stage"
+    assert {"--frozen", "--no-dev", "--no-editable"} <= set(syncs[0].split()), syncs[0]
+    assert re.findall(r"--package\s+(\S+)", syncs[0]) == [package["project"]["name"]]
+
+    deployment = _deployment_of(render(BASE), service)
+    grpc_port = _grpc_container_port(_containers(deployment)[0])
+    assert [a for i, a in instructions if i == "EXPOSE"] == [str(grpc_port)]
+    env = _dockerfile_assignments(instructions, "ENV")
+    assert env.get("GRPC_LISTEN_ADDRESS") == f"0.0.0.0:{grpc_port}", env
+    pod_security = deployment["spec"]["template"]["spec"]["securityContext"]
+    assert (pod_security["runAsUser"], pod_security["runAsGroup"]) == (RUN_AS, RUN_AS)
+    # Numeric, so that runAsNonRoot can verify it; the last USER is the one that runs.
+    users = [a for i, a in instructions if i == "USER"]
+    assert users, f"{service.name}: no USER (it would run as root)"
+    assert users[-1] == f"{RUN_AS}:{RUN_AS}", users
+
+
+def test_service_images_share_the_pinned_base_image_and_uv() -> None:
+    """One workspace, one interpreter: every image builds on the same pinned base image, with
+    the uv the Makefile pins."""
+    makefile = (REPO_ROOT / "Makefile").read_text(encoding="utf-8")
+    pinned_uv = re.search(r"^UV_VERSION\s*:=\s*(\S+)", makefile, re.MULTILINE)
+    assert pinned_uv is not None, "Makefile: UV_VERSION"
+    seen = set()
+    for service in SERVICES:
+        instructions = _dockerfile(service.dockerfile)
+        args = _dockerfile_assignments(instructions, "ARG")
+        base_image = args.get("PYTHON_IMAGE", "")
+        name, _, tag = base_image.rpartition(":")
+        assert name, f"{service.name}: base image {base_image!r} has no tag"
+        assert tag not in {"", "latest"}, f"{service.name}: base image {base_image!r} is not pinned"
+        assert args.get("UV_VERSION") == pinned_uv.group(1), f"{service.name}: uv version"
+        stages = [a.split()[0] for i, a in instructions if i == "FROM"]
+        assert stages, f"{service.name}: no FROM"
+        assert set(stages) == {"${PYTHON_IMAGE}"}, f"{service.name}: FROM {stages}"
+        seen.add(base_image)
+    assert len(seen) == 1, f"the images build on different base images: {sorted(seen)}"
+
+
 # --- overlay specifics ---------------------------------------------------------------------------
 
 
@@ -484,6 +806,20 @@ def test_dev_runs_one_small_replica_that_can_be_evicted(
         # minAvailable with one replica would block every node drain.
         assert pdb["spec"].get("maxUnavailable") == 1
         assert "minAvailable" not in pdb["spec"]
+
+
+def test_dev_generates_every_secret_its_services_need(
+    render: Callable[[RenderTarget], list[Manifest]],
+) -> None:
+    """The dev overlay applies on its own: no Secret has to be created first."""
+    objects = render(_overlay("dev"))
+    secrets = {s["metadata"]["name"] for s in _of_kind(objects, "Secret")}
+    for service in SERVICES:
+        container = _containers(_deployment_of(objects, service))[0]
+        for entry in container.get("env", []):
+            secret = entry.get("valueFrom", {}).get("secretKeyRef")
+            if secret:
+                assert secret["name"] in secrets, f"{service.name}: {secret['name']} not generated"
 
 
 def test_production_runs_three_to_ten_replicas_spread_over_nodes(
@@ -522,7 +858,9 @@ def test_domain_topics_are_copartitioned_and_have_a_dead_letter_topic(
     render: Callable[[RenderTarget], list[Manifest]], target: RenderTarget
 ) -> None:
     topics = _topics(render(target))
-    assert "crm.contacts.v1" in topics
+    for service in SERVICES:
+        for topic in service.topics:
+            assert topic in topics, f"{service.name} produces {topic}, which is not declared"
     domain = {name: t for name, t in topics.items() if not name.endswith(".dlq")}
     # Same count everywhere: keyed by customer id, one customer's events share a partition number.
     assert {t["spec"]["partitions"] for t in domain.values()} == {TOPIC_PARTITIONS}

@@ -18,29 +18,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from bson import ObjectId
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import PyMongoError
 
 from crm_platform.events import Event
+from crm_platform.lease import Lease
 from crm_platform.mongo import Document
 
 log = logging.getLogger(__name__)
 meter = metrics.get_meter(__name__)
 _published = meter.create_counter("crm.outbox.published", unit="{event}")
 _lag = meter.create_histogram("crm.outbox.relay_lag", unit="s")
+
+
+# What a record needs to become a Kafka record.
+_RECORD_FIELDS = ("topic", "payload", "key", "headers", "created_at")
 
 
 class Outbox:
@@ -110,49 +113,23 @@ class Outbox:
         may still commit an event whose ObjectId sorts before the ones just published."""
         await self.collection.delete_many({"_id": {"$in": list(ids)}})
 
+    async def set_aside(self, doc: Document) -> None:
+        """Keep an unpublishable record in ``outbox_malformed`` and out of the outbox."""
+        kept = self.collection.database["outbox_malformed"]
+        await kept.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+        await self.collection.delete_one({"_id": doc["_id"]})
+
     async def count_pending(self) -> int:
         """How many events wait to be published."""
         return await self.collection.count_documents({})
 
 
-class RelayLease:
-    """Database lease so that only one relay of a service publishes at a time."""
+class RelayLease(Lease):
+    """The relay's lease (see :class:`~crm_platform.lease.Lease`), in the ``outbox_lease``
+    collection, so that only one relay of a service publishes at a time."""
 
     def __init__(self, db: AsyncDatabase[Document], name: str, ttl_seconds: float) -> None:
-        self.collection = db["outbox_lease"]
-        self.name = name
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
-        self.ttl = timedelta(seconds=ttl_seconds)
-        self._renew_after = 0.0  # monotonic time after which the lease is renewed in the DB
-
-    async def acquire(self) -> bool:
-        """Take or renew the lease; false while another live relay holds it.
-
-        Renewed in the database only once half the TTL has passed, so a busy relay does not
-        pay a write per batch for it.
-        """
-        if time.monotonic() < self._renew_after:
-            return True
-        started = time.monotonic()
-        now = datetime.now(UTC)
-        try:
-            doc = await self.collection.find_one_and_update(
-                {"_id": self.name, "$or": [{"owner": self.owner}, {"expires_at": {"$lt": now}}]},
-                {"$set": {"owner": self.owner, "expires_at": now + self.ttl}},
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
-            )
-        except DuplicateKeyError:  # the lease exists and is held by a live relay
-            return False
-        held = doc is not None and doc.get("owner") == self.owner
-        if held:
-            self._renew_after = started + self.ttl.total_seconds() / 2
-        return held
-
-    async def release(self) -> None:
-        """Give the lease up so a peer can take over at once."""
-        self._renew_after = 0.0
-        await self.collection.delete_one({"_id": self.name, "owner": self.owner})
+        super().__init__(db, name, ttl_seconds, collection="outbox_lease")
 
 
 class OutboxRelay:
@@ -161,7 +138,7 @@ class OutboxRelay:
     def __init__(
         self,
         outbox: Outbox,
-        lease: RelayLease,
+        lease: Lease,
         *,
         bootstrap_servers: str,
         client_id: str,
@@ -275,6 +252,7 @@ class OutboxRelay:
             return 0
         batch = await self.outbox.pending(self.batch_size)
         self._kafka_reachable()
+        batch = await self._set_aside_malformed(batch)
         if not batch:
             return 0
         deliveries = []
@@ -300,6 +278,18 @@ class OutboxRelay:
             _lag.record((now - doc["created_at"]).total_seconds(), {"topic": doc["topic"]})
         _published.add(len(batch), {"topic": self.outbox.topic})
         return len(batch)
+
+    async def _set_aside_malformed(self, batch: list[Document]) -> list[Document]:
+        """Move records that cannot be published (written by an older or foreign writer) to
+        ``outbox_malformed``: one of them must not stop every later event of the service."""
+        good: list[Document] = []
+        for doc in batch:
+            if all(field in doc for field in _RECORD_FIELDS):
+                good.append(doc)
+                continue
+            log.error("outbox record %s cannot be published; moved to outbox_malformed", doc["_id"])
+            await self.outbox.set_aside(doc)
+        return good
 
     def _kafka_reachable(self) -> None:
         if self.kafka_down_since is not None:

@@ -66,6 +66,26 @@ async def test_committed_event_is_published_with_its_key(
     assert await outbox.count_pending() == 0
 
 
+async def test_a_malformed_record_is_set_aside_and_does_not_block_later_events(
+    infra: Any, store: MongoStore, topic: str
+) -> None:
+    outbox = Outbox(store.db, topic)
+    # E.g. left behind by an older relay that marked records sent instead of deleting them.
+    await outbox.collection.insert_one(
+        {"topic": topic, "key": "m1", "seq": 0, "status": "sent", "created_at": None}
+    )
+    relay = _relay(outbox, store, infra.kafka_bootstrap)
+    relay.start()
+    try:
+        await _write(store, outbox, "m2", 1)
+        [record] = await read_topic(infra.kafka_bootstrap, topic, 1)
+    finally:
+        await relay.stop()
+    assert record.key == b"m2"
+    assert await outbox.count_pending() == 0
+    assert await store.db["outbox_malformed"].count_documents({"key": "m1"}) == 1
+
+
 async def test_aborted_transaction_publishes_nothing(store: MongoStore, topic: str) -> None:
     outbox = Outbox(store.db, topic)
 

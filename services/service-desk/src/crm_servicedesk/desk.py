@@ -77,6 +77,8 @@ SOURCE = "/crm/servicedesk"
 TIMER_AT_RISK = "at_risk"
 # How an escalated ticket is marked (rules can test it: "escalate once").
 ESCALATED_TAG = "escalated"
+# The actor of SLA facts nobody caused directly (at-risk warnings, breaches).
+SLA_ACTOR = Actor(ActorType.SYSTEM, "sla-timer")
 TIMER_BREACH = "breach"
 # A ticket changed concurrently (a timer firing while an agent replies) is read again.
 CONFLICT_RETRIES = 5
@@ -341,7 +343,7 @@ class ServiceDesk:
                 return ticket
             updated = await self._route(updated, Trigger.TICKET_UPDATED, at, session, facts)
             if {"priority", "type"} & set(changed) or updated.priority != ticket.priority:
-                updated = await self._apply_policy(updated, session)
+                updated = await self._apply_policy(updated, session, at)
             paths = sorted(set(changed) | _routed_fields(ticket, updated))
             facts.add(
                 events_pb2.TicketUpdated(
@@ -590,8 +592,26 @@ class ServiceDesk:
     ) -> None:
         if after.sla is None:
             return
+        breaches: list[tuple[ProtoMessage, datetime, Actor | None]] = []
         for clock in after.sla.clocks:
             old = before.sla.clock(clock.target) if before and before.sla else None
+            if old is not None and old.started_at != clock.started_at:
+                old = None  # a new next-response cycle
+            if (
+                clock.state is ClockState.BREACHED
+                and (old is None or old.state is not ClockState.BREACHED)
+                and clock.due_at is not None
+            ):
+                # From the timer, or from a reply that came after the due time before the
+                # timer noticed (a service that was down): a breach is published either way.
+                breach = events_pb2.SlaBreached(
+                    ticket_id=after.ticket_id,
+                    contact_id=after.contact_id,
+                    target=convert.SLA_TARGETS[clock.target],
+                    due_time=convert.timestamp(clock.due_at),
+                    fire_time=convert.timestamp(now),
+                )
+                breaches.append((breach, clock.due_at, SLA_ACTOR))
             newly_met = clock.state is ClockState.MET and (
                 old is None or old.state is not ClockState.MET or old.stopped_at != clock.stopped_at
             )
@@ -606,6 +626,7 @@ class ServiceDesk:
                     ),
                     clock.stopped_at,
                 )
+        facts.payloads[:0] = breaches  # a breach happened before what noticed it
         facts.add(
             events_pb2.SlaClocksChanged(
                 ticket_id=after.ticket_id,
@@ -697,7 +718,9 @@ class ServiceDesk:
             ticket.tenant_id, ticket.sla.calendar_id, ticket.sla.calendar_version, session
         )
 
-    async def _apply_policy(self, ticket: Ticket, session: AsyncClientSession) -> Ticket:
+    async def _apply_policy(
+        self, ticket: Ticket, session: AsyncClientSession, at: datetime | None = None
+    ) -> Ticket:
         policies = await self.store.list_all(
             self.store.policies, POLICIES, ticket.tenant_id, session
         )
@@ -719,7 +742,7 @@ class ServiceDesk:
         ):
             return ticket
         calendar = await self._policy_calendar(policy, session)
-        return ticket.with_policy(policy, calendar)
+        return ticket.with_policy(policy, calendar, at)
 
     async def _policy_calendar(
         self, policy: SlaPolicy | None, session: AsyncClientSession
@@ -747,20 +770,8 @@ class ServiceDesk:
         assert clock is not None
         assert clock.due_at is not None
         facts = _Facts()
-        system = Actor(ActorType.SYSTEM, "sla-timer")
         if timer.kind == TIMER_BREACH:
-            facts.add(
-                events_pb2.SlaBreached(
-                    ticket_id=ticket_id,
-                    contact_id=before.contact_id,
-                    target=convert.SLA_TARGETS[target],
-                    due_time=convert.timestamp(clock.due_at),
-                    fire_time=convert.timestamp(now),
-                ),
-                clock.due_at,
-                system,
-            )
-            trigger = Trigger.SLA_BREACHED
+            trigger = Trigger.SLA_BREACHED  # the SlaBreached event comes from the SLA difference
         else:
             assert clock.at_risk_at is not None
             facts.add(
@@ -773,12 +784,12 @@ class ServiceDesk:
                     fire_time=convert.timestamp(now),
                 ),
                 clock.at_risk_at,
-                system,
+                SLA_ACTOR,
             )
             trigger = Trigger.SLA_AT_RISK
         routed = await self._route(fired, trigger, now, session, facts, sla_target=target)
         if routed.priority != fired.priority:
-            routed = await self._apply_policy(routed, session)
+            routed = await self._apply_policy(routed, session, now)
         after = replace(routed, version=before.version + 1)
         # Timers this firing re-armed are found by the worker's next look-up (it loops).
         await self._publish(before, after, facts, session, skip_timer=timer.timer_id)

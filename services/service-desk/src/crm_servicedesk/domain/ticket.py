@@ -125,12 +125,19 @@ class TargetClock:
         return replace(self, state=ClockState.RUNNING, pauses=self._closed_pauses(at))
 
     def stop(self, at: datetime) -> TargetClock:
-        """The target was reached at ``at``: MET, unless it had already been breached."""
+        """The target was reached at ``at``: MET if that is before its due time, BREACHED if
+        not (also when no timer noticed the breach yet) or if it had been breached already."""
         if self.stopped_at is not None and self.state is not ClockState.BREACHED:
             return self
         if self.state is ClockState.BREACHED:
             return replace(self, stopped_at=self.stopped_at or at)
-        return replace(self, state=ClockState.MET, stopped_at=at, pauses=self._closed_pauses(at))
+        late = self.state is ClockState.RUNNING and self.due_at is not None and at > self.due_at
+        return replace(
+            self,
+            state=ClockState.BREACHED if late else ClockState.MET,
+            stopped_at=at,
+            pauses=self._closed_pauses(at),
+        )
 
     def restart(self, at: datetime) -> TargetClock:
         """A MET clock counts again (reopen): the time since it stopped is a pause."""
@@ -361,10 +368,16 @@ class Ticket:
 
     # -- SLA -------------------------------------------------------------------------------
 
-    def with_policy(self, policy: SlaPolicy | None, calendar: BusinessCalendar | None) -> Ticket:
-        """The ticket under ``policy``: existing clocks keep their start, pauses and state (a
-        breached target stays breached) and take the policy's durations; new targets start
-        at creation. No policy means no SLA."""
+    def with_policy(
+        self,
+        policy: SlaPolicy | None,
+        calendar: BusinessCalendar | None,
+        at: datetime | None = None,
+    ) -> Ticket:
+        """The ticket under ``policy`` from ``at`` (default: its last change): existing clocks
+        keep their start, pauses and state (a breached target stays breached) and take the
+        policy's durations; new targets start at creation; the new policy's pause statuses
+        apply from ``at``. No policy means no SLA."""
         if policy is None:
             return replace(self, sla=None)
         old = self.sla
@@ -388,7 +401,10 @@ class Ticket:
                 # (a next-response clock starts with the first unanswered customer message
                 # after a reply)
                 clocks.append(self._new_clock(spec.target, spec.clock, spec.seconds, sla))
-        return replace(self, sla=replace(sla, clocks=tuple(clocks)).refreshed(calendar))
+        now = at or self.updated_at
+        runs = sla.runs_in(self.status)
+        aligned = tuple(c.resume(now) if runs else c.pause(now) for c in clocks)
+        return replace(self, sla=replace(sla, clocks=aligned).refreshed(calendar))
 
     def _new_clock(
         self, target: SlaTarget, kind: ClockKind, seconds: int, sla: TicketSla
@@ -552,12 +568,15 @@ class Ticket:
             raise FailedPrecondition("TICKET_CLOSED", "ticket", "a closed ticket cannot change")
         if "subject" in changes and not str(changes["subject"]).strip():
             raise InvalidArgument.single("ticket.subject", "must not be blank")
-        changed = [name for name, value in changes.items() if getattr(self, name) != value]
+        normalised = dict(changes)
+        if "tags" in normalised:
+            normalised["tags"] = tuple(dict.fromkeys(normalised["tags"]))
+        if "subject" in normalised:
+            normalised["subject"] = str(normalised["subject"]).strip()
+        changed = [name for name, value in normalised.items() if getattr(self, name) != value]
         if not changed:
             return self, []
-        values = {name: changes[name] for name in changed}
-        if "tags" in values:
-            values["tags"] = tuple(dict.fromkeys(values["tags"]))
+        values = {name: normalised[name] for name in changed}
         return self._changed(at, **values), sorted(changed)
 
     def record_routing(self, records: Sequence[RoutingRecord], at: datetime) -> Ticket:
