@@ -298,7 +298,10 @@ class ServiceDesk:
             await self._require_agent(tenant_id, ticket.assignee_id, session)
         ticket = await self._route(ticket, Trigger.TICKET_CREATED, at, session, facts)
         ticket = await self._apply_policy(ticket, session)
-        facts.add(events_pb2.TicketCreated(ticket=convert.ticket_to_proto(ticket)), at)
+        # First on the topic: the routing decisions taken while opening it follow it.
+        facts.payloads.insert(
+            0, (events_pb2.TicketCreated(ticket=convert.ticket_to_proto(ticket)), at, None)
+        )
         if draft.first_message.strip():
             message = Message(
                 message_id=new_id(),
