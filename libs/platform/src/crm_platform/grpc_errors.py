@@ -30,6 +30,8 @@ def field_path(violation: protovalidate.Violation) -> str:
     """Render a protovalidate field path as clients read it: ``contact.identities[2].value``."""
     proto: Any = violation.proto
     parts: list[str] = []
+    if getattr(proto, "field", None) is None:
+        return ""  # a rule on the request as a whole
     for element in proto.field.elements:
         name = element.field_name
         subscript = element.subscript  # None, or Oneof(field='index'|'string_key'|..., value)

@@ -9,6 +9,7 @@ in one transaction.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -74,6 +75,7 @@ from crm_servicedesk.storage import (
 
 R = TypeVar("R")
 SOURCE = "/crm/servicedesk"
+log = logging.getLogger(__name__)
 TIMER_AT_RISK = "at_risk"
 # How an escalated ticket is marked (rules can test it: "escalate once").
 ESCALATED_TAG = "escalated"
@@ -1055,7 +1057,21 @@ class ServiceDesk:
             if author in authors:
                 requesters[mention.mention_id] = authors[author]
             elif mention.mention_id in openers:
-                ref = await self.contacts.create_for_author(author, f"mention:{mention.mention_id}")
+                try:
+                    ref = await self.contacts.create_for_author(
+                        author, f"mention:{mention.mention_id}"
+                    )
+                except InvalidArgument as exc:
+                    # The contacts service does not take this handle as an identity: the
+                    # mention is stored, but no ticket can have it as requester.
+                    log.warning(
+                        "mention %s: author %s cannot become a contact (%s); no ticket opened",
+                        mention.mention_id,
+                        mention.author_key,
+                        exc.message,
+                    )
+                    del openers[mention.mention_id]
+                    continue
                 authors[author] = ref
                 requesters[mention.mention_id] = ref
         linked = [

@@ -6,15 +6,19 @@ and policy versions their due times were computed with.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from crm.servicedesk.v1 import events_pb2, servicedesk_pb2_grpc
 from crm.servicedesk.v1 import servicedesk_pb2 as pb
 from crm_platform.context import current_call
-from crm_platform.errors import InvalidArgument, StaleVersion
+from crm_platform.errors import FieldViolation, InvalidArgument, StaleVersion
 from crm_servicedesk.api import convert
 from crm_servicedesk.desk import ServiceDesk, new_id
+from crm_servicedesk.domain.calendar import BusinessCalendar
 from crm_servicedesk.domain.routing import RoutingRule
+from crm_servicedesk.domain.sla_clock import ClockKind
+from crm_servicedesk.domain.sla_policy import SlaPolicy
 from crm_servicedesk.storage import AGENTS, POLICIES, RULES, Agent, CalendarRecord, scoped_id
 
 Context = Any
@@ -28,6 +32,23 @@ def _check_version(kind: str, ident: str, expected: int, actual: int) -> None:
 def _require_id(ident: str, field: str) -> None:
     if not ident:
         raise InvalidArgument.single(field, "is required")
+
+
+def _check_reachable(policy: SlaPolicy, calendar: BusinessCalendar, now: datetime) -> None:
+    """A business-clock target must fall due within a year: more business time than the
+    calendar opens in a year is a mistake (and would make every due-time computation scan
+    years of calendar)."""
+    yearly = calendar.business_time(now, now + timedelta(days=365))
+    violations = [
+        FieldViolation(
+            f"policy.targets[{index}].duration",
+            f"is more business time than calendar {calendar.calendar_id} opens in a year",
+        )
+        for index, spec in enumerate(policy.targets)
+        if spec.clock is ClockKind.BUSINESS and timedelta(seconds=spec.seconds) > yearly
+    ]
+    if violations:
+        raise InvalidArgument(violations)
 
 
 def agent_to_proto(agent: Agent) -> pb.Agent:
@@ -106,7 +127,8 @@ class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServ
             message, policy_id=ident, tenant_id=tenant_id, version=version, at=self.desk.now()
         )
         if policy.calendar_id:
-            await self.store.calendar(tenant_id, policy.calendar_id)  # NOT_FOUND if unknown
+            record = await self.store.calendar(tenant_id, policy.calendar_id)  # or NOT_FOUND
+            _check_reachable(policy, record.calendar, self.desk.now())
         proto = convert.policy_to_proto(policy)
         await self.desk.save_config(
             "policy", policy, events_pb2.SlaPolicyChanged(policy=proto), ident, version

@@ -17,6 +17,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from crm.servicedesk.v1 import servicedesk_pb2 as pb
+from crm_platform.errors import FieldViolation, InvalidArgument
 from crm_servicedesk.domain.calendar import BusinessCalendar, OpeningInterval
 from crm_servicedesk.domain.mention import Mention
 from crm_servicedesk.domain.routing import (
@@ -105,15 +106,19 @@ def timestamp(value: datetime | None) -> Timestamp | None:
     return stamp
 
 
-def from_timestamp(stamp: Timestamp) -> datetime:
-    """An aware UTC datetime at millisecond precision (what the database keeps)."""
-    value = stamp.ToDatetime(tzinfo=UTC)
+def from_timestamp(stamp: Timestamp, path: str = "time") -> datetime:
+    """An aware UTC datetime at millisecond precision (what the database keeps);
+    INVALID_ARGUMENT naming ``path`` for a timestamp outside years 1 to 9999 or with bad nanos."""
+    try:
+        value = stamp.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        raise InvalidArgument.single(path, "is not a valid time (years 1 to 9999)") from None
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
-def optional_time(message: Any, field: str) -> datetime | None:
-    """A timestamp field's value, None when unset."""
-    return from_timestamp(getattr(message, field)) if message.HasField(field) else None
+def optional_time(message: Any, field: str, path: str) -> datetime | None:
+    """A timestamp field's value, None when unset (``path`` names it in errors)."""
+    return from_timestamp(getattr(message, field), path) if message.HasField(field) else None
 
 
 # -- tickets ----------------------------------------------------------------------------------
@@ -130,12 +135,12 @@ def interaction_to_proto(interaction: Interaction) -> pb.Interaction:
     )
 
 
-def interaction_from_proto(message: pb.Interaction) -> Interaction:
-    """An interaction from the API."""
+def interaction_from_proto(message: pb.Interaction, path: str = "interaction") -> Interaction:
+    """An interaction from the API (``path`` names it in errors)."""
     return Interaction(
         kind=INTERACTION_KIND_OF[message.kind],
         channel=CHANNEL_OF.get(message.channel),
-        occurred_at=from_timestamp(message.occurred_time),
+        occurred_at=from_timestamp(message.occurred_time, f"{path}.occurred_time"),
         reference=message.reference,
         note=message.note,
     )
@@ -295,8 +300,6 @@ def calendar_from_proto(
     message: pb.BusinessCalendar, calendar_id: str, version: int
 ) -> BusinessCalendar:
     """A validated calendar; bad dates, overlaps, unknown zones or countries → INVALID_ARGUMENT."""
-    from crm_platform.errors import FieldViolation, InvalidArgument
-
     holidays: list[date] = []
     violations: list[FieldViolation] = []
     for index, text in enumerate(message.holidays):
@@ -306,7 +309,7 @@ def calendar_from_proto(
             violations.append(FieldViolation(f"calendar.holidays[{index}]", "is not a valid date"))
     if violations:
         raise InvalidArgument(violations)
-    return BusinessCalendar.create(
+    calendar = BusinessCalendar.create(
         calendar_id=calendar_id,
         version=version,
         timezone=message.timezone,
@@ -322,6 +325,11 @@ def calendar_from_proto(
         holiday_country=message.holiday_country or None,
         holiday_subdivision=message.holiday_subdivision or None,
     )
+    if calendar.next_open(datetime.now(UTC)) is None:
+        raise InvalidArgument.single(
+            "calendar.holidays", "leave the calendar no opening time in the next three years"
+        )
+    return calendar
 
 
 def policy_to_proto(policy: SlaPolicy) -> pb.SlaPolicy:

@@ -17,8 +17,8 @@ Context = Any
 DEFAULT_PAGE_SIZE = 50
 
 
-def mention_draft(message: pb.Mention) -> MentionDraft:
-    """A mention as ingested."""
+def mention_draft(message: pb.Mention, path: str = "mention") -> MentionDraft:
+    """A mention as ingested (``path`` names it in errors)."""
     return MentionDraft(
         network=message.network,
         post_id=message.post_id,
@@ -26,7 +26,7 @@ def mention_draft(message: pb.Mention) -> MentionDraft:
         author_followers=message.author_followers,
         text=message.text,
         url=message.url,
-        posted_at=convert.from_timestamp(message.posted_time),
+        posted_at=convert.from_timestamp(message.posted_time, f"{path}.posted_time"),
         in_reply_to=message.in_reply_to,
         brand=message.brand,
     )
@@ -54,7 +54,9 @@ class SocialListeningService(servicedesk_pb2_grpc.SocialListeningServiceServicer
         """Batches from the stream, each written atomically."""
         accepted = duplicates = opened = 0
         async for request in request_iterator:
-            result = await self.desk.ingest_mentions([mention_draft(m) for m in request.mentions])
+            result = await self.desk.ingest_mentions(
+                [mention_draft(m, f"mentions[{i}]") for i, m in enumerate(request.mentions)]
+            )
             accepted += len(result.mentions)
             duplicates += len(request.mentions) - len(result.mentions)
             opened += result.tickets_opened

@@ -75,8 +75,13 @@ class TicketService(servicedesk_pb2_grpc.TicketServiceServicer):
             tags=tuple(ticket.tags),
             category=ticket.category,
             product=ticket.product,
-            first_touch_at=convert.optional_time(ticket, "first_touch_time"),
-            interactions=tuple(convert.interaction_from_proto(i) for i in request.interactions),
+            first_touch_at=convert.optional_time(
+                ticket, "first_touch_time", "ticket.first_touch_time"
+            ),
+            interactions=tuple(
+                convert.interaction_from_proto(item, f"interactions[{index}]")
+                for index, item in enumerate(request.interactions)
+            ),
             first_message=request.first_message,
         )
         created = await self.desk.create_ticket(
@@ -160,7 +165,7 @@ class TicketService(servicedesk_pb2_grpc.TicketServiceServicer):
             visibility=convert.VISIBILITY_OF[message.visibility],
             channel=convert.CHANNEL_OF.get(message.channel),
             body=message.body,
-            sent_at=convert.optional_time(message, "send_time"),
+            sent_at=convert.optional_time(message, "send_time", "message.send_time"),
         )
         added, ticket = await self.desk.add_message(
             request.ticket_id,
@@ -187,6 +192,6 @@ class TicketService(servicedesk_pb2_grpc.TicketServiceServicer):
             request.ticket_id,
             request.message_id,
             convert.RECEIPT_KIND_OF[request.kind],
-            convert.from_timestamp(request.time),
+            convert.from_timestamp(request.time, "time"),
         )
         return pb.RecordReceiptResponse(message=convert.message_to_proto(message))

@@ -157,11 +157,14 @@ class TargetClock:
         if self.state is not ClockState.RUNNING:
             return self
         clock = self.sla_clock()
-        return replace(
-            self,
-            due_at=clock.due_at(calendar),
-            at_risk_at=clock.at_risk_at(calendar, at_risk_fraction),
-        )
+        try:
+            due_at = clock.due_at(calendar)
+            at_risk_at = clock.at_risk_at(calendar, at_risk_fraction)
+        except ValueError as exc:  # the calendar has no opening time left to reach the target
+            raise FailedPrecondition(
+                "CALENDAR_CANNOT_REACH_TARGET", f"sla/{self.target.value}", str(exc)
+            ) from None
+        return replace(self, due_at=due_at, at_risk_at=at_risk_at)
 
     def _closed_pauses(self, at: datetime) -> tuple[Pause, ...]:
         if self.pauses and self.pauses[-1].end is None:
