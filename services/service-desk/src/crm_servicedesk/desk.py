@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -32,6 +33,8 @@ from crm_servicedesk.domain.calendar import BusinessCalendar
 from crm_servicedesk.domain.mention import Mention
 from crm_servicedesk.domain.routing import (
     ActionKind,
+    AgentLoad,
+    AssignStrategy,
     Decision,
     RoutingRule,
     TicketFacts,
@@ -74,6 +77,7 @@ from crm_servicedesk.storage import (
 )
 
 R = TypeVar("R")
+_TURNS: ContextVar[dict[str, int] | None] = ContextVar("crm_servicedesk_turns", default=None)
 SOURCE = "/crm/servicedesk"
 log = logging.getLogger(__name__)
 TIMER_AT_RISK = "at_risk"
@@ -551,7 +555,12 @@ class ServiceDesk:
         self, work: Callable[[AsyncClientSession], Awaitable[tuple[R, list[datetime]]]]
     ) -> R:
         """Run a write transaction; then wake the relay and the timer worker."""
-        result, armed = await self.store.store.in_transaction(work)
+        # Round-robin turns taken by this operation, kept across the transaction's retries.
+        token = _TURNS.set({})
+        try:
+            result, armed = await self.store.store.in_transaction(work)
+        finally:
+            _TURNS.reset(token)
         self.outbox.notify_committed()
         for due_at in armed:
             self.timer_armed(due_at)
@@ -849,19 +858,19 @@ class ServiceDesk:
                 ticket = _moved_to_team(ticket, action.team_id)
             elif action.kind is ActionKind.ASSIGN_AGENT:
                 team_id = action.team_id or ticket.team_id
-                agents = await self.store.team_agents(ticket.tenant_id, team_id, session)
-                cursor = await self.store.round_robin_cursor(ticket.tenant_id, team_id, session)
+                loads = [
+                    a.load()
+                    for a in await self.store.team_agents(ticket.tenant_id, team_id, session)
+                ]
                 assert action.strategy is not None
+                cursor = None
+                if action.strategy is AssignStrategy.ROUND_ROBIN:
+                    cursor = await self._round_robin_cursor(ticket.tenant_id, team_id, loads)
                 chosen = choose_agent(
-                    action.strategy,
-                    team_id,
-                    [agent.load() for agent in agents],
-                    action.required_skills,
-                    cursor,
+                    action.strategy, team_id, loads, action.required_skills, cursor
                 )
                 if chosen is None:
                     continue
-                await self.store.advance_cursor(ticket.tenant_id, team_id, chosen, session)
                 agent_id = chosen
                 ticket = replace(ticket, team_id=team_id, assignee_id=chosen)
             elif action.kind is ActionKind.SET_PRIORITY:
@@ -888,6 +897,23 @@ class ServiceDesk:
                 )
             )
         return ticket, records
+
+    async def _round_robin_cursor(
+        self, tenant_id: str, team_id: str, loads: Sequence[AgentLoad]
+    ) -> str | None:
+        """The agent whose turn was last, from the team's turn counter. The counter is taken
+        outside the ticket's transaction: concurrent tickets for one team would otherwise all
+        conflict on it (an aborted ticket just skips a turn)."""
+        members = sorted(a.agent_id for a in loads if a.available and team_id in a.team_ids)
+        if not members:
+            return None
+        taken = _TURNS.get()
+        turn = taken.get(team_id) if taken is not None else None
+        if turn is None:
+            turn = await self.store.next_turn(tenant_id, team_id)
+            if taken is not None:
+                taken[team_id] = turn
+        return members[(turn - 1) % len(members)] if turn else None
 
     async def _require_agent(
         self, tenant_id: str, agent_id: str, session: AsyncClientSession | None

@@ -19,6 +19,7 @@ pydantic (validated on the way in, so a corrupt document fails loudly, not later
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -26,11 +27,12 @@ from enum import Enum
 from typing import Any, Generic, TypeVar
 
 from pydantic import TypeAdapter
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
 
-from crm_platform.errors import FailedPrecondition, NotFound
+from crm_platform.errors import FailedPrecondition, NotFound, Unavailable
 from crm_platform.mongo import Document, MongoStore
 from crm_servicedesk.domain.calendar import BusinessCalendar, OpeningInterval
 from crm_servicedesk.domain.mention import Mention
@@ -352,24 +354,24 @@ class ServiceDeskStore:
         cursor = self.agents.find({"tenant_id": tenant_id, "team_ids": team_id}, session=session)
         return [AGENTS.from_document(doc) async for doc in cursor.limit(10_000)]
 
-    async def advance_cursor(
-        self, tenant_id: str, team_id: str, agent_id: str, session: AsyncClientSession
-    ) -> str | None:
-        """Store the round-robin position of a team; returns the previous position."""
-        doc = await self.cursors.find_one_and_update(
-            {"_id": f"{tenant_id}|{team_id}"},
-            {"$set": {"tenant_id": tenant_id, "agent_id": agent_id}},
-            upsert=True,
-            session=session,
-        )
-        return None if doc is None else str(doc["agent_id"])
-
-    async def round_robin_cursor(
-        self, tenant_id: str, team_id: str, session: AsyncClientSession
-    ) -> str | None:
-        """The agent a team's round robin assigned last."""
-        doc = await self.cursors.find_one({"_id": f"{tenant_id}|{team_id}"}, session=session)
-        return None if doc is None else str(doc["agent_id"])
+    async def next_turn(self, tenant_id: str, team_id: str) -> int:
+        """Take the team's next round-robin turn (0, 1, 2, ...), atomically and on its own,
+        outside any transaction."""
+        key = {"_id": f"{tenant_id}|{team_id}"}
+        for _ in range(3):
+            doc = await self.cursors.find_one_and_update(
+                key, {"$inc": {"turn": 1}}, return_document=ReturnDocument.AFTER
+            )
+            if doc is not None:
+                return int(doc["turn"]) - 1
+            # The team's first turn: create the counter, then take a turn. (Not one upsert:
+            # SecantusDB may answer racing upserts without the document, and a retry would
+            # then skip a turn.)
+            with contextlib.suppress(DuplicateKeyError):  # a concurrent first turn made it
+                await self.cursors.update_one(
+                    key, {"$setOnInsert": {"turn": 0, "tenant_id": tenant_id}}, upsert=True
+                )
+        raise Unavailable(f"round-robin counter of team {team_id} is contended; try again")
 
     async def move_open_count(
         self, tenant_id: str, before: str, after: str, session: AsyncClientSession
