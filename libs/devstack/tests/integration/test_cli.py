@@ -28,7 +28,7 @@ def _crm_dev(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
 
 
 def test_up_status_down(tmp_path: Path) -> None:
-    kafka, controller, mongo, contacts = free_ports(4)
+    kafka, controller, mongo, contacts, servicedesk = free_ports(5)
     home = tmp_path / "crm"
     # Reuse the fetched jars (and the class-data archive) instead of fetching them again.
     (crm_home() / "kafka").mkdir(parents=True, exist_ok=True)
@@ -41,15 +41,22 @@ def test_up_status_down(tmp_path: Path) -> None:
         "CRM_KAFKA_CONTROLLER_PORT": str(controller),
         "CRM_MONGODB_PORT": str(mongo),
         "CRM_CONTACTS_PORT": str(contacts),
+        "CRM_SERVICEDESK_PORT": str(servicedesk),
     }
     up = _crm_dev(env, "up")
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         assert f"127.0.0.1:{kafka}" in up.stdout
         assert f"127.0.0.1:{contacts}" in up.stdout
+        assert f"127.0.0.1:{servicedesk}" in up.stdout
         state = StackState.load(state_file(home / "run"))
         assert state is not None
-        assert [p.name for p in state.processes] == ["kafka", "secantus", "contacts"]
+        assert [p.name for p in state.processes] == [
+            "kafka",
+            "secantus",
+            "contacts",
+            "servicedesk",
+        ]
 
         again = _crm_dev(env, "up")
         assert again.returncode == 1
@@ -57,7 +64,7 @@ def test_up_status_down(tmp_path: Path) -> None:
 
         status = _crm_dev(env, "status")
         assert status.returncode == 0, status.stdout + status.stderr
-        assert status.stdout.count("SERVING") == 3
+        assert status.stdout.count("SERVING") == 4
     finally:
         down = _crm_dev(env, "down")
     assert down.returncode == 0, down.stdout + down.stderr
