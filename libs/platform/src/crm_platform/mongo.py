@@ -7,10 +7,13 @@ from typing import Any, TypeVar
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
+
+from crm_platform.errors import FailedPrecondition
 
 Document = dict[str, Any]
 T = TypeVar("T")
@@ -54,3 +57,23 @@ class MongoStore:
     async def close(self) -> None:
         """Close the client's connections."""
         await self.client.close()
+
+
+async def replace_version(
+    collection: AsyncCollection[Document],
+    kind: str,
+    read_version: int,
+    doc: Document,
+    session: AsyncClientSession,
+) -> None:
+    """Replace an aggregate only if it is still at the version that was read (optimistic
+    concurrency); otherwise FAILED_PRECONDITION ``CONCURRENT_UPDATE``."""
+    result = await collection.replace_one(
+        {"_id": doc["_id"], "tenant_id": doc["tenant_id"], "version": read_version},
+        doc,
+        session=session,
+    )
+    if result.matched_count != 1:  # a concurrent writer won (normally a write conflict)
+        raise FailedPrecondition(
+            "CONCURRENT_UPDATE", f"{kind}/{doc['_id']}", "changed meanwhile; read it again"
+        )

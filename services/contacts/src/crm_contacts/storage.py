@@ -31,7 +31,7 @@ from crm_contacts.domain.organization import Organization, OrganizationUpdate
 from crm_contacts.domain.tier import Tier
 from crm_platform.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from crm_platform.events import Event
-from crm_platform.mongo import Document, MongoStore
+from crm_platform.mongo import Document, MongoStore, replace_version
 from crm_platform.outbox import Outbox
 
 T = TypeVar("T")
@@ -298,7 +298,7 @@ class ContactStore:
             new = update.contact
             if "organization_id" in update.changed_paths:
                 await self._check_organization(new, session)
-            await self._replace_version(
+            await replace_version(
                 self.contacts, "contacts", current.version, contact_to_document(new), session
             )
             await self.outbox.add(
@@ -388,7 +388,7 @@ class ContactStore:
             update = change(current)
             if not update.changed_paths:
                 return current
-            await self._replace_version(
+            await replace_version(
                 self.organizations,
                 "organizations",
                 current.version,
@@ -447,25 +447,6 @@ class ContactStore:
         if doc is None:
             raise NotFound(kind, ident)
         return doc
-
-    async def _replace_version(
-        self,
-        collection: AsyncCollection[Document],
-        kind: str,
-        read_version: int,
-        doc: Document,
-        session: AsyncClientSession,
-    ) -> None:
-        """Replace the aggregate only if it is still at the version that was read."""
-        result = await collection.replace_one(
-            {"_id": doc["_id"], "tenant_id": doc["tenant_id"], "version": read_version},
-            doc,
-            session=session,
-        )
-        if result.matched_count != 1:  # a concurrent writer won (normally a write conflict)
-            raise FailedPrecondition(
-                "CONCURRENT_UPDATE", f"{kind}/{doc['_id']}", "changed meanwhile; read it again"
-            )
 
     async def _check_organization(self, contact: Contact, session: AsyncClientSession) -> None:
         """A contact may only belong to an organisation that exists in its tenant."""

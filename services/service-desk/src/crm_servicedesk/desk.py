@@ -26,6 +26,7 @@ from crm.servicedesk.v1 import events_pb2
 from crm_platform.context import Actor, ActorType, CallContext, current_call
 from crm_platform.errors import FailedPrecondition, InvalidArgument, NotFound, StaleVersion
 from crm_platform.events import Event
+from crm_platform.mongo import replace_version
 from crm_platform.outbox import Outbox
 from crm_platform.timers import Timer, TimerEvents, TimerStore
 from crm_servicedesk.api import convert
@@ -1026,7 +1027,7 @@ class ServiceDesk:
                 elif kind == "agent":
                     await collection.replace_one({"_id": doc_id}, doc, upsert=True, session=session)
                 else:
-                    await self.store.replace_version(collection, kind, version - 1, doc, session)
+                    await replace_version(collection, kind, version - 1, doc, session)
             await self.outbox.add([self._event(event, doc_id, f"{kind}s/{doc_id}", at)], session)
             return None, []
 

@@ -33,7 +33,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from crm_platform.errors import FailedPrecondition, NotFound, Unavailable
-from crm_platform.mongo import Document, MongoStore
+from crm_platform.mongo import Document, MongoStore, replace_version
 from crm_servicedesk.domain.calendar import BusinessCalendar, OpeningInterval
 from crm_servicedesk.domain.mention import Mention
 from crm_servicedesk.domain.routing import AgentLoad, RoutingRule
@@ -220,25 +220,6 @@ class ServiceDeskStore:
             raise NotFound(kind, ident)
         return codec.from_document(doc)
 
-    @staticmethod
-    async def replace_version(
-        collection: AsyncCollection[Document],
-        kind: str,
-        read_version: int,
-        doc: Document,
-        session: AsyncClientSession,
-    ) -> None:
-        """Replace the aggregate only if it is still at the version that was read."""
-        result = await collection.replace_one(
-            {"_id": doc["_id"], "tenant_id": doc["tenant_id"], "version": read_version},
-            doc,
-            session=session,
-        )
-        if result.matched_count != 1:
-            raise FailedPrecondition(
-                "CONCURRENT_UPDATE", f"{kind}/{doc['_id']}", "changed meanwhile; read it again"
-            )
-
     # -- idempotency -----------------------------------------------------------------------
 
     async def earlier_result(
@@ -330,9 +311,7 @@ class ServiceDeskStore:
         if calendar.version == 1:
             await self.calendars.insert_one(doc, session=session)
         else:
-            await self.replace_version(
-                self.calendars, "calendar", calendar.version - 1, doc, session
-            )
+            await replace_version(self.calendars, "calendar", calendar.version - 1, doc, session)
         versioned = dict(doc, _id=f"{calendar.calendar_id}@{calendar.version}")
         await self.calendar_versions.insert_one(versioned, session=session)
 
@@ -408,7 +387,7 @@ class ServiceDeskStore:
         if before is None:
             await self.tickets.insert_one(doc, session=session)
         else:
-            await self.replace_version(self.tickets, "ticket", before.version, doc, session)
+            await replace_version(self.tickets, "ticket", before.version, doc, session)
         await self.move_open_count(
             after.tenant_id,
             before.counts_as_open_for if before else "",
