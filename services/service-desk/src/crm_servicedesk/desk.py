@@ -23,6 +23,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
 from crm.servicedesk.v1 import events_pb2
+from crm_calendar.business_calendar import BusinessCalendar
 from crm_platform.context import Actor, ActorType, CallContext, current_call
 from crm_platform.errors import FailedPrecondition, InvalidArgument, NotFound, StaleVersion
 from crm_platform.events import Event
@@ -30,7 +31,6 @@ from crm_platform.mongo import replace_version
 from crm_platform.outbox import Outbox
 from crm_platform.timers import Timer, TimerEvents, TimerStore
 from crm_servicedesk.api import convert
-from crm_servicedesk.domain.calendar import BusinessCalendar
 from crm_servicedesk.domain.mention import Mention
 from crm_servicedesk.domain.routing import (
     ActionKind,

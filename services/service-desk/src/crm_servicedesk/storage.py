@@ -32,9 +32,9 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
+from crm_calendar.business_calendar import BusinessCalendar, OpeningInterval
 from crm_platform.errors import FailedPrecondition, NotFound, Unavailable
 from crm_platform.mongo import Document, MongoStore, replace_version
-from crm_servicedesk.domain.calendar import BusinessCalendar, OpeningInterval
 from crm_servicedesk.domain.mention import Mention
 from crm_servicedesk.domain.routing import AgentLoad, RoutingRule
 from crm_servicedesk.domain.sla_policy import SlaPolicy

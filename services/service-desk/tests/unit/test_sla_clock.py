@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crm_servicedesk.domain.calendar import BusinessCalendar, OpeningInterval
+from crm_calendar.business_calendar import BusinessCalendar, OpeningInterval
 from crm_servicedesk.domain.sla_clock import ClockKind, Pause, SlaClock
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from crm_servicedesk.domain.calendar import BusinessCalendar, OpeningInterval
+from crm_calendar.business_calendar import BusinessCalendar, OpeningInterval
 from crm_servicedesk.domain.sla_clock import ClockKind, Pause
 from crm_servicedesk.domain.sla_policy import SlaPolicy, TargetSpec
 from crm_servicedesk.domain.ticket import ClockState, Message, TargetClock, Ticket

@@ -11,11 +11,11 @@ from typing import Any
 
 from crm.servicedesk.v1 import events_pb2, servicedesk_pb2_grpc
 from crm.servicedesk.v1 import servicedesk_pb2 as pb
+from crm_calendar.business_calendar import BusinessCalendar
 from crm_platform.context import current_call
 from crm_platform.errors import FieldViolation, InvalidArgument, StaleVersion
 from crm_servicedesk.api import convert
 from crm_servicedesk.desk import ServiceDesk, new_id
-from crm_servicedesk.domain.calendar import BusinessCalendar
 from crm_servicedesk.domain.routing import RoutingRule
 from crm_servicedesk.domain.sla_clock import ClockKind
 from crm_servicedesk.domain.sla_policy import SlaPolicy

@@ -17,8 +17,8 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from crm.servicedesk.v1 import servicedesk_pb2 as pb
+from crm_calendar.business_calendar import BusinessCalendar, OpeningInterval
 from crm_platform.errors import FieldViolation, InvalidArgument
-from crm_servicedesk.domain.calendar import BusinessCalendar, OpeningInterval
 from crm_servicedesk.domain.mention import Mention
 from crm_servicedesk.domain.routing import (
     Action,

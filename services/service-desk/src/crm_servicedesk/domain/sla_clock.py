@@ -1,7 +1,7 @@
 """SLA clocks: how much of a target has elapsed, with pauses, and when it comes due.
 
 A clock runs from ``started_at`` on either the **wall** clock (real time) or the **business**
-clock (open time of a :class:`~crm_servicedesk.domain.calendar.BusinessCalendar`). Pauses (e.g.
+clock (open time of a :class:`~crm_calendar.business_calendar.BusinessCalendar`). Pauses (e.g.
 while a ticket waits on the customer) are measured on the same clock, so a pause that lies
 entirely outside business hours moves nothing on the business clock. A clock is an immutable
 value: :meth:`SlaClock.paused` and :meth:`SlaClock.resumed` return new clocks.
@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from crm_servicedesk.domain.calendar import BusinessCalendar
+from crm_calendar.business_calendar import BusinessCalendar
 
 _ZERO = timedelta(0)
 

@@ -22,8 +22,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from crm_calendar.business_calendar import BusinessCalendar
 from crm_platform.errors import FailedPrecondition, FieldViolation, InvalidArgument
-from crm_servicedesk.domain.calendar import BusinessCalendar
 from crm_servicedesk.domain.sla_clock import ClockKind, Pause, SlaClock
 from crm_servicedesk.domain.sla_policy import SlaPolicy
 from crm_servicedesk.domain.values import (

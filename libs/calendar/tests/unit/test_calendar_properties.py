@@ -16,7 +16,7 @@ import holidays as holidays_lib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crm_servicedesk.domain.calendar import BusinessCalendar, OpeningInterval
+from crm_calendar.business_calendar import BusinessCalendar, OpeningInterval
 
 MINUTE = timedelta(minutes=1)
 MICROSECOND = timedelta(microseconds=1)

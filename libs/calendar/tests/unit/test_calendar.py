@@ -7,12 +7,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from crm_platform.errors import InvalidArgument
-from crm_servicedesk.domain.calendar import (
+from crm_calendar.business_calendar import (
     SEARCH_HORIZON_DAYS,
     BusinessCalendar,
     OpeningInterval,
 )
+from crm_platform.errors import InvalidArgument
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
