@@ -46,6 +46,14 @@ SERVICES: tuple[ServiceSpec, ...] = (
         ("crm.servicedesk.v1",),
         peers=(("CONTACTS_ADDRESS", "contacts"),),
     ),
+    # The metrics service produces only dead letters; the topics it consumes must exist too.
+    ServiceSpec(
+        "metrics",
+        "crm_metrics",
+        "CRM_METRICS_PORT",
+        50053,
+        ("crm.contacts.v1", "crm.servicedesk.v1", "crm.contacts.v1.dlq", "crm.servicedesk.v1.dlq"),
+    ),
 )
 """The services of the local stack, in start order. Adding one is one line."""
 

@@ -113,7 +113,7 @@ class IdempotentConsumer:
         self.processed = store.db["processed_events"]
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
-        self._dead_letter_times: deque[float] = deque()
+        self._dead_letters: DeadLetterQueue | None = None
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -140,6 +140,7 @@ class IdempotentConsumer:
             await consumer.start()
             await producer.start()
             self._consumer, self._producer = consumer, producer
+            self._dead_letters = DeadLetterQueue(producer, self.dead_letter, self.group_id)
             while not self._stopping.is_set():
                 batches = await consumer.getmany(timeout_ms=200, max_records=500)
                 for tp, records in batches.items():
@@ -266,35 +267,58 @@ class IdempotentConsumer:
         self, record: ConsumerRecord[bytes, bytes], poison: _PoisonError
     ) -> None:
         """Publish the record unchanged to ``<topic>.dlq`` with the reason in headers."""
-        now = time.monotonic()
-        window = self._dead_letter_times
-        window.append(now)
-        while window and window[0] < now - self.dead_letter.window_seconds:
-            window.popleft()
-        if len(window) > self.dead_letter.max_dead_letters:
+        assert self._dead_letters is not None
+        try:
+            await self._dead_letters.send(record, poison.reason, poison.error)
+        except DeadLetterLimitExceededError:
             await self.stop()
+            raise
+
+
+class DeadLetterQueue:
+    """Sends poison records to ``<topic>.dlq``, and stops the consumer past the policy's limit."""
+
+    def __init__(self, producer: AIOKafkaProducer, policy: DeadLetterPolicy, group_id: str) -> None:
+        self.producer = producer
+        self.policy = policy
+        self.group_id = group_id
+        self._times: deque[float] = deque()
+
+    async def send(self, record: ConsumerRecord[bytes, bytes], reason: str, error: str) -> None:
+        """Publish the record unchanged with the reason in headers; raises
+        :class:`DeadLetterLimitExceededError` (without sending) past the limit."""
+        now = time.monotonic()
+        window = self._times
+        window.append(now)
+        while window and window[0] < now - self.policy.window_seconds:
+            window.popleft()
+        if len(window) > self.policy.max_dead_letters:
             raise DeadLetterLimitExceededError(
-                f"more than {self.dead_letter.max_dead_letters} dead letters in "
-                f"{self.dead_letter.window_seconds:.0f}s; stopping at {record.topic}"
-                f"[{record.partition}]@{record.offset}: {poison}"
+                f"more than {self.policy.max_dead_letters} dead letters in "
+                f"{self.policy.window_seconds:.0f}s; stopping at {record.topic}"
+                f"[{record.partition}]@{record.offset}: {reason}: {error}"
             )
-        assert self._producer is not None
         headers = [
             *record.headers,
-            ("dlq_reason", poison.reason.encode()),
-            ("dlq_error", poison.error[:2000].encode()),
+            ("dlq_reason", reason.encode()),
+            ("dlq_error", error[:2000].encode()),
             ("dlq_topic", record.topic.encode()),
             ("dlq_partition", str(record.partition).encode()),
             ("dlq_offset", str(record.offset).encode()),
             ("dlq_group", self.group_id.encode()),
         ]
-        await self._producer.send_and_wait(
-            record.topic + self.dead_letter.topic_suffix,
+        await self.producer.send_and_wait(
+            record.topic + self.policy.topic_suffix,
             value=record.value,
             key=record.key,
             headers=headers,
         )
-        _dead_lettered.add(1, {"topic": record.topic, "reason": poison.reason})
+        _dead_lettered.add(1, {"topic": record.topic, "reason": reason})
         log.error(
-            "dead-lettered %s[%d]@%d: %s", record.topic, record.partition, record.offset, poison
+            "dead-lettered %s[%d]@%d: %s: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            reason,
+            error,
         )

@@ -1,0 +1,5 @@
+"""``python -m crm_metrics``."""
+
+from crm_metrics.main import main
+
+main()

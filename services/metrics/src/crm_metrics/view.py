@@ -1,0 +1,147 @@
+"""The query side: every namespace's aggregates merged over all partitions, kept fresh.
+
+Whichever process owns a partition writes its aggregate cells to the database at each
+checkpoint (:mod:`crm_metrics.checkpoint`). Every process serving queries keeps a
+:class:`~crm_metrics.domain.cube.CubeView` per namespace and polls for cell documents written
+since its last look, so all replicas answer the same numbers, whoever owns which partition.
+Re-reading a document is harmless: a partition's cell value is replaced, not added.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+
+from crm_metrics.checkpoint import CELLS, OFFSETS, unescape_cell
+from crm_metrics.domain.cube import CubeView, aggregate_class
+from crm_platform.mongo import MongoStore
+
+log = logging.getLogger(__name__)
+
+# A checkpoint's transaction may commit after a later-stamped one has been read; looking back
+# this far past the newest stamp seen keeps such documents from being missed.
+LOOK_BACK_MS = 5_000
+
+
+@dataclass(slots=True)
+class _Namespace:
+    view: CubeView
+    seen_ms: int = 0
+    loaded: bool = False
+    watermark_ms: int = 0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # The cells each partition last reported per (tenant, KPI, hour) document.
+    reported: dict[tuple[int, str, str, int], set[str]] = field(default_factory=dict)
+
+
+class KpiViews:
+    """Views of every namespace queried so far, refreshed from the database."""
+
+    def __init__(self, store: MongoStore, reporting_timezone: str, refresh_seconds: float) -> None:
+        self.store = store
+        self.reporting_timezone = reporting_timezone
+        self.refresh_seconds = refresh_seconds
+        self._namespaces: dict[str, _Namespace] = {}
+        self._partitions: dict[str, int] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._changed = asyncio.Condition()
+
+    async def view(self, namespace: str) -> CubeView:
+        """The namespace's view, loaded on first use."""
+        state = self._namespaces.get(namespace)
+        if state is None:
+            state = self._namespaces[namespace] = _Namespace(CubeView(self.reporting_timezone))
+        if not state.loaded:
+            await self.refresh(namespace)
+        return state.view
+
+    def watch(self, namespace: str) -> None:
+        """Keep a namespace's view loaded and fresh from the start (not only once queried)."""
+        if namespace not in self._namespaces:
+            self._namespaces[namespace] = _Namespace(CubeView(self.reporting_timezone))
+
+    def peek(self, namespace: str) -> CubeView | None:
+        """The namespace's view if it has been loaded (no database access)."""
+        state = self._namespaces.get(namespace)
+        return state.view if state is not None and state.loaded else None
+
+    def watermark_ms(self, namespace: str) -> int:
+        """Event time of the newest event reflected in the namespace (0 if none)."""
+        state = self._namespaces.get(namespace)
+        return 0 if state is None else state.watermark_ms
+
+    def _partition_id(self, topic: str, partition: int) -> int:
+        name = f"{topic}|{partition}"
+        ident = self._partitions.get(name)
+        if ident is None:
+            ident = self._partitions[name] = len(self._partitions)
+        return ident
+
+    async def refresh(self, namespace: str) -> int:
+        """Read the cell documents written since the last look; returns how many."""
+        state = self._namespaces[namespace]
+        async with state.lock:
+            db = self.store.db
+            since = max(0, state.seen_ms - LOOK_BACK_MS) if state.loaded else -1
+            started_ms = int(time.time() * 1000)
+            count = 0
+            newest = state.seen_ms
+            cursor = db[CELLS].find({"ns": namespace, "updated_ms": {"$gt": since}})
+            async for doc in cursor:
+                count += 1
+                newest = max(newest, int(doc["updated_ms"]))
+                part = self._partition_id(doc["topic"], doc["p"])
+                cls = aggregate_class(doc["kpi"])
+                tenant, kpi, hour = doc["tenant"], doc["kpi"], doc["hour"]
+                present: set[str] = set()
+                for name, value in doc.get("cells", {}).items():
+                    cell = unescape_cell(name)
+                    present.add(cell)
+                    key = (tenant, kpi, hour, cell)
+                    fresh = cls.from_doc(value)
+                    if fresh != state.view.partition_value(part, key):
+                        state.view.update(part, key, fresh)
+                group = (part, tenant, kpi, hour)
+                for cell in state.reported.get(group, set()) - present:
+                    state.view.update(part, (tenant, kpi, hour, cell), None)  # $unset: emptied
+                state.reported[group] = present
+            async for offsets in db[OFFSETS].find({"ns": namespace}):
+                state.watermark_ms = max(state.watermark_ms, int(offsets.get("watermark_ms", 0)))
+            # Never move the stamp past what was read; an empty read keeps the old one.
+            state.seen_ms = min(newest, started_ms) if count else state.seen_ms
+            state.loaded = True
+        if count:
+            async with self._changed:
+                self._changed.notify_all()
+        return count
+
+    async def wait_for_change(self, timeout: float) -> None:
+        """Sleep until a refresh brought new cells, or ``timeout``."""
+        async with self._changed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout)
+
+    # -- background refresh (the runner's BackgroundWork) ----------------------------------
+
+    def start(self) -> None:
+        """Refresh every loaded namespace in the background."""
+        self._task = asyncio.create_task(self._loop(), name="kpi-views")
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop refreshing."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._task, timeout)
+
+    async def _loop(self) -> None:
+        while True:
+            for namespace in list(self._namespaces):
+                try:
+                    await self.refresh(namespace)
+                except Exception:  # the database may be briefly away; try again next round
+                    log.exception("refreshing the %s view failed", namespace)
+            await asyncio.sleep(self.refresh_seconds)
