@@ -30,6 +30,7 @@ from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import OffsetAndMetadata
@@ -79,6 +80,36 @@ class PartitionState(Protocol):
 
 
 StateFactory = Callable[[TopicPartition], PartitionState]
+
+
+async def end_offsets(bootstrap_servers: str, topics: Sequence[str]) -> dict[TopicPartition, int]:
+    """The topics' end offsets now, per partition (where "caught up" is)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(list(topics))
+    finally:
+        await admin.close()
+    partitions = [
+        TopicPartition(topic["topic"], partition["partition"])
+        for topic in described
+        for partition in topic["partitions"]
+    ]
+    if not partitions:
+        return {}
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    await probe.start()
+    try:
+        return dict(await probe.end_offsets(partitions))
+    finally:
+        try:
+            await probe.stop()
+        except asyncio.CancelledError:
+            # aiokafka 0.14 cancels its own committed-offsets task on stop and lets the
+            # cancellation escape when no group was used; only a real cancellation propagates.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]

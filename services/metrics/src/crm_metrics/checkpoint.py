@@ -165,6 +165,8 @@ class MetricsPartition:
                     "next_offset": offset,
                     "watermark_ms": self.engine.watermark_ms,
                     "ns": self.namespace,
+                    "topic": self.tp.topic,
+                    "p": self.tp.partition,
                     "updated_ms": int(time.time() * 1000),
                 }
             }

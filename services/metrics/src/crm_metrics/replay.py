@@ -19,13 +19,13 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from crm_metrics.bootstrap import build_consumer, register_namespace
 from crm_metrics.calendars import CalendarHub
 from crm_metrics.checkpoint import LIVE, ensure_indexes
 from crm_metrics.settings import MetricsSettings
-from crm_platform.checkpointed import CheckpointedConsumer
+from crm_platform.checkpointed import CheckpointedConsumer, end_offsets
 from crm_platform.mongo import MongoStore
 from crm_platform.settings import load_settings
 
@@ -44,21 +44,6 @@ class ReplayReport:
     def rate(self) -> float:
         """Records per second."""
         return self.records / self.seconds if self.seconds else 0.0
-
-
-async def end_offsets(bootstrap_servers: str, topics: list[str]) -> dict[TopicPartition, int]:
-    """The topics' end offsets now (where "caught up" is)."""
-    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
-    await probe.start()
-    try:
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(probe.partitions_for_topic(topic) or ())
-        ]
-        return dict(await probe.end_offsets(partitions)) if partitions else {}
-    finally:
-        await probe.stop()
 
 
 def caught_up(consumer: CheckpointedConsumer, targets: dict[TopicPartition, int]) -> bool:

@@ -11,13 +11,14 @@ from datetime import datetime
 from typing import Any
 
 import grpc
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from crm.metrics.v1 import metrics_pb2 as mpb
 from crm.metrics.v1 import metrics_pb2_grpc
 from crm_devstack.pytest_plugin import Infra
 from crm_devstack.services import ServiceProcess
+from crm_platform.checkpointed import end_offsets
 from crm_platform.events import Event
 from crm_platform.mongo import MongoStore
 
@@ -70,31 +71,24 @@ async def produce(bootstrap: str, topic: str, events: Iterable[Event]) -> int:
     return count
 
 
-async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+async def partition_ends(bootstrap: str, topic: str) -> dict[int, int]:
     """The topic's end offset per partition."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        return {tp.partition: offset for tp, offset in (await consumer.end_offsets(parts)).items()}
-    finally:
-        await consumer.stop()
+    return {tp.partition: offset for tp, offset in (await end_offsets(bootstrap, [topic])).items()}
 
 
 async def wait_caught_up(
     mongo: MongoStore, bootstrap: str, topic: str, namespace: str = "live", timeout: float = 120.0
 ) -> float:
     """Wait until every partition's checkpoint reached the topic's end; returns the seconds."""
-    targets = await end_offsets(bootstrap, topic)
+    targets = await partition_ends(bootstrap, topic)
     started = time.monotonic()
     deadline = started + timeout
     while True:
         done = {
-            doc["_id"].split("|")[-1]: doc["next_offset"]
-            async for doc in mongo.db["metric_offsets"].find({"ns": namespace})
-            if doc["_id"].split("|")[1] == topic
+            doc["p"]: doc["next_offset"]
+            async for doc in mongo.db["metric_offsets"].find({"ns": namespace, "topic": topic})
         }
-        if all(target == 0 or done.get(str(p), 0) >= target for p, target in targets.items()):
+        if all(target == 0 or done.get(p, 0) >= target for p, target in targets.items()):
             # The views poll every 0.2 s in the tests; give them two rounds.
             await asyncio.sleep(0.5)
             return time.monotonic() - started
@@ -122,7 +116,7 @@ async def start_metrics(
 def stub(process: ServiceProcess) -> metrics_pb2_grpc.MetricsServiceAsyncStub:
     """A stub on the process's port."""
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{process.port}")
-    return metrics_pb2_grpc.MetricsServiceAsyncStub(channel)
+    return metrics_pb2_grpc.MetricsServiceStub(channel)  # type: ignore[return-value]
 
 
 def kpi_request(

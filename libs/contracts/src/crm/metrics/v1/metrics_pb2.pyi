@@ -148,7 +148,7 @@ class GetKpisRequest(_message.Message):
 
     @_builtins.property
     def end_time(self) -> _timestamp_pb2.Timestamp:
-        """End of the range, exclusive."""
+        """End of the range, exclusive; after start_time (INVALID_ARGUMENT on end_time otherwise)."""
 
     @_builtins.property
     def filters(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
