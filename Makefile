@@ -79,14 +79,16 @@ status: .venv/.synced ## show what runs where
 	$(PY) -m crm_devstack status
 
 # --- benchmarks ---------------------------------------------------------------------------------
-.PHONY: bench bench-contacts bench-servicedesk bench-timers bench-secantus
-bench: bench-contacts bench-servicedesk bench-timers ## all benchmarks
+.PHONY: bench bench-contacts bench-servicedesk bench-timers bench-secantus bench-metrics
+bench: bench-contacts bench-servicedesk bench-timers bench-metrics ## all benchmarks
 bench-contacts: setup ## contacts create/get throughput and latency, relay lag
 	$(PY) bench/contacts_bench.py
 bench-servicedesk: setup ## service desk: tickets/messages, mention ingestion, SLA timer lateness
 	$(PY) bench/servicedesk_bench.py
 bench-timers: setup ## durable timers: lateness with 100,000 pending, bursts
 	$(PY) bench/timers_bench.py
+bench-metrics: setup ## metrics: throughput vs bare consume, freshness, GetKpis vs PostgreSQL, replay, memory
+	$(PY) bench/metrics_bench.py
 bench-secantus: setup ## SecantusDB Python vs Rust server
 	$(PY) bench/secantus_compare.py
 
