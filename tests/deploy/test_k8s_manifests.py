@@ -1,8 +1,10 @@
 """The Kubernetes manifests: every overlay and component renders with kustomize, every object
 validates against the Kubernetes JSON schemas, and the platform's deployment rules hold
 (restricted pods, native gRPC probes, drain timing, a PDB, HPA and NetworkPolicy per Deployment,
-co-partitioned topics). Every service in SERVICES is checked the same way: its objects and
-configuration in every render, the peers it calls, its topics and its Dockerfile.
+bounded Jobs, co-partitioned topics). Every service in SERVICES is checked the same way: its
+objects and configuration in every render, the peers it calls, its topics and its Dockerfile.
+The components an operator adds to an overlay for one apply (the metrics replay Job) are
+rendered on top of every overlay too.
 
 No cluster is needed. kustomize is installed by deploy/k8s/install-kustomize.sh (pinned, from the
 Go module proxy) when it is missing; if it cannot be installed these tests fail, never skip.
@@ -15,6 +17,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import tomllib
 from collections.abc import Callable, Mapping
@@ -55,12 +58,19 @@ class ServiceSpec:
     module: str
     """The image runs `python -m <module>`."""
     topics: tuple[str, ...]
-    """The Kafka topics it produces; each with a `.dlq` topic in the strimzi-topics component."""
+    """The Kafka topics it needs (produces, or consumes and dead-letters into), all declared in
+    the strimzi-topics component; each domain topic with a `.dlq` topic there."""
     shutdown_headroom_seconds: int
     """terminationGracePeriodSeconds must cover preStop + SHUTDOWN_GRACE_SECONDS + this: the
     bounded stops of its background work after the drain, plus 5 s to close the rest."""
     peers: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """Env var -> the service whose ClusterIP Service (`host:port`) it must name."""
+    max_replicas: int | None = None
+    """A cap on its HPA's maxReplicas in every render, for a consumer group whose replicas share
+    the topics' partitions (a replica beyond the partition count gets none)."""
+    memory: tuple[str, str] | None = None
+    """Its memory (request, limit) in every render, when the service's in-memory state, not the
+    environment, sizes it; the overlays resize the others."""
 
     @property
     def database(self) -> str:
@@ -95,8 +105,20 @@ SERVICES = (
         30,
         peers={"CONTACTS_ADDRESS": "contacts"},
     ),
+    # The consumer's checkpoint of its partitions (10 s), then the view refresher's stop (10 s);
+    # + 5 s. It consumes both domain topics and dead-letters into their `.dlq` topics.
+    ServiceSpec(
+        "metrics",
+        "metrics",
+        "crm_metrics",
+        ("crm.contacts.v1", "crm.servicedesk.v1", "crm.contacts.v1.dlq", "crm.servicedesk.v1.dlq"),
+        25,
+        max_replicas=6,
+        memory=("512Mi", "2Gi"),
+    ),
 )
 SERVICE_IDS = [s.name for s in SERVICES]
+SERVICES_BY_NAME = {s.name: s for s in SERVICES}
 
 # Secrets the manifests reference but do not create (credentials are not kept in git). Each must
 # be described in docs/kubernetes.md; a dev overlay may generate them.
@@ -124,14 +146,17 @@ Manifest = dict[str, Any]
 
 @dataclass(frozen=True)
 class RenderTarget:
-    """Something `kustomize build` renders: an overlay, or the base plus one component."""
+    """Something `kustomize build` renders: an overlay, or the base plus one component, or an
+    overlay with one more component added to its `components:` (`added`)."""
 
     kind: str  # "overlay" or "component"
     path: Path
+    added: Path | None = None
 
     @property
     def id(self) -> str:
-        return f"{self.kind}:{self.path.name}"
+        added = f"+{self.added.name}" if self.added else ""
+        return f"{self.kind}:{self.path.name}{added}"
 
 
 def _kustomization_dirs(parent: Path) -> list[Path]:
@@ -141,7 +166,16 @@ def _kustomization_dirs(parent: Path) -> list[Path]:
 BASE = RenderTarget("base", K8S_DIR / "base")
 OVERLAYS = [RenderTarget("overlay", p) for p in _kustomization_dirs(K8S_DIR / "overlays")]
 COMPONENTS = [RenderTarget("component", p) for p in _kustomization_dirs(K8S_DIR / "components")]
-TARGETS = OVERLAYS + COMPONENTS
+# Components no overlay lists, which docs/kubernetes.md has the operator add to an overlay for one
+# apply: each is also rendered inside every overlay, where the overlay's namespace, images and
+# generated names apply to it.
+ADDED_TO_AN_OVERLAY = ("metrics-replay",)
+OVERLAYS_WITH_ADDED = [
+    RenderTarget("overlay", overlay.path, added=K8S_DIR / "components" / name)
+    for overlay in OVERLAYS
+    for name in ADDED_TO_AN_OVERLAY
+]
+TARGETS = OVERLAYS + COMPONENTS + OVERLAYS_WITH_ADDED
 TARGET_IDS = [t.id for t in TARGETS]
 
 
@@ -180,7 +214,9 @@ def render(
 
     @cache
     def _render(target: RenderTarget) -> list[Manifest]:
-        if target.kind in {"base", "overlay"}:
+        if target.added is not None:
+            build_dir = _overlay_with_component(target, tmp_path_factory)
+        elif target.kind in {"base", "overlay"}:
             build_dir = target.path
         else:
             # A component cannot be built alone: wrap it around the base in a scratch folder.
@@ -210,6 +246,27 @@ def render(
         return objects
 
     return _render
+
+
+def _overlay_with_component(target: RenderTarget, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A scratch copy of the overlay with `target.added` appended to its `components:`, as the
+    operator does for one apply (the repository's overlay stays untouched). Its files come along;
+    the folders it refers to (base, components) are re-pointed from the copy, by relative paths."""
+    assert target.added is not None
+    build_dir = tmp_path_factory.mktemp(f"overlay-{target.path.name}-{target.added.name}")
+    shutil.copytree(target.path, build_dir, dirs_exist_ok=True)
+    kustomization_file = build_dir / "kustomization.yaml"
+    kustomization = yaml.safe_load(kustomization_file.read_text(encoding="utf-8"))
+
+    def repoint(entry: str) -> str:
+        source = (target.path / entry).resolve()
+        return os.path.relpath(source, build_dir) if source.is_dir() else entry
+
+    for key in ("resources", "components"):
+        kustomization[key] = [repoint(e) for e in kustomization.get(key, [])]
+    kustomization["components"].append(os.path.relpath(target.added, build_dir))
+    kustomization_file.write_text(yaml.safe_dump(kustomization, sort_keys=False), encoding="utf-8")
+    return build_dir
 
 
 def _of_kind(objects: list[Manifest], kind: str) -> list[Manifest]:
@@ -333,22 +390,26 @@ def test_every_object_validates_against_the_kubernetes_schemas(
 
 def test_dev_and_production_overlays_and_topics_component_exist() -> None:
     assert {t.path.name for t in OVERLAYS} >= {"dev", "production"}
-    assert {t.path.name for t in COMPONENTS} >= {"strimzi-topics"}
+    assert {t.path.name for t in COMPONENTS} >= {"strimzi-topics", *ADDED_TO_AN_OVERLAY}
 
 
 # --- pods ----------------------------------------------------------------------------------------
 
 
+def _workloads(objects: list[Manifest]) -> list[Manifest]:
+    """The objects that run pods: Deployments and Jobs."""
+    return [o for o in objects if o["kind"] in {"Deployment", "Job"}]
+
+
 @pytest.mark.parametrize("target", TARGETS, ids=TARGET_IDS)
-def test_deployments_run_restricted_non_root_pods(
+def test_deployments_and_jobs_run_restricted_non_root_pods(
     render: Callable[[RenderTarget], list[Manifest]], target: RenderTarget
 ) -> None:
     objects = render(target)
-    deployments = _of_kind(objects, "Deployment")
-    assert deployments
-    for deployment in deployments:
-        name = deployment["metadata"]["name"]
-        pod = deployment["spec"]["template"]["spec"]
+    assert _of_kind(objects, "Deployment")
+    for workload in _workloads(objects):
+        name = f"{workload['kind']} {workload['metadata']['name']}"
+        pod = workload["spec"]["template"]["spec"]
         pod_security = pod.get("securityContext", {})
         assert pod_security.get("runAsNonRoot") is True, name
         assert pod_security.get("seccompProfile", {}).get("type") == "RuntimeDefault", name
@@ -376,13 +437,13 @@ def test_deployments_run_restricted_non_root_pods(
 def test_containers_set_resource_requests_and_limits(
     render: Callable[[RenderTarget], list[Manifest]], target: RenderTarget
 ) -> None:
-    for deployment in _of_kind(render(target), "Deployment"):
-        for container in _containers(deployment):
+    for workload in _workloads(render(target)):
+        for container in _containers(workload):
             resources = container.get("resources", {})
             for bound in ("requests", "limits"):
                 for resource in ("cpu", "memory"):
                     assert resource in resources.get(bound, {}), (
-                        f"{deployment['metadata']['name']}/{container['name']}: "
+                        f"{workload['kind']} {workload['metadata']['name']}/{container['name']}: "
                         f"resources.{bound}.{resource} is missing"
                     )
 
@@ -455,8 +516,8 @@ def test_config_maps_and_secrets_referenced_exist_or_are_documented(
     objects = render(target)
     rendered = {(o["kind"], o["metadata"]["name"]) for o in objects}
     documentation = KUBERNETES_DOC.read_text(encoding="utf-8")
-    for deployment in _of_kind(objects, "Deployment"):
-        for container in _containers(deployment):
+    for workload in _workloads(objects):
+        for container in _containers(workload):
             for source in container.get("envFrom", []):
                 if "configMapRef" in source:
                     assert ("ConfigMap", source["configMapRef"]["name"]) in rendered
@@ -473,12 +534,12 @@ def test_config_maps_and_secrets_referenced_exist_or_are_documented(
 def test_images_are_pinned_to_a_tag(
     render: Callable[[RenderTarget], list[Manifest]], target: RenderTarget
 ) -> None:
-    for deployment in _of_kind(render(target), "Deployment"):
-        for container in _containers(deployment):
+    for workload in _workloads(render(target)):
+        for container in _containers(workload):
             image = container["image"]
             name, _, tag = image.rpartition(":")
             pinned = bool(name) and "/" not in tag and tag not in {"", "latest"}
-            assert pinned, f"{deployment['metadata']['name']}: image {image} needs a pinned tag"
+            assert pinned, f"{workload['metadata']['name']}: image {image} needs a pinned tag"
 
 
 # --- services and per-Deployment companions ------------------------------------------------------
@@ -700,6 +761,134 @@ def test_peer_addresses_name_the_peers_service_and_the_network_policies_let_the_
     ), f"NetworkPolicy {callee_name}: no ingress from {caller.name}'s pods on {callee_port}"
 
 
+@pytest.mark.parametrize("target", TARGETS, ids=TARGET_IDS)
+def test_consumer_groups_scale_no_further_than_their_cap(
+    render: Callable[[RenderTarget], list[Manifest]], target: RenderTarget
+) -> None:
+    objects = render(target)
+    for service in SERVICES:
+        if service.max_replicas is None:
+            continue
+        assert service.max_replicas <= TOPIC_PARTITIONS, f"{service.name}: idle replicas"
+        hpa = _named(objects, "HorizontalPodAutoscaler", service.name)
+        assert hpa is not None, service.name
+        assert hpa["spec"]["maxReplicas"] <= service.max_replicas, (
+            f"{service.name}: maxReplicas {hpa['spec']['maxReplicas']} > {service.max_replicas}"
+        )
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=TARGET_IDS)
+def test_services_sized_by_their_state_keep_their_memory(
+    render: Callable[[RenderTarget], list[Manifest]], target: RenderTarget
+) -> None:
+    objects = render(target)
+    for service in SERVICES:
+        if service.memory is None:
+            continue
+        resources = _containers(_deployment_of(objects, service))[0]["resources"]
+        memory = (resources["requests"]["memory"], resources["limits"]["memory"])
+        assert memory == service.memory, f"{service.name}: memory (request, limit) {memory}"
+
+
+# --- jobs ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=TARGET_IDS)
+def test_jobs_are_bounded_run_a_services_image_and_get_none_of_its_traffic(
+    render: Callable[[RenderTarget], list[Manifest]], target: RenderTarget
+) -> None:
+    """A Job retries in place a bounded number of times within a deadline and is deleted some
+    time after it ends; it runs the image of a deployed service; its pods carry a name of their
+    own, so that no Service (no calls) or PDB of a service selects them, and have exactly one
+    NetworkPolicy (pods pass the restricted-pod, resources and config checks above too)."""
+    objects = render(target)
+    images = {c["image"] for d in _of_kind(objects, "Deployment") for c in _containers(d)}
+    for job in _of_kind(objects, "Job"):
+        name = job["metadata"]["name"]
+        spec = job["spec"]
+        assert spec["template"]["spec"].get("restartPolicy") == "OnFailure", name
+        assert isinstance(spec.get("backoffLimit"), int), f"{name}: no backoffLimit"
+        for field in ("activeDeadlineSeconds", "ttlSecondsAfterFinished"):
+            value = spec.get(field)
+            assert isinstance(value, int), f"{name}: no {field}"
+            assert value > 0, f"{name}: {field}"
+        for container in _containers(job):
+            assert container["image"] in images, f"{name}: {container['image']} is no service's"
+
+        labels = _pod_labels(job)
+        assert labels.get("app.kubernetes.io/name") not in SERVICE_IDS, name
+        for service in _of_kind(objects, "Service"):
+            assert not _selects(service["spec"].get("selector", {}), labels), (
+                f"Service {service['metadata']['name']} sends calls to Job {name}'s pods"
+            )
+        for pdb in _of_kind(objects, "PodDisruptionBudget"):
+            assert not _selects(pdb["spec"]["selector"].get("matchLabels", {}), labels), (
+                f"PodDisruptionBudget {pdb['metadata']['name']} counts Job {name}'s pods"
+            )
+        policies = [
+            p
+            for p in _of_kind(objects, "NetworkPolicy")
+            if _selects(p["spec"]["podSelector"].get("matchLabels", {}), labels)
+        ]
+        assert len(policies) == 1, f"Job {name}: needs exactly one NetworkPolicy"
+        policy = policies[0]["spec"]
+        assert set(policy["policyTypes"]) == {"Ingress", "Egress"}, name
+        assert all(rule.get("from") for rule in policy.get("ingress", [])), name
+        assert not any("ports" not in rule for rule in policy["egress"]), f"{name}: open egress"
+
+
+REPLAY_TARGETS = [
+    t for t in TARGETS if "metrics-replay" in {t.path.name, t.added.name if t.added else ""}
+]
+# MetricsSettings.namespace.
+METRICS_NAMESPACE = re.compile(r"[a-z0-9_-]{1,64}")
+
+
+@pytest.mark.parametrize("target", REPLAY_TARGETS, ids=[t.id for t in REPLAY_TARGETS])
+def test_the_metrics_replay_job_runs_the_live_services_image_and_settings(
+    render: Callable[[RenderTarget], list[Manifest]], target: RenderTarget
+) -> None:
+    # Imported here: only this test needs the metrics package.
+    from crm_metrics.domain.catalog import Definitions
+
+    objects = render(target)
+    job = _named(objects, "Job", "metrics-replay")
+    assert job is not None, f"{target.id}: no Job metrics-replay"
+    service = SERVICES_BY_NAME["metrics"]
+    live = _deployment_of(objects, service)
+    assert job["metadata"].get("namespace") == live["metadata"].get("namespace")
+    # One member in its consumer group: it finishes when it has checkpointed every partition.
+    assert (job["spec"].get("parallelism"), job["spec"].get("completions")) == (1, 1)
+
+    pod, live_pod = job["spec"]["template"]["spec"], live["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == live_pod["serviceAccountName"]
+    [container], [live_container] = pod["containers"], live_pod["containers"]
+    assert container["image"] == live_container["image"]
+    assert container["envFrom"] == live_container["envFrom"], "the live service's ConfigMap"
+
+    def mongodb_uri(c: Manifest) -> Manifest:
+        entry: Manifest = next(e for e in c["env"] if e["name"] == "MONGODB_URI")
+        return entry
+
+    assert mongodb_uri(container) == mongodb_uri(live_container), "the live service's Secret"
+
+    # `crm-metrics replay --namespace <ns> --definitions <versions>`, the package's console script.
+    package = tomllib.loads(
+        (REPO_ROOT / "services" / service.source_dir / "pyproject.toml").read_text(encoding="utf-8")
+    )
+    command = [*container.get("command", []), *container.get("args", [])]
+    assert command[0] in package["project"]["scripts"], command
+    assert command[1] == "replay", command
+    options = dict(zip(command[2::2], command[3::2], strict=True))
+    assert set(options) <= {"--namespace", "--definitions", "--from"}, command
+    namespace = options.get("--namespace", "")
+    assert METRICS_NAMESPACE.fullmatch(namespace), f"--namespace {namespace!r}"
+    assert namespace != "live", "a replay writes into a namespace of its own"
+    definitions = [d.strip() for d in options.get("--definitions", "").split(",") if d.strip()]
+    assert definitions, "--definitions: the versions the replay computes with"
+    Definitions.parse(definitions)
+
+
 # --- container images ----------------------------------------------------------------------------
 
 
@@ -829,7 +1018,9 @@ def test_production_runs_three_to_ten_replicas_spread_over_nodes(
     deployments = _of_kind(objects, "Deployment")
     assert deployments
     for hpa in _of_kind(objects, "HorizontalPodAutoscaler"):
-        assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 10)
+        # 3..10, or up to the service's own cap (a consumer group).
+        cap = SERVICES_BY_NAME[hpa["spec"]["scaleTargetRef"]["name"]].max_replicas or 10
+        assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, min(10, cap))
     for pdb in _of_kind(objects, "PodDisruptionBudget"):
         assert pdb["spec"].get("minAvailable") == 2
         assert "maxUnavailable" not in pdb["spec"]

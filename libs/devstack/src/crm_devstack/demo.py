@@ -1,7 +1,8 @@
 """``crm-dev run --demo``: create a contact through the contacts gRPC API and show its
 ``ContactCreated`` event arriving on Kafka (through the service's transactional outbox); then open
 a ticket for that contact at the service desk under an SLA, answer it, and show the ticket's SLA
-clocks and the facts it published (the events the metrics service computes KPIs from)."""
+clocks and the facts it published; finally ask the metrics service, which consumed those facts,
+for the ticket's clocks (company and customer side) and the tenant's KPIs."""
 
 from __future__ import annotations
 
@@ -91,16 +92,18 @@ async def run_demo(stack: Stack) -> None:
             print(f"    {line}")
     finally:
         await consumer.stop()
-    await _service_desk_demo(stack, contact_id)
+    ticket_id = await _service_desk_demo(stack, contact_id)
+    if ticket_id is not None:
+        await _metrics_demo(stack, ticket_id)
 
 
-async def _service_desk_demo(stack: Stack, contact_id: str) -> None:
+async def _service_desk_demo(stack: Stack, contact_id: str) -> str | None:
     """Open a ticket for the contact under a 4-hour first-response SLA, reply as an agent, and
     print the clocks and the ticket's events on Kafka."""
     desk = stack.services.get("servicedesk")
     if desk is None or not desk.running:
         print("demo: the service desk is not running; skipping the ticket")
-        return
+        return None
     from google.protobuf.duration_pb2 import Duration
 
     from crm.servicedesk.v1 import events_pb2 as desk_events
@@ -171,7 +174,7 @@ async def _service_desk_demo(stack: Stack, contact_id: str) -> None:
     except grpc.aio.AioRpcError as exc:
         print(f"demo: service desk call failed: {exc.code().name} {exc.details()}")
         await consumer.stop()
-        return
+        return None
     try:
         print(f"demo: opened ticket {ticket.id} at {desk.address}; SLA clocks after the reply:")
         for clock in reply.ticket.sla.clocks:
@@ -196,6 +199,69 @@ async def _service_desk_demo(stack: Stack, contact_id: str) -> None:
             print(f"demo: the first response met its SLA ({met.DESCRIPTOR.full_name})")
     finally:
         await consumer.stop()
+    return str(ticket.id)
+
+
+async def _metrics_demo(stack: Stack, ticket_id: str) -> None:
+    """Ask the metrics service for the ticket's clocks (once its events are consumed) and for
+    today's KPIs of the demo tenant."""
+    metrics = stack.services.get("metrics")
+    if metrics is None or not metrics.running:
+        print("demo: the metrics service is not running; skipping the KPIs")
+        return
+    from datetime import UTC, datetime, timedelta
+
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from crm.metrics.v1 import metrics_pb2 as mpb
+    from crm.metrics.v1 import metrics_pb2_grpc
+
+    async with grpc.aio.insecure_channel(metrics.address) as channel:
+        stub = metrics_pb2_grpc.MetricsServiceStub(channel)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _EVENT_TIMEOUT
+        clocks = None
+        while clocks is None and loop.time() < deadline:
+            try:
+                reply = await stub.GetTicketClocks(
+                    mpb.GetTicketClocksRequest(ticket_id=ticket_id), metadata=_METADATA, timeout=5
+                )
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.NOT_FOUND:
+                    print(f"demo: GetTicketClocks failed: {exc.code().name} {exc.details()}")
+                    return
+                await asyncio.sleep(0.5)
+                continue
+            answered = [c for c in reply.clocks.clocks if c.name == "customer_wait"]
+            if answered and answered[0].HasField("seconds"):
+                clocks = reply.clocks
+            else:
+                await asyncio.sleep(0.5)
+        if clocks is None:
+            print(f"demo: the metrics service did not report ticket {ticket_id} within 30 s")
+            return
+        print(f"demo: metrics service at {metrics.address}, ticket {ticket_id}'s clocks:")
+        for clock in clocks.clocks:
+            if clock.HasField("seconds"):
+                print(f"    {clock.name}: {clock.seconds:.1f} s  ({clock.explanation})")
+        now = datetime.now(UTC)
+        start, end = Timestamp(), Timestamp()
+        start.FromDatetime(now - timedelta(days=1))
+        end.FromDatetime(now + timedelta(hours=1))
+        kpis = await stub.GetKpis(
+            mpb.GetKpisRequest(
+                kpis=["tickets_created", "frt_business", "customer_wait", "perception_gap"],
+                start_time=start,
+                end_time=end,
+                granularity=mpb.GRANULARITY_TOTAL,
+            ),
+            metadata=_METADATA,
+            timeout=10,
+        )
+        print(f"demo: GetKpis for tenant {DEMO_TENANT!r}, the last 24 hours:")
+        for value in kpis.groups[0].totals if kpis.groups else []:
+            shown = f"{value.value:.1f} {value.unit}" if value.HasField("value") else "no data"
+            print(f"    {value.kpi}: {shown} (count {value.count})")
 
 
 async def _reflected_services(channel: grpc.aio.Channel) -> list[str]:
