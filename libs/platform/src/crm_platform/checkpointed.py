@@ -116,11 +116,19 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, owner: CheckpointedConsumer) -> None:
         self.owner = owner
 
+    # aiokafka logs and swallows a listener's exception; the consumer must not carry on with
+    # partitions it failed to load or save, so the failure is handed to its loop to raise.
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        await self.owner._revoke(list(revoked))
+        try:
+            await self.owner._revoke(list(revoked))
+        except Exception as exc:
+            self.owner._failure = exc
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        await self.owner._assign(list(assigned))
+        try:
+            await self.owner._assign(list(assigned))
+        except Exception as exc:
+            self.owner._failure = exc
 
 
 class CheckpointedConsumer:
@@ -154,6 +162,7 @@ class CheckpointedConsumer:
         self._dead_letters: DeadLetterQueue | None = None
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._failure: Exception | None = None
         self.records = 0
 
     async def run(self) -> None:
@@ -181,6 +190,8 @@ class CheckpointedConsumer:
             consumer.subscribe(self.topics, listener=_Rebalance(self))
             while not self._stopping.is_set():
                 batches = await consumer.getmany(timeout_ms=100, max_records=self.max_records)
+                if self._failure is not None:
+                    raise self._failure
                 for tp, records in batches.items():
                     state = self.states.get(tp)
                     if state is None:

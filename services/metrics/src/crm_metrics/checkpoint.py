@@ -119,7 +119,7 @@ class MetricsPartition:
         cube = self.engine.cube
         async for cell_doc in db[CELLS].find(where):
             cls = aggregate_class(cell_doc["kpi"])
-            for field, value in cell_doc["cells"].items():
+            for field, value in cell_doc.get("cells", {}).items():  # every cell $unset: none
                 key = (cell_doc["tenant"], cell_doc["kpi"], cell_doc["hour"], unescape_cell(field))
                 cube.replace(key, cls.from_doc(value))
         cube.take_dirty()

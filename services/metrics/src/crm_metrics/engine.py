@@ -64,7 +64,7 @@ class PartitionEngine:
         self.calendars = hub.directory
         hub.engines.add(self)
         self.facts = FactStore(hub.directory)
-        self.cube = cube or Cube()
+        self.cube = cube or Cube(settings.reporting_timezone)
         # Contributions of the entities changed in this batch, as they were before the change.
         self._before: dict[EntityKey, list[Contribution]] = {}
         # Tickets waiting for a calendar version that has not arrived yet.

@@ -182,10 +182,13 @@ def apply(store: FactStore, event: Event, payload: Message, before: BeforeChange
         target = enum_name(_TARGET, payload.target)
         if not target:
             raise PoisonEvent("an SLA outcome without a target")
-        due = ms(payload.due_time) if payload.HasField("due_time") else event_ms
-        facts.sla[event.id] = SlaOutcomeFact(
-            event.id, target, isinstance(payload, ev.SlaTargetMet), due
-        )
+        if isinstance(payload, ev.SlaTargetMet):
+            met, stamp = True, payload.met_time
+        else:
+            met, stamp = False, payload.fire_time
+        at = ms(stamp) if stamp.ByteSize() else event_ms
+        due = ms(payload.due_time) if payload.HasField("due_time") else at
+        facts.sla[event.id] = SlaOutcomeFact(event.id, target, met, due, at)
     elif isinstance(payload, ev.SurveySent | ev.SurveyAnswered):
         _survey(facts, event, event_ms, payload)
     return Changes([key], [])
@@ -259,8 +262,14 @@ def _survey(
         fact.send_ms = ms(survey.send_time)
     if isinstance(payload, ev.SurveyAnswered):
         answer = survey.answer
+        answered = ms(answer.answer_time) if answer.HasField("answer_time") else event_ms
+        if fact.answer_ms is not None and (fact.answer_ms, fact.answer_event_id) <= (
+            answered,
+            event.id,
+        ):
+            return  # only the earliest answer counts, whatever the order they arrive in
         fact.answer_event_id = event.id
-        fact.answer_ms = ms(answer.answer_time) if answer.HasField("answer_time") else event_ms
+        fact.answer_ms = answered
         present = {descriptor.name for descriptor, _ in answer.ListFields()}
         fact.scores = {
             name: int(getattr(answer, name)) for name in _SCORE_FIELDS if name in present

@@ -334,4 +334,6 @@ class Definitions:
 
     def labels(self) -> list[str]:
         """Every non-alias KPI as ``name@version``, for responses and namespace metadata."""
-        return [f"{name}@{self.version(name)}" for name, spec in CATALOG.items() if not spec.alias_of]
+        return [
+            f"{name}@{self.version(name)}" for name, spec in CATALOG.items() if not spec.alias_of
+        ]

@@ -48,9 +48,13 @@ class Settings:
     expectations: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_EXPECTATIONS))
     own_brands: frozenset[str] = frozenset()
 
-    def expectation(self, channel: str) -> float:
-        """The default expected wait of a channel (seconds), capped at 12 h."""
-        return min(self.expectations.get(channel, 24 * 3600.0), MAX_EXPECTATION)
+    def expectation(self, channel: str) -> float | None:
+        """The default expected wait of a channel (seconds; social's at most 12 h), or None for
+        a channel without one."""
+        default = self.expectations.get(channel)
+        if default is not None and channel == "social":
+            return min(default, MAX_EXPECTATION)
+        return default
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +253,7 @@ def derive(
     else:
         add("customer_wait", touch_ms, None, (touch_id,), (), "still waiting for a human reply")
 
-    # Surveys: the latest answer states expectation and perceived wait.
+    # Surveys: the earliest answer that states an expectation wins over the channel default.
     answered = sorted(
         (s for s in facts.surveys.values() if s.answer_ms is not None),
         key=lambda s: (s.answer_ms or 0, s.survey_id),
@@ -260,7 +264,8 @@ def derive(
         if "expected_wait_minutes" in survey.scores:
             expected = survey.scores["expected_wait_minutes"] * 60.0
             expected_source = "survey"
-    if wait is not None and human is not None:
+            break
+    if wait is not None and human is not None and expected is not None:
         if wait > expected:
             result.flags.add("expectation_breached")
         result.clocks["expected_wait"] = Clock(
@@ -277,7 +282,8 @@ def derive(
                 for mid, m in zip(ids, messages, strict=True)
                 if m.public and m.author in ("customer", "agent") and m.send_ms > human[1].send_ms
             ),
-            key=lambda item: (item[0], item[1]),
+            # At the same instant the company's message comes first (docs/kpis.md).
+            key=lambda item: (item[0], item[2].author == "customer", item[1]),
         )
         for send_ms, _mid, message in public:
             if message.author == "customer":
@@ -403,15 +409,17 @@ def _silence(
     timeline: list[tuple[int, str, bool]] = []  # (time, event id, from the company)
     ids = list(facts.messages)
     for message_id, message in zip(ids, messages, strict=True):
-        if not message.public or message.send_ms > end_ms:
+        if not message.public:
             continue
         if message.author == "customer":
-            timeline.append((message.send_ms, message.event_id, False))
+            at, event, company = message.send_ms, message.event_id, False
         else:
             delivered = facts.deliveries.get(message_id)
             at, event = delivered if delivered else (message.send_ms, message.event_id)
-            timeline.append((at, event, True))
-    timeline.sort()
+            company = True
+        if at <= end_ms:  # after the last resolve nothing counts: the resolve ended the wait
+            timeline.append((at, event, company))
+    timeline.sort(key=lambda item: (item[0], not item[2], item[1]))  # company first on ties
     waiting: tuple[int, str] | None = (touch_ms, touch_id)
     best: tuple[int, int, str, int, str] | None = None  # (length, start, id, end, id)
     for at, event_id, company in timeline:
@@ -535,10 +543,11 @@ def contributions(
         if not outcomes:
             continue
         breaches = [s for s in outcomes if not s.met]
+        # A breach decides at the earliest breach's due time; else the latest met outcome does.
         deciding = (
             min(breaches, key=lambda s: (s.due_ms, s.event_id))
             if breaches
-            else max(outcomes, key=lambda s: (s.due_ms, s.event_id))
+            else max(outcomes, key=lambda s: (s.at_ms, s.event_id))
         )
         append(
             Contribution(f"sla_{target}", deciding.due_ms // 1000, dims, 0.0 if breaches else 1.0)
@@ -559,11 +568,9 @@ def contributions(
         gap = clocks.clocks.get("perception_gap")
         if gap is not None and gap.seconds is not None:
             append(Contribution("perception_gap", reply_s, dims, gap.seconds))
-        append(
-            Contribution(
-                "expectation_breach", reply_s, dims, float("expectation_breached" in clocks.flags)
-            )
-        )
+        if "expected_wait" in clocks.clocks:
+            breached = float("expectation_breached" in clocks.flags)
+            append(Contribution("expectation_breach", reply_s, dims, breached))
     if "sla_met" in clocks.flags:
         append(
             Contribution(

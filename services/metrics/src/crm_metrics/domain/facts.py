@@ -45,6 +45,7 @@ class SlaOutcomeFact:
     target: str  # "first_response" | "next_response" | "resolution"
     met: bool
     due_ms: int
+    at_ms: int  # when it was met (or the breach fired)
 
 
 @dataclass(slots=True)
@@ -125,7 +126,7 @@ class TicketFacts:
                 k: [t.at_ms, t.from_status, t.to_status, t.reopen]
                 for k, t in self.transitions.items()
             },
-            "sla": {k: [s.target, s.met, s.due_ms] for k, s in self.sla.items()},
+            "sla": {k: [s.target, s.met, s.due_ms, s.at_ms] for k, s in self.sla.items()},
             "surveys": {
                 k: [
                     s.sent_event_id,
@@ -159,7 +160,7 @@ class TicketFacts:
         facts.transitions = {
             k: TransitionFact(k, v[0], v[1], v[2], v[3]) for k, v in doc["transitions"].items()
         }
-        facts.sla = {k: SlaOutcomeFact(k, v[0], v[1], v[2]) for k, v in doc["sla"].items()}
+        facts.sla = {k: SlaOutcomeFact(k, v[0], v[1], v[2], v[3]) for k, v in doc["sla"].items()}
         facts.surveys = {
             k: SurveyFact(k, v[0], v[1], v[2], v[3], v[4], v[5]) for k, v in doc["surveys"].items()
         }
