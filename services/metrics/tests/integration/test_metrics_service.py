@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import sys
 from datetime import timedelta
 
 import grpc
 import pytest
 from aiokafka import AIOKafkaConsumer
+from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2, status_pb2
-from ticket_events import DAY, TENANT, event, worked_example
+from ticket_events import DAY, TENANT, at, event, ticket, worked_example
 
 from crm.metrics.v1 import metrics_pb2 as mpb
 from crm.servicedesk.v1 import events_pb2 as ev
@@ -182,3 +185,82 @@ async def test_a_poison_event_goes_to_the_dead_letter_topic(infra: Infra, worked
     assert headers["dlq_reason"] == b"malformed"
     assert headers["ce_id"] == broken.id.encode()
     await wait_caught_up(mongo, infra.kafka_bootstrap, topic)  # the offset moved past it
+
+
+async def test_stream_kpis_sends_an_update_when_new_events_land(infra: Infra, worked) -> None:  # type: ignore[no-untyped-def]
+    process, _events, topic, _mongo = worked
+    request = mpb.StreamKpisRequest(
+        query=kpi_request(["tickets_created"], DAY, DAY + timedelta(days=1)),
+        min_interval=Duration(nanos=200_000_000),
+    )
+    stream = stub(process).StreamKpis(request, metadata=metadata(TENANT))
+    first = await asyncio.wait_for(stream.read(), 30)
+    before = totals(first.result)["tickets_created"].sum
+    other = ticket(created=17.5)
+    other.id = "T-stream"
+    await produce(infra.kafka_bootstrap, topic, [event(ev.TicketCreated(ticket=other), at(17.5))])
+    async with asyncio.timeout(30):
+        while True:
+            update = await stream.read()
+            if totals(update.result)["tickets_created"].sum == before + 1:
+                break
+    stream.cancel()
+
+
+async def test_list_kpis_names_every_kpi_with_its_versions(worked) -> None:  # type: ignore[no-untyped-def]
+    process, *_ = worked
+    response = await stub(process).ListKpis(mpb.ListKpisRequest(), metadata=metadata(TENANT))
+    kpis = {kpi.name: kpi for kpi in response.kpis}
+    assert {"perception_gap", "customer_wait", "green_inside_red_outside", "csat"} <= set(kpis)
+    assert list(kpis["frt_wall"].versions) == [1, 2]
+    assert "wait_bucket" in response.dimensions
+
+
+async def test_replay_under_a_new_definition_fills_its_own_namespace(infra: Infra, worked) -> None:  # type: ignore[no-untyped-def]
+    process, _events, topic, _mongo = worked
+    env = {
+        **os.environ,
+        "MONGODB_URI": infra.mongodb_uri,
+        "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
+        "METRICS_TOPICS": topic,
+        "CONSUMER_GROUP": f"g-{topic}",
+        "MONGODB_DATABASE": f"crm_metrics_{topic.replace('-', '_')}",
+    }
+    replay = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "crm_metrics",
+        "replay",
+        "--namespace",
+        "bots-count",
+        "--definitions",
+        "frt_wall@2,frt_business@2",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(replay.communicate(), 120)
+    assert replay.returncode == 0, output.decode()[-3000:]
+    assert b"into namespace 'bots-count'" in output
+    kpis = ["frt_wall", "company_frt", "customer_wait"]
+    window = (DAY, DAY + timedelta(days=1))
+    replayed = totals(
+        await stub(process).GetKpis(
+            kpi_request(kpis, *window, namespace="bots-count"), metadata=metadata(TENANT)
+        )
+    )
+    live = totals(
+        await stub(process).GetKpis(kpi_request(kpis, *window), metadata=metadata(TENANT))
+    )
+    # v2 lets the bot's acknowledgement (36 s after creation) count as the first response.
+    assert replayed["frt_wall"].kpi == "frt_wall@2"
+    assert replayed["frt_wall"].sum == pytest.approx(36.0)
+    assert replayed["company_frt"].sum == pytest.approx(36.0)
+    assert replayed["customer_wait"].sum == 10 * 3600  # the customer's clock does not change
+    assert live["frt_wall"].kpi == "frt_wall@1"
+    assert live["frt_wall"].sum == 2 * 3600  # the live numbers stay
+    with pytest.raises(grpc.aio.AioRpcError) as mixed:
+        await stub(process).GetKpis(
+            kpi_request(["frt_wall@1"], *window, namespace="bots-count"), metadata=metadata(TENANT)
+        )
+    assert mixed.value.code() == grpc.StatusCode.INVALID_ARGUMENT

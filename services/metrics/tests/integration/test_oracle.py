@@ -45,10 +45,6 @@ def history() -> History:
     return generate(20261122, TICKETS, days=14)
 
 
-def _hour_floor(at: datetime) -> datetime:
-    return at.replace(minute=0, second=0, microsecond=0)
-
-
 def _close(actual: float, expected: float, relative: float = 1e-9) -> bool:
     return abs(actual - expected) <= relative * abs(expected) + 1e-6
 
@@ -113,8 +109,11 @@ async def query(process: Any, history: History, group_by: str = "") -> mpb.GetKp
 
 
 def _range(history: History) -> tuple[datetime, datetime]:
-    """The history's range in whole hours."""
-    return _hour_floor(history.start), _hour_floor(history.end) + timedelta(hours=1)
+    """The history's range in whole UTC days (the reporting zone): queries that group by a
+    dimension read whole days, so every query and the oracle use the same ones."""
+    start = history.start.replace(hour=0, minute=0, second=0, microsecond=0)
+    end = history.end.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    return start, end
 
 
 def oracle_of(history: History, events: list[Any], group_by: str | None = None) -> Any:
