@@ -142,7 +142,7 @@ class CheckpointedConsumer:
         group_id: str,
         bootstrap_servers: str,
         checkpoint_interval: float = 0.2,
-        max_pending: int = 20_000,
+        max_pending: int = 1_000,
         start_time: datetime | None = None,
         dead_letter: DeadLetterPolicy | None = None,
         max_records: int = 2000,
@@ -208,8 +208,14 @@ class CheckpointedConsumer:
                 await producer.stop()
 
     def start(self) -> None:
-        """Consume in the background."""
+        """Consume in the background; a failure is logged at once (readiness turns false)."""
         self._task = asyncio.create_task(self.run(), name=f"checkpointed-{self.group_id}")
+        self._task.add_done_callback(self._log_failure)
+
+    @staticmethod
+    def _log_failure(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("the consumer stopped", exc_info=task.exception())
 
     async def stop(self, timeout: float = 15.0) -> None:
         """Checkpoint every partition, leave the group and end; re-raise why the loop failed."""

@@ -64,7 +64,9 @@ async def ensure_indexes(store: MongoStore) -> None:
     )
     await db[MENTIONS].create_index([("ns", ASCENDING), ("topic", ASCENDING), ("p", ASCENDING)])
     await db[CELLS].create_index([("ns", ASCENDING), ("topic", ASCENDING), ("p", ASCENDING)])
-    await db[CELLS].create_index([("ns", ASCENDING), ("updated_ms", ASCENDING)])
+    await db[CELLS].create_index(
+        [("ns", ASCENDING), ("topic", ASCENDING), ("p", ASCENDING), ("seq", ASCENDING)]
+    )
 
 
 def gap_summary(clocks: TicketClocks) -> dict[str, Any] | None:
@@ -233,13 +235,17 @@ class MetricsPartition:
             groups[(tenant, kpi, hour)][escape_cell(cell)] = (
                 None if aggregate is None else aggregate.to_doc()
             )
-        now_ms = int(time.time() * 1000)
+        # Every changed cell, and its document, carry the checkpoint's offset as ``seq``: readers
+        # (the views) fetch what changed since the offset they last saw, cell by cell.
+        seq = self.engine.next_offset
         cells: list[Any] = []
         for (tenant, kpi, hour), changed in groups.items():
-            sets: dict[str, Any] = {f"cells.{f}": v for f, v in changed.items() if v is not None}
+            sets: dict[str, Any] = {
+                f"cells.{f}": {**v, "q": seq} for f, v in changed.items() if v is not None
+            }
             unsets = {f"cells.{f}": "" for f, v in changed.items() if v is None}
             update: dict[str, Any] = {
-                "$set": {**sets, "updated_ms": now_ms},
+                "$set": {**sets, "seq": seq},
                 "$setOnInsert": {**base, "tenant": tenant, "kpi": kpi, "hour": hour},
             }
             if unsets:

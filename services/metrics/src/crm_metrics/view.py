@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from crm_metrics.checkpoint import CELLS, OFFSETS, unescape_cell
 from crm_metrics.domain.cube import CubeView, aggregate_class
@@ -21,15 +21,12 @@ from crm_platform.mongo import MongoStore
 
 log = logging.getLogger(__name__)
 
-# A checkpoint's transaction may commit after a later-stamped one has been read; looking back
-# this far past the newest stamp seen keeps such documents from being missed.
-LOOK_BACK_MS = 5_000
-
 
 @dataclass(slots=True)
 class _Namespace:
     view: CubeView
-    seen_ms: int = 0
+    # Per partition: the offset up to which its checkpointed cells have been read.
+    seen: dict[int, int] = field(default_factory=dict)
     loaded: bool = False
     watermark_ms: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -63,6 +60,10 @@ class KpiViews:
         if namespace not in self._namespaces:
             self._namespaces[namespace] = _Namespace(CubeView(self.reporting_timezone))
 
+    def install(self, namespace: str, view: CubeView) -> None:
+        """Serve a view built elsewhere (benchmarks, embedding) for a namespace, as loaded."""
+        self._namespaces[namespace] = _Namespace(view, loaded=True)
+
     def peek(self, namespace: str) -> CubeView | None:
         """The namespace's view if it has been loaded (no database access)."""
         state = self._namespaces.get(namespace)
@@ -81,42 +82,61 @@ class KpiViews:
         return ident
 
     async def refresh(self, namespace: str) -> int:
-        """Read the cell documents written since the last look; returns how many."""
+        """Read the cells checkpointed since the last look; returns how many changed.
+
+        Per partition: read its offset document (how far its checkpoints got), then the cells
+        whose ``seq`` lies between the offset seen last time and that one. A checkpoint commits
+        its cells and its offset together, so every cell up to the offset read is visible; a
+        cell rewritten by a later checkpoint meanwhile carries a later ``seq`` and is read next
+        time. Nothing is missed and nothing is read twice.
+        """
         state = self._namespaces[namespace]
+        count = 0
         async with state.lock:
             db = self.store.db
-            since = max(0, state.seen_ms - LOOK_BACK_MS) if state.loaded else -1
-            started_ms = int(time.time() * 1000)
-            count = 0
-            newest = state.seen_ms
-            cursor = db[CELLS].find({"ns": namespace, "updated_ms": {"$gt": since}})
-            async for doc in cursor:
-                count += 1
-                newest = max(newest, int(doc["updated_ms"]))
-                part = self._partition_id(doc["topic"], doc["p"])
-                cls = aggregate_class(doc["kpi"])
-                tenant, kpi, hour = doc["tenant"], doc["kpi"], doc["hour"]
-                present: set[str] = set()
-                for name, value in doc.get("cells", {}).items():
-                    cell = unescape_cell(name)
-                    present.add(cell)
-                    key = (tenant, kpi, hour, cell)
-                    fresh = cls.from_doc(value)
-                    if fresh != state.view.partition_value(part, key):
-                        state.view.update(part, key, fresh)
-                group = (part, tenant, kpi, hour)
-                for cell in state.reported.get(group, set()) - present:
-                    state.view.update(part, (tenant, kpi, hour, cell), None)  # $unset: emptied
-                state.reported[group] = present
             async for offsets in db[OFFSETS].find({"ns": namespace}):
                 state.watermark_ms = max(state.watermark_ms, int(offsets.get("watermark_ms", 0)))
-            # Never move the stamp past what was read; an empty read keeps the old one.
-            state.seen_ms = min(newest, started_ms) if count else state.seen_ms
+                topic, partition = offsets["topic"], offsets["p"]
+                part = self._partition_id(topic, partition)
+                seen = state.seen.get(part, -1)
+                upto = int(offsets["next_offset"])
+                if upto <= seen:
+                    continue
+                query = {
+                    "ns": namespace,
+                    "topic": topic,
+                    "p": partition,
+                    "seq": {"$gt": seen, "$lte": upto},
+                }
+                async for doc in db[CELLS].find(query):
+                    count += self._apply(state, part, doc, seen)
+                state.seen[part] = upto
             state.loaded = True
         if count:
             async with self._changed:
                 self._changed.notify_all()
         return count
+
+    @staticmethod
+    def _apply(state: _Namespace, part: int, doc: dict[str, Any], seen: int) -> int:
+        """Apply the cells of one document that changed after ``seen``; returns how many."""
+        cls = aggregate_class(doc["kpi"])
+        tenant, kpi, hour = doc["tenant"], doc["kpi"], doc["hour"]
+        view = state.view
+        changed = 0
+        present: set[str] = set()
+        for name, value in doc.get("cells", {}).items():
+            cell = unescape_cell(name)
+            present.add(cell)
+            if value.get("q", 0) > seen:
+                view.update(part, (tenant, kpi, hour, cell), cls.from_doc(value))
+                changed += 1
+        group = (part, tenant, kpi, hour)
+        for cell in state.reported.get(group, set()) - present:
+            view.update(part, (tenant, kpi, hour, cell), None)  # emptied ($unset) meanwhile
+            changed += 1
+        state.reported[group] = present
+        return changed
 
     async def wait_for_change(self, timeout: float) -> None:
         """Sleep until a refresh brought new cells, or ``timeout``."""

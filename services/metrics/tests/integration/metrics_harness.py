@@ -113,6 +113,20 @@ async def start_metrics(
     return await infra.start_service("metrics", env={**settings, **(env or {})}, timeout=90)
 
 
+async def wait_visible(
+    process: ServiceProcess, tenant: str, start: datetime, end: datetime, count: int
+) -> None:
+    """Wait until the service's view counts ``count`` tickets created in the range (the view
+    refreshes from the checkpoints a moment after they are written)."""
+    request = kpi_request(["tickets_created"], start, end)
+    async with asyncio.timeout(30):
+        while True:
+            response = await stub(process).GetKpis(request, metadata=metadata(tenant))
+            if totals(response)["tickets_created"].sum >= count:
+                return
+            await asyncio.sleep(0.1)
+
+
 def stub(process: ServiceProcess) -> metrics_pb2_grpc.MetricsServiceAsyncStub:
     """A stub on the process's port."""
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{process.port}")

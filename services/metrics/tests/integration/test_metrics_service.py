@@ -29,6 +29,7 @@ from metrics_harness import (
     stub,
     totals,
     wait_caught_up,
+    wait_visible,
 )
 
 GAP_KPIS = [
@@ -64,6 +65,7 @@ async def worked(infra: Infra):  # type: ignore[no-untyped-def]
     await produce(infra.kafka_bootstrap, topic, events)
     mongo = MongoStore(infra.mongodb_uri, f"crm_metrics_{topic.replace('-', '_')}")
     await wait_caught_up(mongo, infra.kafka_bootstrap, topic)
+    await wait_visible(process, TENANT, DAY, DAY + timedelta(days=1), 1)
     yield process, events, topic, mongo
     await mongo.close()
     await process.stop()

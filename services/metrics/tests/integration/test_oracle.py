@@ -31,6 +31,7 @@ from metrics_harness import (
     start_metrics,
     stub,
     wait_caught_up,
+    wait_visible,
 )
 
 TICKETS = 2500
@@ -143,6 +144,7 @@ async def test_shuffled_duplicated_events_give_the_oracles_kpis(
     try:
         await produce(infra.kafka_bootstrap, topic, events)
         await wait_caught_up(mongo, infra.kafka_bootstrap, topic, timeout=240)
+        await wait_visible(process, history.tenant, *_range(history), history.tickets)
         problems = differences(await query(process, history), oracle_of(history, events))
         assert not problems, "\n".join(problems[:40])
         by_channel = await query(process, history, group_by="channel")
@@ -175,6 +177,7 @@ async def test_a_service_killed_mid_stream_resumes_without_loss_or_double_counti
         await produce(infra.kafka_bootstrap, topic, events[half:])
         await process.start(90)
         await wait_caught_up(mongo, infra.kafka_bootstrap, topic, timeout=240)
+        await wait_visible(process, history.tenant, *_range(history), history.tickets)
         problems = differences(await query(process, history), oracle_of(history, events))
         assert not problems, "\n".join(problems[:40])
     finally:
@@ -198,6 +201,7 @@ async def test_two_instances_in_one_group_give_the_totals_of_one(
         assert len(owners) == len(await partition_ends(infra.kafka_bootstrap, topic))
         oracle = oracle_of(history, events)
         for process in (first, second):  # each answers for every partition
+            await wait_visible(process, history.tenant, *_range(history), history.tickets)
             problems = differences(await query(process, history), oracle)
             assert not problems, "\n".join(problems[:40])
     finally:

@@ -128,6 +128,10 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
             known = self._definitions[namespace] = Definitions.parse(doc["definitions"])
         return known
 
+    def use_definitions(self, namespace: str, definitions: Definitions) -> None:
+        """Serve a namespace under known definitions without asking the database."""
+        self._definitions[namespace] = definitions
+
     def _query(self, request: mpb.GetKpisRequest) -> KpiQuery:
         return KpiQuery(
             kpis=list(request.kpis),
