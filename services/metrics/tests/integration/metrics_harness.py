@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import grpc
 from aiokafka import AIOKafkaProducer
@@ -130,7 +130,8 @@ async def wait_visible(
 def stub(process: ServiceProcess) -> metrics_pb2_grpc.MetricsServiceAsyncStub:
     """A stub on the process's port."""
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{process.port}")
-    return metrics_pb2_grpc.MetricsServiceStub(channel)  # type: ignore[return-value]
+    stub: Any = metrics_pb2_grpc.MetricsServiceStub(channel)  # the async stub at run time
+    return cast(metrics_pb2_grpc.MetricsServiceAsyncStub, stub)
 
 
 def kpi_request(

@@ -8,6 +8,7 @@ import dataclasses
 import os
 import sys
 from datetime import timedelta
+from typing import Any
 
 import grpc
 import pytest
@@ -45,9 +46,10 @@ GAP_KPIS = [
 def violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
     """The field violations of an INVALID_ARGUMENT error."""
     status = status_pb2.Status()
-    for key, value in error.trailing_metadata() or ():
+    trailers: Any = error.trailing_metadata() or ()
+    for key, value in trailers:
         if key == "grpc-status-details-bin":
-            status.ParseFromString(value)  # type: ignore[arg-type]
+            status.ParseFromString(value)
     out: dict[str, str] = {}
     for detail in status.details:
         bad = error_details_pb2.BadRequest()

@@ -99,14 +99,15 @@ def differences(response: mpb.GetKpisResponse, oracle: Any, group_by: str = "") 
 
 
 async def query(process: Any, history: History, group_by: str = "") -> mpb.GetKpisResponse:
-    """Every KPI's totals over the whole history (hour-aligned)."""
+    """Every KPI's totals over the whole history (whole days)."""
     start, end = _range(history)
     kpis = [name for name, spec in CATALOG.items() if not group_by or group_by in spec.dimensions]
-    return await stub(process).GetKpis(
+    response: mpb.GetKpisResponse = await stub(process).GetKpis(
         kpi_request(kpis, start, end, group_by=group_by),
         metadata=metadata(history.tenant),
         timeout=60,
     )
+    return response
 
 
 def _range(history: History) -> tuple[datetime, datetime]:

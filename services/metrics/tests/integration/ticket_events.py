@@ -48,9 +48,9 @@ def calendar(open_from: int = 8, open_to: int = 20) -> pb.BusinessCalendar:
 
 
 def ticket(
-    status: int = pb.TICKET_STATUS_NEW,
+    status: pb.TicketStatus.ValueType = pb.TICKET_STATUS_NEW,
     version: int = 1,
-    channel: int = pb.CHANNEL_SOCIAL,
+    channel: pb.Channel.ValueType = pb.CHANNEL_SOCIAL,
     created: float = 17,
     **extra: object,
 ) -> pb.Ticket:
@@ -72,7 +72,9 @@ def ticket(
     )
 
 
-def message(mid: str, author: int, hour: float, public: bool = True) -> ev.MessageAdded:
+def message(
+    mid: str, author: pb.AuthorType.ValueType, hour: float, public: bool = True
+) -> ev.MessageAdded:
     return ev.MessageAdded(
         message=pb.Message(
             id=mid,

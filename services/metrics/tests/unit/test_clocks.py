@@ -69,8 +69,14 @@ def test_events_in_any_order_and_duplicated_give_the_same_contributions() -> Non
 
 
 def test_pauses_are_not_business_time_and_reopen_counts() -> None:
-    def change(frm: int, to: int, hour: float, version: int, reopen: bool = False) -> Event:
-        return event(
+    def change(
+        frm: pb.TicketStatus.ValueType,
+        to: pb.TicketStatus.ValueType,
+        hour: float,
+        version: int,
+        reopen: bool = False,
+    ) -> Event:
+        made: Event = event(
             ev.TicketStatusChanged(
                 ticket=ticket(status=to, version=version, created=9),
                 from_status=frm,
@@ -80,6 +86,7 @@ def test_pauses_are_not_business_time_and_reopen_counts() -> None:
             ),
             at(hour),
         )
+        return made
 
     events = [
         event(ev.CalendarChanged(calendar=calendar()), at(0), key="cal"),
