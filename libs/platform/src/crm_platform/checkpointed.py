@@ -142,7 +142,8 @@ class CheckpointedConsumer:
         group_id: str,
         bootstrap_servers: str,
         checkpoint_interval: float = 0.2,
-        max_pending: int = 1_000,
+        catch_up_interval: float = 2.0,
+        max_pending: int = 200,
         start_time: datetime | None = None,
         dead_letter: DeadLetterPolicy | None = None,
         max_records: int = 2000,
@@ -152,6 +153,8 @@ class CheckpointedConsumer:
         self.group_id = group_id
         self.bootstrap_servers = bootstrap_servers
         self.checkpoint_interval = checkpoint_interval
+        self.catch_up_interval = max(catch_up_interval, checkpoint_interval)
+        self._behind = False
         self.max_pending = max_pending
         self.start_time = start_time
         self.dead_letter = dead_letter or DeadLetterPolicy()
@@ -192,6 +195,9 @@ class CheckpointedConsumer:
                 batches = await consumer.getmany(timeout_ms=100, max_records=self.max_records)
                 if self._failure is not None:
                     raise self._failure
+                # A full batch means the consumer is behind (a replay, a backlog): checkpoint
+                # less often then, so more changes to the same aggregates coalesce per write.
+                self._behind = sum(len(r) for r in batches.values()) >= self.max_records
                 for tp, records in batches.items():
                     state = self.states.get(tp)
                     if state is None:
@@ -299,8 +305,9 @@ class CheckpointedConsumer:
 
     async def _checkpoint_due(self) -> None:
         now = time.monotonic()
+        interval = self.catch_up_interval if self._behind else self.checkpoint_interval
         for tp, state in list(self.states.items()):
-            due = now - self._last_checkpoint.get(tp, 0.0) >= self.checkpoint_interval
+            due = now - self._last_checkpoint.get(tp, 0.0) >= interval
             if state.pending and (due or state.pending >= self.max_pending):
                 await self._checkpoint(tp, state)
 

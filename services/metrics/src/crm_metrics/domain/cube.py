@@ -359,8 +359,8 @@ HOUR_LEVEL = 0
 DAY_LEVEL = 1
 """Rollup level of local-day aggregates."""
 
-ROLLUP_DAYS: tuple[int, ...] = (1, 4, 16, 64, 256)
-"""Days per rollup at levels 1, 2, ...: local days, then aligned blocks of 4^k days (block index
+ROLLUP_DAYS: tuple[int, ...] = (1, 8, 64)
+"""Days per rollup at levels 1, 2, ...: local days, then aligned blocks of 8^k days (block index
 = day ordinal // size). A range's total merges a handful of blocks instead of one aggregate per
 day: a sketch's bins saturate, so merging fewer, larger rollups is what keeps queries cheap."""
 
