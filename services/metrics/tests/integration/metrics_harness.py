@@ -131,7 +131,7 @@ def stub(process: ServiceProcess) -> metrics_pb2_grpc.MetricsServiceAsyncStub:
     """A stub on the process's port."""
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{process.port}")
     stub: Any = metrics_pb2_grpc.MetricsServiceStub(channel)  # the async stub at run time
-    return cast(metrics_pb2_grpc.MetricsServiceAsyncStub, stub)
+    return cast("metrics_pb2_grpc.MetricsServiceAsyncStub", stub)
 
 
 def kpi_request(
