@@ -10,7 +10,7 @@ transaction. The database, not Kafka's committed offset, says where a partition 
 - a rebalance checkpoints the partitions being revoked before they are handed over, and the new
   owner loads that checkpoint;
 - a member that lost its partitions without knowing (a "zombie" after a long pause) cannot
-  overwrite the new owner's progress: a checkpoint is a conditional write on the offset it was
+  overwrite the new owner's progress: a checkpoint is a conditional write on the checkpoint it was
   based on (:class:`LostOwnershipError`), after which the partition is loaded again.
 
 The steps, one method each: :meth:`CheckpointedConsumer._assign` (load and seek),
@@ -72,7 +72,7 @@ class PartitionState(Protocol):
     async def checkpoint(self) -> int:
         """Write the state and the next offset atomically; return that offset.
 
-        Raise :class:`LostOwnershipError` if the stored offset is not the one this state was
+        Raise :class:`LostOwnershipError` if the stored checkpoint is not the one this state was
         loaded from or last wrote."""
 
     def close(self) -> None:

@@ -3,8 +3,9 @@
 Collections (all keyed by namespace, so a replay writes beside the live state, never over it):
 
 - ``metric_offsets``: one document per (namespace, topic, partition) with the next offset to
-  read. It is the fence: a checkpoint updates it only if it still holds the offset the state
-  was loaded from (or last wrote), in the same transaction as everything else.
+  read and the number of the last checkpoint (``seq``). It is the fence: a checkpoint updates it
+  only if it still holds the number the state was loaded from (or last wrote), in the same
+  transaction as everything else.
 - ``metric_tickets`` / ``metric_mentions``: the facts of each entity (plus a few derived fields
   for ``GetPerceptionGap``'s worst tickets).
 - ``metric_cells``: aggregates, one document per (namespace, partition, tenant, KPI, hour) with
@@ -101,7 +102,10 @@ class MetricsPartition:
         self.tp = tp
         self.engine = PartitionEngine(tp.topic, tp.partition, settings, hub)
         self._id_prefix = f"{namespace}|{tp.topic}|{tp.partition}|"
-        self._saved_offset: int | None = None
+        # The number of the last checkpoint written (None: none yet). It fences the writes and
+        # stamps the cells, so readers find everything a checkpoint changed, even when the
+        # offset did not move (a calendar arriving re-derives tickets without new records).
+        self._seq: int | None = None
         self._dirty_offset = False
 
     # -- PartitionState -----------------------------------------------------------------------
@@ -127,12 +131,12 @@ class MetricsPartition:
         cube.take_dirty()
         self.engine.wait_for_calendars()
         if doc is None:
-            self._saved_offset = None
+            self._seq = None
             return None
-        self._saved_offset = int(doc["next_offset"])
-        self.engine.next_offset = self._saved_offset
+        self._seq = int(doc["seq"])
+        self.engine.next_offset = int(doc["next_offset"])
         self.engine.watermark_ms = int(doc.get("watermark_ms", 0))
-        return self._saved_offset
+        return self.engine.next_offset
 
     def process(self, event: Event, offset: int) -> None:
         """Apply one event."""
@@ -155,9 +159,10 @@ class MetricsPartition:
     async def checkpoint(self) -> int:
         """Flush the engine and write everything it changed with the offset, atomically."""
         flush = self.engine.flush()
-        writes = self._writes(flush)
+        expected = self._seq
+        seq = (expected or 0) + 1
+        writes = self._writes(flush, seq)
         offset = self.engine.next_offset
-        expected = self._saved_offset
 
         async def save(session: AsyncClientSession) -> None:
             db = self.store.db
@@ -165,6 +170,7 @@ class MetricsPartition:
             update = {
                 "$set": {
                     "next_offset": offset,
+                    "seq": seq,
                     "watermark_ms": self.engine.watermark_ms,
                     "ns": self.namespace,
                     "topic": self.tp.topic,
@@ -178,10 +184,10 @@ class MetricsPartition:
                     raise LostOwnershipError(f"{self.tp} was checkpointed by another owner")
                 await db[OFFSETS].insert_one({**query, **update["$set"]}, session=session)
             else:
-                query["next_offset"] = expected
+                query["seq"] = expected
                 result = await db[OFFSETS].update_one(query, update, session=session)
                 if result.matched_count != 1:
-                    raise LostOwnershipError(f"{self.tp} moved past offset {expected} elsewhere")
+                    raise LostOwnershipError(f"{self.tp}: checkpoint {expected} superseded")
             for collection, ops in writes.items():
                 if ops:
                     await db[collection].bulk_write(ops, ordered=False, session=session)
@@ -189,7 +195,7 @@ class MetricsPartition:
                 await save_calendar(self.store, tenant, calendar, session)
 
         await self.store.in_transaction(save)
-        self._saved_offset = offset
+        self._seq = seq
         self._dirty_offset = False
         return offset
 
@@ -199,7 +205,7 @@ class MetricsPartition:
 
     # -- documents ----------------------------------------------------------------------------
 
-    def _writes(self, flush: FlushResult) -> dict[str, list[Any]]:
+    def _writes(self, flush: FlushResult, seq: int) -> dict[str, list[Any]]:
         base = {"ns": self.namespace, "topic": self.tp.topic, "p": self.tp.partition}
         tickets: list[Any] = []
         for (tenant, ticket_id), clocks in flush.tickets.items():
@@ -235,9 +241,8 @@ class MetricsPartition:
             groups[(tenant, kpi, hour)][escape_cell(cell)] = (
                 None if aggregate is None else aggregate.to_doc()
             )
-        # Every changed cell, and its document, carry the checkpoint's offset as ``seq``: readers
-        # (the views) fetch what changed since the offset they last saw, cell by cell.
-        seq = self.engine.next_offset
+        # Every changed cell, and its document, carry the checkpoint's number as ``seq``:
+        # readers (the views) fetch what changed since the checkpoint they last saw, cell by cell.
         cells: list[Any] = []
         for (tenant, kpi, hour), changed in groups.items():
             sets: dict[str, Any] = {

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 @dataclass(slots=True)
 class _Namespace:
     view: CubeView
-    # Per partition: the offset up to which its checkpointed cells have been read.
+    # Per partition: the checkpoint number up to which its cells have been read.
     seen: dict[int, int] = field(default_factory=dict)
     loaded: bool = False
     watermark_ms: int = 0
@@ -84,11 +84,11 @@ class KpiViews:
     async def refresh(self, namespace: str) -> int:
         """Read the cells checkpointed since the last look; returns how many changed.
 
-        Per partition: read its offset document (how far its checkpoints got), then the cells
-        whose ``seq`` lies between the offset seen last time and that one. A checkpoint commits
-        its cells and its offset together, so every cell up to the offset read is visible; a
-        cell rewritten by a later checkpoint meanwhile carries a later ``seq`` and is read next
-        time. Nothing is missed and nothing is read twice.
+        Per partition: read its offset document (the number of its last checkpoint), then the
+        cells whose ``seq`` lies between the checkpoint seen last time and that one. A
+        checkpoint commits its cells and its number together, so every cell up to the number
+        read is visible; a cell rewritten by a later checkpoint meanwhile carries a later
+        ``seq`` and is read next time. Nothing is missed and nothing is read twice.
         """
         state = self._namespaces[namespace]
         count = 0
@@ -99,7 +99,7 @@ class KpiViews:
                 topic, partition = offsets["topic"], offsets["p"]
                 part = self._partition_id(topic, partition)
                 seen = state.seen.get(part, -1)
-                upto = int(offsets["next_offset"])
+                upto = int(offsets["seq"])
                 if upto <= seen:
                     continue
                 query = {
