@@ -127,11 +127,17 @@ async def wait_visible(
             await asyncio.sleep(0.1)
 
 
+_CHANNELS: dict[int, grpc.aio.Channel] = {}
+
+
 def stub(process: ServiceProcess) -> metrics_pb2_grpc.MetricsServiceAsyncStub:
-    """A stub on the process's port."""
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{process.port}")
-    stub: Any = metrics_pb2_grpc.MetricsServiceStub(channel)  # the async stub at run time
-    return cast("metrics_pb2_grpc.MetricsServiceAsyncStub", stub)
+    """A stub on the process's port (one channel per port, kept open: a channel nobody holds
+    is closed by the garbage collector, possibly while a call is being set up)."""
+    channel = _CHANNELS.get(process.port)
+    if channel is None:
+        channel = _CHANNELS[process.port] = grpc.aio.insecure_channel(f"127.0.0.1:{process.port}")
+    made: Any = metrics_pb2_grpc.MetricsServiceStub(channel)  # the async stub at run time
+    return cast("metrics_pb2_grpc.MetricsServiceAsyncStub", made)
 
 
 def kpi_request(
