@@ -63,7 +63,7 @@ class PartitionEngine:
         self.hub = hub
         self.calendars = hub.directory
         hub.engines.add(self)
-        self.facts = FactStore(hub.directory)
+        self.facts = FactStore()
         self.cube = cube or Cube(settings.reporting_timezone)
         # Contributions of the entities changed in this batch, as they were before the change.
         self._before: dict[EntityKey, list[Contribution]] = {}

@@ -19,7 +19,6 @@ from crm.servicedesk.v1 import events_pb2 as ev
 from crm.servicedesk.v1 import servicedesk_pb2 as pb
 from crm_calendar.business_calendar import BusinessCalendar, OpeningInterval
 from crm_metrics.domain.facts import (
-    CalendarDirectory,
     MentionFacts,
     MentionLink,
     MessageFact,
@@ -105,12 +104,11 @@ _SCORE_FIELDS = (
 
 
 class FactStore:
-    """The facts of one partition: tickets and mentions (and the shared calendars)."""
+    """The facts of one partition: tickets and mentions."""
 
-    def __init__(self, calendars: CalendarDirectory) -> None:
+    def __init__(self) -> None:
         self.tickets: dict[TicketKey, TicketFacts] = {}
         self.mentions: dict[MentionKey, MentionFacts] = {}
-        self.calendars = calendars
 
     def ticket(self, tenant: str, ticket_id: str) -> TicketFacts:
         """The facts of a ticket, created empty on first sight."""

@@ -28,7 +28,6 @@ class _Namespace:
     # Per partition: the checkpoint number up to which its cells have been read.
     seen: dict[int, int] = field(default_factory=dict)
     loaded: bool = False
-    watermark_ms: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # The cells each partition last reported per (tenant, KPI, hour) document.
     reported: dict[tuple[int, str, str, int], set[str]] = field(default_factory=dict)
@@ -69,11 +68,6 @@ class KpiViews:
         state = self._namespaces.get(namespace)
         return state.view if state is not None and state.loaded else None
 
-    def watermark_ms(self, namespace: str) -> int:
-        """Event time of the newest event reflected in the namespace (0 if none)."""
-        state = self._namespaces.get(namespace)
-        return 0 if state is None else state.watermark_ms
-
     def _partition_id(self, topic: str, partition: int) -> int:
         name = f"{topic}|{partition}"
         ident = self._partitions.get(name)
@@ -95,7 +89,8 @@ class KpiViews:
         async with state.lock:
             db = self.store.db
             async for offsets in db[OFFSETS].find({"ns": namespace}):
-                state.watermark_ms = max(state.watermark_ms, int(offsets.get("watermark_ms", 0)))
+                # The newest event time checkpointed: GetKpis reports it as the watermark.
+                state.view.advance_watermark(int(offsets.get("watermark_ms", 0)) // 1000)
                 topic, partition = offsets["topic"], offsets["p"]
                 part = self._partition_id(topic, partition)
                 seen = state.seen.get(part, -1)

@@ -19,7 +19,7 @@ from crm_platform.events import Event
 def clocks_of(events: list[Event], settings: Settings | None = None):  # type: ignore[no-untyped-def]
     settings = settings or Settings()
     calendars = CalendarDirectory()
-    store = FactStore(calendars)
+    store = FactStore()
     for item in events:
         changes = apply(store, item, item.decode(), lambda _key: None)
         if changes.calendar is not None:

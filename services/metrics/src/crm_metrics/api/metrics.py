@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +22,7 @@ from crm_metrics.calendars import CalendarHub
 from crm_metrics.checkpoint import LIVE, NAMESPACES, TICKETS, load_calendars
 from crm_metrics.domain.aggregate import KpiResult
 from crm_metrics.domain.catalog import CATALOG, DIMENSIONS, WAIT_BUCKETS, Definitions, Kind
-from crm_metrics.domain.clocks import Settings, derive
+from crm_metrics.domain.clocks import derive
 from crm_metrics.domain.facts import TicketFacts
 from crm_metrics.domain.query import KpiQuery, QueryResult, evaluate
 from crm_metrics.settings import MetricsSettings
@@ -116,6 +117,7 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
         self.store = store
         self.hub = hub
         self.settings = settings
+        self.kpi_settings = settings.kpi_settings()
         self._definitions: dict[str, Definitions] = {}
 
     async def definitions(self, namespace: str) -> Definitions:
@@ -196,14 +198,7 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
             if calendar is None:
                 await load_calendars(self.store, self.hub)
                 calendar = self.hub.directory.get(tenant, *facts.calendar)
-        settings = self.settings.kpi_settings()
-        clocks = derive(
-            facts,
-            calendar,
-            Settings(
-                definitions, settings.reporting_timezone, settings.expectations, settings.own_brands
-            ),
-        )
+        clocks = derive(facts, calendar, replace(self.kpi_settings, definitions=definitions))
         out = mpb.TicketClocks(
             ticket_id=facts.ticket_id,
             contact_id=facts.contact_id,
