@@ -78,11 +78,14 @@ class KpiViews:
     async def refresh(self, namespace: str) -> int:
         """Read the cells checkpointed since the last look; returns how many changed.
 
-        Per partition: read its offset document (the number of its last checkpoint), then the
-        cells whose ``seq`` lies between the checkpoint seen last time and that one. A
-        checkpoint commits its cells and its number together, so every cell up to the number
-        read is visible; a cell rewritten by a later checkpoint meanwhile carries a later
-        ``seq`` and is read next time. Nothing is missed and nothing is read twice.
+        Per partition: read its offset document (the number of its last checkpoint), then every
+        cell document written after the checkpoint seen last time, and apply the cells whose own
+        number ``q`` is newer than that. A checkpoint commits its cells and its number together,
+        so every cell up to the number read is visible. A document may meanwhile have been
+        rewritten by a later checkpoint: it is still read now (no upper bound), because its
+        other cells may carry changes of the checkpoints being caught up with, which a later
+        round would skip as already seen. Re-applying a cell is harmless: a partition's cell
+        value is replaced, not added.
         """
         state = self._namespaces[namespace]
         count = 0
@@ -101,7 +104,7 @@ class KpiViews:
                     "ns": namespace,
                     "topic": topic,
                     "p": partition,
-                    "seq": {"$gt": seen, "$lte": upto},
+                    "seq": {"$gt": seen},
                 }
                 async for doc in db[CELLS].find(query):
                     count += self._apply(state, part, doc, seen)
