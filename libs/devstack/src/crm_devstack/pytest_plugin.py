@@ -77,7 +77,7 @@ class Infra:
         return once it is ready. Still running at the end of the session, it is stopped."""
         spec = service_spec(name)
         await self.ensure_topics(spec.topics)
-        (port,) = free_ports(1)
+        port, http_port = free_ports(2)
         process = ServiceProcess(
             spec,
             port=port,
@@ -85,6 +85,7 @@ class Infra:
             kafka_bootstrap_servers=self.kafka_bootstrap,
             log_dir=self.workdir / "logs",
             env=env,
+            http_port=http_port if spec.http_port_env else 0,
         )
         self._services.append(process)
         await process.start(timeout)

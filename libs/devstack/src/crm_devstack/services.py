@@ -34,6 +34,9 @@ class ServiceSpec:
     """Kafka topics it produces (created before it starts)."""
     peers: tuple[tuple[str, str], ...] = ()
     """``(environment variable, service name)``: the addresses of the services it calls."""
+    http_port_env: str = ""
+    """Environment variable that overrides its local HTTP port (``""``: it serves no HTTP)."""
+    default_http_port: int = 0
 
 
 SERVICES: tuple[ServiceSpec, ...] = (
@@ -53,6 +56,21 @@ SERVICES: tuple[ServiceSpec, ...] = (
         "CRM_METRICS_PORT",
         50053,
         ("crm.contacts.v1", "crm.servicedesk.v1", "crm.contacts.v1.dlq", "crm.servicedesk.v1.dlq"),
+    ),
+    # The gateway: gRPC and JSON/HTTP in front of the others (it has no database or topics).
+    ServiceSpec(
+        "gateway",
+        "crm_gateway",
+        "CRM_GATEWAY_PORT",
+        50050,
+        (),
+        peers=(
+            ("CONTACTS_ADDRESSES", "contacts"),
+            ("SERVICEDESK_ADDRESSES", "servicedesk"),
+            ("METRICS_ADDRESSES", "metrics"),
+        ),
+        http_port_env="CRM_GATEWAY_HTTP_PORT",
+        default_http_port=8080,
     ),
 )
 """The services of the local stack, in start order. Adding one is one line."""
@@ -84,6 +102,7 @@ class ServiceProcess(ManagedProcess):
         env: Mapping[str, str] | None = None,
         detach: bool = False,
         stop_grace: float = 40.0,
+        http_port: int = 0,
     ) -> None:
         super().__init__(
             spec.name, log_dir / f"{spec.name}.log", detach=detach, stop_grace=stop_grace
@@ -93,17 +112,27 @@ class ServiceProcess(ManagedProcess):
         self.mongodb_uri = mongodb_uri
         self.kafka_bootstrap_servers = kafka_bootstrap_servers
         self.env = dict(env or {})
+        self.http_port = http_port
+        if http_port:
+            self.env.setdefault("HTTP_LISTEN_ADDRESS", f"{HOST}:{http_port}")
 
     @property
     def address(self) -> str:
         """``127.0.0.1:<port>``, where its gRPC server listens."""
         return f"{HOST}:{self.port}"
 
+    @property
+    def http_url(self) -> str:
+        """``http://127.0.0.1:<port>`` of its HTTP server (``""`` if it serves none)."""
+        return f"http://{HOST}:{self.http_port}" if self.http_port else ""
+
     async def start(self, timeout: float = 60.0) -> None:
         """Start the service and wait until it is ready; raise :class:`LaunchError` (with the
         log's tail) if it exits or does not become ready in time."""
         self._refuse_if_running()
         ensure_port_free(self.port, f"the {self.name} service")
+        if self.http_port:
+            ensure_port_free(self.http_port, f"the {self.name} service's HTTP")
         env = {
             **os.environ,
             "PYTHONUNBUFFERED": "1",

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from crm_devstack.credentials import DevCredentials
 from crm_devstack.errors import LaunchError
 from crm_devstack.kafka import KafkaBroker
 from crm_devstack.paths import crm_home
@@ -52,12 +53,16 @@ class StackConfig:
     service_ports: dict[str, int] = field(
         default_factory=lambda: {spec.name: spec.default_port for spec in SERVICES}
     )
+    http_ports: dict[str, int] = field(
+        default_factory=lambda: {s.name: s.default_http_port for s in SERVICES if s.http_port_env}
+    )
     secantus_sync_on_commit: bool = True
 
     @classmethod
     def from_env(cls) -> StackConfig:
         """Read ``CRM_HOME``, ``CRM_KAFKA_PORT``, ``CRM_KAFKA_CONTROLLER_PORT``,
-        ``CRM_MONGODB_PORT``, each service's port variable (``CRM_CONTACTS_PORT``...) and
+        ``CRM_MONGODB_PORT``, each service's port variables (``CRM_CONTACTS_PORT``,
+        ``CRM_GATEWAY_HTTP_PORT``...) and
         ``CRM_SECANTUS_SYNC_ON_COMMIT`` (default on)."""
         return cls(
             home=crm_home(),
@@ -66,6 +71,11 @@ class StackConfig:
             mongodb_port=_env_int("CRM_MONGODB_PORT", 27117),
             service_ports={
                 spec.name: _env_int(spec.port_env, spec.default_port) for spec in SERVICES
+            },
+            http_ports={
+                spec.name: _env_int(spec.http_port_env, spec.default_http_port)
+                for spec in SERVICES
+                if spec.http_port_env
             },
             secantus_sync_on_commit=_env_flag("CRM_SECANTUS_SYNC_ON_COMMIT", True),
         )
@@ -85,6 +95,11 @@ class StackConfig:
         """``$CRM_HOME/run``: the state file of a running stack."""
         return self.home / "run"
 
+    @property
+    def credentials_dir(self) -> Path:
+        """``$CRM_HOME/credentials``: the local gateway's signing key, JWKS and API keys."""
+        return self.home / "credentials"
+
 
 class Stack:
     """Kafka and SecantusDB (started side by side), then the topics, then the services.
@@ -101,6 +116,7 @@ class Stack:
         *,
         services: Sequence[str] | None = None,
         detach: bool = False,
+        service_env: Mapping[str, str] | None = None,
     ) -> None:
         self.config = config or StackConfig.from_env()
         data, logs = self.config.data_dir, self.config.logs_dir
@@ -127,6 +143,8 @@ class Stack:
                 kafka_bootstrap_servers=self.kafka.bootstrap_servers,
                 log_dir=logs,
                 detach=detach,
+                env=service_env,
+                http_port=self.config.http_ports.get(name, 0),
             )
             for name in names
         }
@@ -134,6 +152,16 @@ class Stack:
             for variable, peer in process.spec.peers:
                 if peer in self.services:
                     process.env.setdefault(variable, self.services[peer].address)
+        self.credentials = DevCredentials.ensure(self.config.credentials_dir)
+        gateway = self.services.get("gateway")
+        if gateway is not None:
+            gateway.env.setdefault("JWKS_FILE", str(self.credentials.jwks_file))
+            gateway.env.setdefault("API_KEYS_FILE", str(self.credentials.api_keys_file))
+
+    @property
+    def gateway(self) -> ServiceProcess | None:
+        """The gateway's process, if the stack runs it."""
+        return self.services.get("gateway")
 
     @property
     def processes(self) -> list[ManagedProcess]:
@@ -146,6 +174,7 @@ class Stack:
             (self.kafka.name, self.kafka.bootstrap_servers),
             (self.secantus.name, self.secantus.uri),
             *((s.name, s.address) for s in self.services.values()),
+            *((f"{s.name} http", s.http_url) for s in self.services.values() if s.http_url),
         ]
 
     async def start(self) -> None:

@@ -1,7 +1,7 @@
 """Who is calling: the tenant and the actor of the current request or event.
 
-For now the tenant comes from request metadata (``x-tenant-id``); the gateway will authenticate it
-and forward it the same way. Kept in a context variable so that storage and events pick it up
+The tenant and actor come from request metadata (``x-tenant-id``, ``x-actor-id``): the gateway
+authenticates the caller and forwards both; a call lacking either is refused. Kept in a context variable so that storage and events pick it up
 without every function passing it along.
 """
 
@@ -114,7 +114,7 @@ def deadline_remaining() -> float | None:
 
 
 def call_from_metadata(metadata: dict[str, str]) -> CallContext:
-    """Build the call context from request metadata; missing tenant → Unauthenticated."""
+    """Build the call context from request metadata; missing tenant or actor → Unauthenticated."""
     tenant = metadata.get(TENANT_HEADER, "").strip()
     if not tenant:
         raise Unauthenticated(f"missing tenant: the call must carry the {TENANT_HEADER!r} metadata")
@@ -122,7 +122,12 @@ def call_from_metadata(metadata: dict[str, str]) -> CallContext:
         raise InvalidArgument.single(
             TENANT_HEADER, "must be 1-63 characters of a-z, 0-9, '-' or '_', starting alphanumeric"
         )
-    actor_id = metadata.get(ACTOR_ID_HEADER, "").strip() or "anonymous"
+    actor_id = metadata.get(ACTOR_ID_HEADER, "").strip()
+    if not actor_id:
+        # Every change is attributed: the gateway forwards the authenticated actor.
+        raise Unauthenticated(
+            f"missing actor: the call must carry the {ACTOR_ID_HEADER!r} metadata"
+        )
     if not _ACTOR_ID_PATTERN.match(actor_id):
         raise InvalidArgument.single(ACTOR_ID_HEADER, "must be 1-128 word characters")
     try:

@@ -31,4 +31,9 @@ def test_malformed_tenant_is_invalid(tenant: str) -> None:
 
 def test_unknown_actor_type_is_invalid() -> None:
     with pytest.raises(InvalidArgument):
-        call_from_metadata({"x-tenant-id": "acme", "x-actor-type": "robot"})
+        call_from_metadata({"x-tenant-id": "acme", "x-actor-id": "alice", "x-actor-type": "robot"})
+
+
+def test_missing_actor_is_unauthenticated() -> None:
+    with pytest.raises(Unauthenticated):
+        call_from_metadata({"x-tenant-id": "acme"})
