@@ -79,8 +79,8 @@ status: .venv/.synced ## show what runs where
 	$(PY) -m crm_devstack status
 
 # --- benchmarks ---------------------------------------------------------------------------------
-.PHONY: bench bench-contacts bench-servicedesk bench-timers bench-secantus bench-metrics
-bench: bench-contacts bench-servicedesk bench-timers bench-metrics ## all benchmarks
+.PHONY: bench bench-contacts bench-servicedesk bench-timers bench-secantus bench-metrics bench-gateway
+bench: bench-contacts bench-servicedesk bench-timers bench-metrics bench-gateway ## all benchmarks
 bench-contacts: setup ## contacts create/get throughput and latency, relay lag
 	$(PY) bench/contacts_bench.py
 bench-servicedesk: setup ## service desk: tickets/messages, mention ingestion, SLA timer lateness
@@ -89,6 +89,8 @@ bench-timers: setup ## durable timers: lateness with 100,000 pending, bursts
 	$(PY) bench/timers_bench.py
 bench-metrics: setup ## metrics: throughput vs bare consume, freshness, GetKpis vs PostgreSQL, replay, memory
 	$(PY) bench/metrics_bench.py
+bench-gateway: setup ## gateway: read/write through the gateway vs direct, HTTP, GetCustomer360
+	$(PY) bench/gateway_bench.py
 bench-secantus: setup ## SecantusDB Python vs Rust server
 	$(PY) bench/secantus_compare.py
 

@@ -28,7 +28,7 @@ def _crm_dev(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
 
 
 def test_up_status_down(tmp_path: Path) -> None:
-    kafka, controller, mongo, contacts, servicedesk, metrics = free_ports(6)
+    kafka, controller, mongo, contacts, servicedesk, metrics, gateway, http = free_ports(8)
     home = tmp_path / "crm"
     # Reuse the fetched jars (and the class-data archive) instead of fetching them again.
     (crm_home() / "kafka").mkdir(parents=True, exist_ok=True)
@@ -43,6 +43,8 @@ def test_up_status_down(tmp_path: Path) -> None:
         "CRM_CONTACTS_PORT": str(contacts),
         "CRM_SERVICEDESK_PORT": str(servicedesk),
         "CRM_METRICS_PORT": str(metrics),
+        "CRM_GATEWAY_PORT": str(gateway),
+        "CRM_GATEWAY_HTTP_PORT": str(http),
     }
     up = _crm_dev(env, "up")
     try:
@@ -51,6 +53,8 @@ def test_up_status_down(tmp_path: Path) -> None:
         assert f"127.0.0.1:{contacts}" in up.stdout
         assert f"127.0.0.1:{servicedesk}" in up.stdout
         assert f"127.0.0.1:{metrics}" in up.stdout
+        assert f"127.0.0.1:{gateway}" in up.stdout
+        assert f"http://127.0.0.1:{http}" in up.stdout
         state = StackState.load(state_file(home / "run"))
         assert state is not None
         assert [p.name for p in state.processes] == [
@@ -59,6 +63,7 @@ def test_up_status_down(tmp_path: Path) -> None:
             "contacts",
             "servicedesk",
             "metrics",
+            "gateway",
         ]
 
         again = _crm_dev(env, "up")
@@ -67,7 +72,7 @@ def test_up_status_down(tmp_path: Path) -> None:
 
         status = _crm_dev(env, "status")
         assert status.returncode == 0, status.stdout + status.stderr
-        assert status.stdout.count("SERVING") == 5
+        assert status.stdout.count("SERVING") == 6
     finally:
         down = _crm_dev(env, "down")
     assert down.returncode == 0, down.stdout + down.stderr
