@@ -2,9 +2,10 @@
 validates against the Kubernetes JSON schemas, and the platform's deployment rules hold
 (restricted pods, native gRPC probes, drain timing, a PDB, HPA and NetworkPolicy per Deployment,
 bounded Jobs, co-partitioned topics). Every service in SERVICES is checked the same way: its
-objects and configuration in every render, the peers it calls, its topics and its Dockerfile.
-The components an operator adds to an overlay for one apply (the metrics replay Job) are
-rendered on top of every overlay too.
+objects and configuration in every render (loaded by its own settings class), the peers it calls,
+its topics, its credential files and its Dockerfile. The components an operator adds to an
+overlay (the metrics replay Job for one apply, the gateway's Ingress) are rendered on top of
+every overlay too.
 
 No cluster is needed. kustomize is installed by deploy/k8s/install-kustomize.sh (pinned, from the
 Go module proxy) when it is missing; if it cannot be installed these tests fail, never skip.
@@ -13,6 +14,7 @@ Go module proxy) when it is missing; if it cannot be installed these tests fail,
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import os
 import re
@@ -23,7 +25,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import kubernetes_validate  # type: ignore[import-untyped]
@@ -49,7 +51,8 @@ KUBERNETES_VERSIONS = ("1.30", "1.34")
 class ServiceSpec:
     """What the manifests and the image of one service must look like. Object names follow the
     service's name: Deployment, ServiceAccount, Service, PDB, HPA and NetworkPolicy `<name>`,
-    Service `<name>-headless`, ConfigMap `<name>-config`, Secret `<name>-mongodb`."""
+    Service `<name>-headless`, ConfigMap `<name>-config`, Secret `<name>-mongodb` (a service
+    with a database)."""
 
     name: str
     """Its objects' names and SERVICE_NAME (the same as in crm_devstack.services)."""
@@ -57,6 +60,8 @@ class ServiceSpec:
     """services/<source_dir>, with the pyproject.toml and the Dockerfile."""
     module: str
     """The image runs `python -m <module>`."""
+    settings: str
+    """`<module>:<class>` of its settings: every render's configuration must load into it."""
     topics: tuple[str, ...]
     """The Kafka topics it needs (produces, or consumes and dead-letters into), all declared in
     the strimzi-topics component; each domain topic with a `.dlq` topic there."""
@@ -64,7 +69,28 @@ class ServiceSpec:
     """terminationGracePeriodSeconds must cover preStop + SHUTDOWN_GRACE_SECONDS + this: the
     bounded stops of its background work after the drain, plus 5 s to close the rest."""
     peers: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    """Env var -> the service whose ClusterIP Service (`host:port`) it must name."""
+    """Env var -> the service it calls: the address names that service's ClusterIP Service
+    (`host:port`), or with `balanced_peers` its headless Service (`dns:///host:port`)."""
+    balanced_peers: bool = False
+    """It balances its calls over the peers' pods itself (gRPC round_robin over the addresses DNS
+    returns for their headless Services), rather than one connection through a virtual IP."""
+    ports: tuple[str, ...] = ("grpc",)
+    """Its named container ports, each set by `<NAME>_LISTEN_ADDRESS`, exposed by its image and
+    its ClusterIP Service, and the only ports its NetworkPolicy admits."""
+    mongodb: bool = True
+    """It has a database: MONGODB_URI from the Secret `<name>-mongodb`, MONGODB_DATABASE, egress
+    to MongoDB. Without one it gets none of them."""
+    kafka: bool = True
+    """It produces or consumes events: KAFKA_BOOTSTRAP_SERVERS and egress to the brokers. Without
+    Kafka it gets neither."""
+    public: bool = False
+    """Its NetworkPolicy admits any pod of the namespace (the public API) and an Ingress may route
+    to it; the other services admit only the CRM's own pods and are never exposed."""
+    credential_files: Mapping[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
+    """Env var -> (Secret, key): the variable names a file that a volume of that Secret mounts.
+    The Secrets are created by the operator in every overlay (keys are never in git)."""
+    extra_env: tuple[str, ...] = ()
+    """Further variables every render must set explicitly (no reliance on the code's defaults)."""
     max_replicas: int | None = None
     """A cap on its HPA's maxReplicas in every render, for a consumer group whose replicas share
     the topics' partitions (a replica beyond the partition count gets none)."""
@@ -73,16 +99,29 @@ class ServiceSpec:
     environment, sizes it; the overlays resize the others."""
 
     @property
-    def database(self) -> str:
-        return f"crm_{self.name}"
+    def database(self) -> str | None:
+        return f"crm_{self.name}" if self.mongodb else None
 
     @property
     def config_map(self) -> str:
         return f"{self.name}-config"
 
     @property
-    def secret(self) -> str:
-        return f"{self.name}-mongodb"
+    def secret(self) -> str | None:
+        return f"{self.name}-mongodb" if self.mongodb else None
+
+    @property
+    def required_env(self) -> tuple[str, ...]:
+        """What every render must set for it (ConfigMap or `env`)."""
+        return (
+            *COMMON_ENV,
+            *(_listen_address_env(port) for port in self.ports),
+            *(MONGODB_ENV if self.mongodb else ()),
+            *(KAFKA_ENV if self.kafka else ()),
+            *self.peers,
+            *self.credential_files,
+            *self.extra_env,
+        )
 
     @property
     def image(self) -> str:
@@ -93,14 +132,40 @@ class ServiceSpec:
         return REPO_ROOT / "services" / self.source_dir / "Dockerfile"
 
 
+# Env every service reads; each Deployment must set all of them (from the ConfigMap or `env`),
+# plus those of its ports, its database and Kafka, its peers' addresses and its credential files
+# (ServiceSpec.required_env).
+COMMON_ENV = (
+    "SERVICE_NAME",
+    "OTEL_SERVICE_NAME",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "LOG_LEVEL",
+)
+MONGODB_ENV = ("MONGODB_URI", "MONGODB_DATABASE")
+KAFKA_ENV = ("KAFKA_BOOTSTRAP_SERVERS",)
+
+
+def _listen_address_env(port_name: str) -> str:
+    """The setting that binds the named port: `grpc` -> GRPC_LISTEN_ADDRESS."""
+    return f"{port_name.upper()}_LISTEN_ADDRESS"
+
+
 SERVICES = (
     # Outbox relay: 10 s to publish what is pending + 5 s to close its producer; + 5 s.
-    ServiceSpec("contacts", "contacts", "crm_contacts", ("crm.contacts.v1",), 20),
+    ServiceSpec(
+        "contacts",
+        "contacts",
+        "crm_contacts",
+        "crm_contacts.settings:ContactsSettings",
+        ("crm.contacts.v1",),
+        20,
+    ),
     # The relay's 15 s, then the SLA timer worker's batch in hand (10 s); + 5 s.
     ServiceSpec(
         "servicedesk",
         "service-desk",
         "crm_servicedesk",
+        "crm_servicedesk.settings:ServiceDeskSettings",
         ("crm.servicedesk.v1",),
         30,
         peers={"CONTACTS_ADDRESS": "contacts"},
@@ -111,31 +176,48 @@ SERVICES = (
         "metrics",
         "metrics",
         "crm_metrics",
+        "crm_metrics.settings:MetricsSettings",
         ("crm.contacts.v1", "crm.servicedesk.v1", "crm.contacts.v1.dlq", "crm.servicedesk.v1.dlq"),
         25,
         max_replicas=6,
         memory=("512Mi", "2Gi"),
     ),
+    # The public API: gRPC and JSON/HTTP in front of the three others, balanced over their pods.
+    # No database, no Kafka; its keys are files from an operator-made Secret. After the drain it
+    # only closes its backend channels and flushes telemetry (5 s).
+    ServiceSpec(
+        "gateway",
+        "gateway",
+        "crm_gateway",
+        "crm_gateway.settings:GatewaySettings",
+        (),
+        5,
+        peers={
+            "CONTACTS_ADDRESSES": "contacts",
+            "SERVICEDESK_ADDRESSES": "servicedesk",
+            "METRICS_ADDRESSES": "metrics",
+        },
+        balanced_peers=True,
+        ports=("grpc", "http"),
+        mongodb=False,
+        kafka=False,
+        public=True,
+        credential_files={
+            "JWKS_FILE": ("crm-gateway-credentials", "jwks.json"),
+            "API_KEYS_FILE": ("crm-gateway-credentials", "api-keys.json"),
+        },
+        extra_env=("JWT_ISSUER", "JWT_AUDIENCE", "RATE_LIMIT", "SHUTDOWN_GRACE_SECONDS"),
+    ),
 )
 SERVICE_IDS = [s.name for s in SERVICES]
 SERVICES_BY_NAME = {s.name: s for s in SERVICES}
 
+# Secrets the overlays must not need to generate; the dev overlay generates the database ones.
+CREDENTIAL_SECRETS = {secret for s in SERVICES for secret, _ in s.credential_files.values()}
 # Secrets the manifests reference but do not create (credentials are not kept in git). Each must
-# be described in docs/kubernetes.md; a dev overlay may generate them.
-EXTERNAL_SECRETS = {s.secret for s in SERVICES}
-
-# Env the runtime reads; each Deployment must set all of them (from the ConfigMap or `env`), and
-# the addresses of its peers.
-REQUIRED_ENV = (
-    "SERVICE_NAME",
-    "GRPC_LISTEN_ADDRESS",
-    "MONGODB_URI",
-    "MONGODB_DATABASE",
-    "KAFKA_BOOTSTRAP_SERVERS",
-    "OTEL_SERVICE_NAME",
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-    "LOG_LEVEL",
-)
+# be described in docs/kubernetes.md; a dev overlay may generate the database ones, never the
+# credential files (keys), which the operator creates in every namespace.
+EXTERNAL_SECRETS = {s.secret for s in SERVICES if s.secret} | CREDENTIAL_SECRETS
 DEFAULT_SHUTDOWN_GRACE_SECONDS = 20
 MIN_DRAIN_HEADROOM_SECONDS = 20
 TOPIC_PARTITIONS = 12
@@ -166,10 +248,10 @@ def _kustomization_dirs(parent: Path) -> list[Path]:
 BASE = RenderTarget("base", K8S_DIR / "base")
 OVERLAYS = [RenderTarget("overlay", p) for p in _kustomization_dirs(K8S_DIR / "overlays")]
 COMPONENTS = [RenderTarget("component", p) for p in _kustomization_dirs(K8S_DIR / "components")]
-# Components no overlay lists, which docs/kubernetes.md has the operator add to an overlay for one
-# apply: each is also rendered inside every overlay, where the overlay's namespace, images and
-# generated names apply to it.
-ADDED_TO_AN_OVERLAY = ("metrics-replay",)
+# Components no overlay lists, which docs/kubernetes.md has the operator add to an overlay (the
+# metrics replay for one apply, the gateway's Ingress for good): each is also rendered inside
+# every overlay, where the overlay's namespace, images and generated names apply to it.
+ADDED_TO_AN_OVERLAY = ("metrics-replay", "gateway-ingress")
 OVERLAYS_WITH_ADDED = [
     RenderTarget("overlay", overlay.path, added=K8S_DIR / "components" / name)
     for overlay in OVERLAYS
@@ -309,11 +391,34 @@ def _is_generated_from(name: str, base_name: str) -> bool:
     return re.fullmatch(rf"{re.escape(base_name)}(-[a-z0-9]{{10}})?", name) is not None
 
 
-def _grpc_container_port(container: Manifest) -> int:
-    ports = [p for p in container.get("ports", []) if p.get("name") == "grpc"]
-    assert len(ports) == 1, f"container {container['name']} needs exactly one port named grpc"
+def _container_port(container: Manifest, name: str) -> int:
+    ports = [p for p in container.get("ports", []) if p.get("name") == name]
+    assert len(ports) == 1, f"container {container['name']} needs exactly one port named {name}"
     port: int = ports[0]["containerPort"]
     return port
+
+
+def _grpc_container_port(container: Manifest) -> int:
+    return _container_port(container, "grpc")
+
+
+def _env_of(objects: list[Manifest], deployment: Manifest) -> dict[str, str]:
+    """The environment of a Deployment's first container as the process sees it: the ConfigMaps
+    of `envFrom`, overridden by `env`; a value from a Secret or the downward API is a
+    placeholder (`<from valueFrom>`)."""
+    names = {
+        *(e["name"] for e in _containers(deployment)[0].get("env", [])),
+        *(
+            key
+            for source in _containers(deployment)[0].get("envFrom", [])
+            if "configMapRef" in source
+            for key in (
+                _named(objects, "ConfigMap", source["configMapRef"]["name"]) or {"data": {}}
+            ).get("data", {})
+        ),
+    }
+    env = {name: _config_value(objects, deployment, name) for name in names}
+    return {name: value for name, value in env.items() if value is not None}
 
 
 def _config_value(objects: list[Manifest], deployment: Manifest, name: str) -> str | None:
@@ -499,14 +604,97 @@ def test_deployments_get_the_runtime_configuration(
     objects = render(target)
     for deployment in _of_kind(objects, "Deployment"):
         name = deployment["metadata"]["name"]
-        required = (*REQUIRED_ENV, *_spec_of(deployment).peers)
-        missing = [v for v in required if _config_value(objects, deployment, v) is None]
+        service = _spec_of(deployment)
+        missing = [v for v in service.required_env if _config_value(objects, deployment, v) is None]
         assert not missing, f"{name}: env not set: {missing}"
-        listen = _config_value(objects, deployment, "GRPC_LISTEN_ADDRESS")
-        port = _grpc_container_port(_containers(deployment)[0])
-        assert listen == f"0.0.0.0:{port}", f"{name}: listens on {listen}, grpc port is {port}"
-        uri = next(e for e in _containers(deployment)[0]["env"] if e["name"] == "MONGODB_URI")
-        assert "secretKeyRef" in uri.get("valueFrom", {}), f"{name}: MONGODB_URI must be a Secret"
+        container = _containers(deployment)[0]
+        assert [p["name"] for p in container["ports"]] == list(service.ports), name
+        for port_name in service.ports:
+            variable = _listen_address_env(port_name)
+            listen = _config_value(objects, deployment, variable)
+            port = _container_port(container, port_name)
+            assert listen == f"0.0.0.0:{port}", (
+                f"{name}: {variable}={listen}, the {port_name} container port is {port}"
+            )
+        if service.mongodb:
+            uri = next(e for e in container["env"] if e["name"] == "MONGODB_URI")
+            assert "secretKeyRef" in uri.get("valueFrom", {}), (
+                f"{name}: MONGODB_URI must be a Secret"
+            )
+        # What a service does not use it does not get (least privilege, no misleading settings).
+        unused = (*(() if service.mongodb else MONGODB_ENV), *(() if service.kafka else KAFKA_ENV))
+        given = [v for v in unused if _config_value(objects, deployment, v) is not None]
+        assert not given, f"{name}: has no database or Kafka, but gets {given}"
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=SERVICE_IDS)
+@pytest.mark.parametrize("target", TARGETS, ids=TARGET_IDS)
+def test_every_services_configuration_loads_into_its_settings(
+    render: Callable[[RenderTarget], list[Manifest]],
+    target: RenderTarget,
+    service: ServiceSpec,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The settings class validates what the pods get (ranges, patterns, rate-limit syntax...),
+    as at start-up; and each variable of its ConfigMap is one the service reads (or a standard
+    OTEL_* one), so that a misspelt name cannot be silently ignored."""
+    module_name, _, class_name = service.settings.partition(":")
+    # Imported here: only this test needs the services' packages.
+    settings_class = getattr(importlib.import_module(module_name), class_name)
+    fields = {name.upper() for name in settings_class.model_fields}
+
+    objects = render(target)
+    deployment = _deployment_of(objects, service)
+    env = _env_of(objects, deployment)
+    placeholders = {"MONGODB_URI": "mongodb://placeholder.invalid:27017/?replicaSet=rs0"}
+    for name in fields:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, placeholders.get(name, value))
+    settings_class()
+
+    config_map = next(
+        s["configMapRef"]["name"]
+        for s in _containers(deployment)[0]["envFrom"]
+        if "configMapRef" in s
+    )
+    keys = set((_named(objects, "ConfigMap", config_map) or {}).get("data", {}))
+    unknown = sorted(k for k in keys if k not in fields and not k.startswith("OTEL_"))
+    assert not unknown, f"{service.name}: {config_map} sets what the service never reads: {unknown}"
+
+
+@pytest.mark.parametrize(
+    "service", [s for s in SERVICES if s.credential_files], ids=lambda s: s.name
+)
+@pytest.mark.parametrize("target", TARGETS, ids=TARGET_IDS)
+def test_credential_files_are_mounted_read_only_from_their_secret(
+    render: Callable[[RenderTarget], list[Manifest]], target: RenderTarget, service: ServiceSpec
+) -> None:
+    """Each credential variable names a file that a read-only volume of its Secret provides,
+    under that key; the volume is not optional, so a missing Secret or key stops the pod from
+    starting rather than letting it serve without its keys."""
+    objects = render(target)
+    deployment = _deployment_of(objects, service)
+    container = _containers(deployment)[0]
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"].get("volumes", [])}
+    for variable, (secret_name, key) in service.credential_files.items():
+        path = PurePosixPath(_config_value(objects, deployment, variable) or "")
+        assert path.is_absolute(), f"{service.name}: {variable}={path} is not an absolute path"
+        mounts = [
+            m for m in container.get("volumeMounts", []) if m["mountPath"] == str(path.parent)
+        ]
+        assert len(mounts) == 1, f"{service.name}: nothing is mounted at {path.parent}"
+        mount = mounts[0]
+        assert mount.get("readOnly") is True, f"{service.name}: {path.parent} must be read-only"
+        assert "subPath" not in mount, f"{service.name}: subPath mounts never see a changed Secret"
+        source = volumes[mount["name"]].get("secret")
+        assert source is not None, f"{service.name}: {path.parent} is not a Secret volume"
+        assert source["secretName"] == secret_name, source
+        assert source.get("optional", False) is False, f"{service.name}: {secret_name} optional"
+        items = {i["key"]: i["path"] for i in source.get("items", [])} or {key: key}
+        assert items.get(key) == path.name, f"{service.name}: {variable}: key {key} -> {items}"
+        mode = source.get("defaultMode", 0o644)
+        assert mode & 0o007 == 0, f"{service.name}: {secret_name} files readable by others"
 
 
 @pytest.mark.parametrize("target", TARGETS, ids=TARGET_IDS)
@@ -521,13 +709,30 @@ def test_config_maps_and_secrets_referenced_exist_or_are_documented(
             for source in container.get("envFrom", []):
                 if "configMapRef" in source:
                     assert ("ConfigMap", source["configMapRef"]["name"]) in rendered
-            for entry in container.get("env", []):
-                secret = entry.get("valueFrom", {}).get("secretKeyRef")
-                if secret and ("Secret", secret["name"]) not in rendered:
-                    assert secret["name"] in EXTERNAL_SECRETS, f"unknown Secret {secret['name']}"
-                    assert f"`{secret['name']}`" in documentation, (
-                        f"Secret {secret['name']} must be described in docs/kubernetes.md"
-                    )
+        for secret in _secrets_used(workload):
+            if ("Secret", secret) not in rendered:
+                assert secret in EXTERNAL_SECRETS, f"unknown Secret {secret}"
+                assert f"`{secret}`" in documentation, (
+                    f"Secret {secret} must be described in docs/kubernetes.md"
+                )
+
+
+def _secrets_used(workload: Manifest) -> set[str]:
+    """The Secrets a workload's pods read: env `secretKeyRef`s and Secret volumes."""
+    pod = workload["spec"]["template"]["spec"]
+    names = {
+        entry["valueFrom"]["secretKeyRef"]["name"]
+        for container in pod["containers"]
+        for entry in container.get("env", [])
+        if "secretKeyRef" in entry.get("valueFrom", {})
+    }
+    for volume in pod.get("volumes", []):
+        if "secret" in volume:
+            names.add(volume["secret"]["secretName"])
+        for projected in volume.get("projected", {}).get("sources", []):
+            if "secret" in projected:
+                names.add(projected["secret"]["name"])
+    return names
 
 
 @pytest.mark.parametrize("target", TARGETS, ids=TARGET_IDS)
@@ -555,9 +760,24 @@ def test_every_service_has_a_grpc_port_that_reaches_its_pods(
         name = service["metadata"]["name"]
         grpc_ports = [p for p in service["spec"]["ports"] if p.get("name") == "grpc"]
         assert len(grpc_ports) == 1, f"Service {name} needs one port named grpc"
-        assert grpc_ports[0]["targetPort"] == "grpc", f"Service {name}: target the named port"
         backing = [d for d in deployments if _selects(service["spec"]["selector"], _pod_labels(d))]
         assert backing, f"Service {name} selects no Deployment's pods"
+        # Every port targets the container port of the same name (a number would go stale).
+        for port in service["spec"]["ports"]:
+            assert port["targetPort"] == port["name"], f"Service {name}: target the named port"
+            for deployment in backing:
+                _container_port(_containers(deployment)[0], port["name"])
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=SERVICE_IDS)
+@pytest.mark.parametrize("target", TARGETS, ids=TARGET_IDS)
+def test_every_service_port_is_on_its_cluster_ip_service(
+    render: Callable[[RenderTarget], list[Manifest]], target: RenderTarget, service: ServiceSpec
+) -> None:
+    objects = render(target)
+    cluster_ip = _named(objects, "Service", service.name)
+    assert cluster_ip is not None, service.name
+    assert [p["name"] for p in cluster_ip["spec"]["ports"]] == list(service.ports)
 
 
 @pytest.mark.parametrize("target", TARGETS, ids=TARGET_IDS)
@@ -604,13 +824,59 @@ def test_every_deployment_has_services_pdb_hpa_and_network_policy(
         assert len(policies) == 1, f"{name}: needs exactly one NetworkPolicy"
         policy = policies[0]["spec"]
         assert set(policy["policyTypes"]) == {"Ingress", "Egress"}, name
+        spec = _spec_of(deployment)
         for rule in policy["ingress"]:
             assert rule.get("from"), f"{name}: ingress must name its sources"
-            assert [p["port"] for p in rule["ports"]] == ["grpc"], f"{name}: ingress on grpc only"
+            ports = [p["port"] for p in rule["ports"]]
+            assert ports, f"{name}: ingress on every port"
+            assert set(ports) <= set(spec.ports), f"{name}: ingress on its named ports only"
         egress_ports = {p["port"] for rule in policy["egress"] for p in rule.get("ports", [])}
         assert not any("ports" not in rule for rule in policy["egress"]), f"{name}: open egress"
-        # DNS, Kafka, MongoDB, OTLP.
-        assert {53, 9092, 27017, 4317} <= egress_ports, f"{name}: egress ports {egress_ports}"
+        # DNS and OTLP; Kafka and MongoDB for the services that use them, and only for those.
+        kafka, mongodb = {9092, 9093}, {27017}
+        needed = (
+            {53, 4317} | ({9092} if spec.kafka else set()) | (mongodb if spec.mongodb else set())
+        )
+        assert needed <= egress_ports, f"{name}: egress ports {egress_ports}"
+        unneeded = (set() if spec.kafka else kafka) | (set() if spec.mongodb else mongodb)
+        assert not unneeded & egress_ports, f"{name}: egress to {unneeded & egress_ports}"
+
+
+def _is_crm_pods_only(peer: Manifest) -> bool:
+    """An ingress source that is the CRM's own pods in the policy's namespace (all of them, by
+    app.kubernetes.io/part-of, or one service's, by app.kubernetes.io/name)."""
+    labels = peer.get("podSelector", {}).get("matchLabels", {})
+    return (
+        set(peer) == {"podSelector"}
+        and not peer["podSelector"].get("matchExpressions")
+        and (
+            labels.get("app.kubernetes.io/part-of") == "crm"
+            or labels.get("app.kubernetes.io/name") in SERVICE_IDS
+        )
+    )
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=SERVICE_IDS)
+@pytest.mark.parametrize("target", TARGETS, ids=TARGET_IDS)
+def test_only_the_public_service_is_open_to_the_namespace(
+    render: Callable[[RenderTarget], list[Manifest]], target: RenderTarget, service: ServiceSpec
+) -> None:
+    """The gateway admits any pod of its namespace on all its ports; the services behind it admit
+    only the CRM's own pods (the gateway and their peers), so the namespace's other pods reach
+    them only through the gateway's authentication."""
+    policy = _named(render(target), "NetworkPolicy", service.name)
+    assert policy is not None, service.name
+    rules = policy["spec"]["ingress"]
+    if service.public:
+        assert any(
+            {"podSelector": {}} in rule["from"]
+            and {p["port"] for p in rule["ports"]} == set(service.ports)
+            for rule in rules
+        ), f"{service.name}: no ingress from every pod of the namespace on {service.ports}"
+    else:
+        for rule in rules:
+            for peer in rule["from"]:
+                assert _is_crm_pods_only(peer), f"{service.name}: ingress from {peer}"
 
 
 # --- each service --------------------------------------------------------------------------------
@@ -683,10 +949,16 @@ def test_every_service_gets_its_own_name_database_secret_and_image(
     config_maps = [s["configMapRef"]["name"] for s in container["envFrom"] if "configMapRef" in s]
     assert len(config_maps) == 1, f"{service.name}: one ConfigMap, {service.config_map}"
     assert _is_generated_from(config_maps[0], service.config_map), config_maps[0]
-    uri = next(e for e in container["env"] if e["name"] == "MONGODB_URI")
-    secret = uri["valueFrom"]["secretKeyRef"]
-    assert _is_generated_from(secret["name"], service.secret), secret
-    assert secret["key"] == "uri", secret
+    if service.secret is not None:
+        uri = next(e for e in container["env"] if e["name"] == "MONGODB_URI")
+        secret = uri["valueFrom"]["secretKeyRef"]
+        assert _is_generated_from(secret["name"], service.secret), secret
+        assert secret["key"] == "uri", secret
+    # Its database's Secret and its credential files' Secrets, none of another service's.
+    used = _secrets_used(deployment)
+    own = {n for n in used if service.secret and _is_generated_from(n, service.secret)}
+    credential_secrets = {secret for secret, _ in service.credential_files.values()}
+    assert used - own == credential_secrets, f"{service.name}: reads the Secrets {sorted(used)}"
 
     repository, _, _ = container["image"].rpartition(":")
     assert repository == service.image, container["image"]
@@ -726,23 +998,35 @@ def test_peer_addresses_name_the_peers_service_and_the_network_policies_let_the_
     callee = _named(objects, "Deployment", callee_name)
     assert callee is not None, f"{caller.name} calls {callee_name}, which is not deployed"
 
-    # host:port of the callee's ClusterIP Service, by its name in the caller's own namespace.
+    # host:port of the callee's ClusterIP Service, by its name in the caller's own namespace; or
+    # for a caller that balances over the callee's pods, the gRPC target dns:///host:port of its
+    # headless Service (DNS returns every ready pod's address).
     address = _config_value(objects, deployment, env) or ""
+    service_name = f"{callee_name}-headless" if caller.balanced_peers else callee_name
+    if caller.balanced_peers:
+        assert address.startswith("dns:///"), f"{caller.name}: {env}={address!r} not dns:///"
+        address = address.removeprefix("dns:///")
+    assert "," not in address, f"{caller.name}: {env}={address!r}: one address"
     host, colon, port = address.rpartition(":")
     assert colon, f"{caller.name}: {env}={address!r} is not host:port"
     assert port.isdigit(), f"{caller.name}: {env}={address!r} is not host:port"
     namespace = deployment["metadata"].get("namespace")
-    hosts = {callee_name}
+    hosts = {service_name}
     if namespace:
-        qualified = f"{callee_name}.{namespace}"
+        qualified = f"{service_name}.{namespace}"
         hosts |= {qualified, f"{qualified}.svc", f"{qualified}.svc.cluster.local"}
-    assert host in hosts, f"{caller.name}: {env}={address!r} must name the Service {callee_name}"
-    service = _named(objects, "Service", callee_name)
-    assert service is not None, f"no Service {callee_name}"
-    assert service["spec"].get("clusterIP") != "None", f"Service {callee_name} is headless"
+    assert host in hosts, f"{caller.name}: {env}={address!r} must name the Service {service_name}"
+    service = _named(objects, "Service", service_name)
+    assert service is not None, f"no Service {service_name}"
+    headless = service["spec"].get("clusterIP") == "None"
+    assert headless == caller.balanced_peers, f"Service {service_name}: headless is {headless}"
     assert _selects(service["spec"]["selector"], _pod_labels(callee))
     service_port = next(p for p in service["spec"]["ports"] if p["name"] == "grpc")
     assert int(port) == service_port["port"], f"{caller.name}: {env} port != {callee_name}'s"
+    if headless:
+        # DNS of a headless Service gives pod addresses: nothing translates the port on the way.
+        callee_grpc = _grpc_container_port(_containers(callee)[0])
+        assert int(port) == callee_grpc, f"{caller.name}: {env} port != the pods' {callee_grpc}"
 
     # Policies see the pod address after the Service's translation: the caller's egress must
     # reach the callee's pods on their container port, and the callee's ingress admit the caller.
@@ -889,6 +1173,78 @@ def test_the_metrics_replay_job_runs_the_live_services_image_and_settings(
     Definitions.parse(definitions)
 
 
+# --- ingress -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=TARGET_IDS)
+def test_only_the_public_service_is_exposed_and_only_over_tls(
+    render: Callable[[RenderTarget], list[Manifest]], target: RenderTarget
+) -> None:
+    """Every Ingress serves its hosts over TLS and routes to a named port of the ClusterIP
+    Service of a public service (the gateway), whose NetworkPolicy admits a source outside the
+    namespace (the ingress controller's pods) on that port."""
+    objects = render(target)
+    for ingress in _of_kind(objects, "Ingress"):
+        name = ingress["metadata"]["name"]
+        spec = ingress["spec"]
+        assert "defaultBackend" not in spec, f"Ingress {name}: route by host and path only"
+        tls_hosts = {h for tls in spec.get("tls", []) for h in tls.get("hosts", [])}
+        assert all(tls.get("secretName") for tls in spec.get("tls", [])), name
+        for rule in spec["rules"]:
+            assert rule.get("host") in tls_hosts, f"Ingress {name}: {rule.get('host')} not TLS"
+            for path in rule["http"]["paths"]:
+                backend = path["backend"]["service"]
+                service = _named(objects, "Service", backend["name"])
+                assert service is not None, f"Ingress {name}: no Service {backend['name']}"
+                assert service["spec"].get("clusterIP") != "None", f"Ingress {name}: headless"
+                assert "name" in backend["port"], f"Ingress {name}: use the Service's port name"
+                port = next(
+                    (p for p in service["spec"]["ports"] if p["name"] == backend["port"]["name"]),
+                    None,
+                )
+                assert port is not None, f"Ingress {name}: {backend} is no port of the Service"
+                deployments = [
+                    d
+                    for d in _of_kind(objects, "Deployment")
+                    if _selects(service["spec"]["selector"], _pod_labels(d))
+                ]
+                assert deployments, f"Ingress {name}: Service {backend['name']} selects no pods"
+                for deployment in deployments:
+                    assert _spec_of(deployment).public, f"Ingress {name} exposes a backend"
+                    policy = _named(objects, "NetworkPolicy", deployment["metadata"]["name"])
+                    assert policy is not None, name
+                    assert any(
+                        any("namespaceSelector" in peer for peer in r["from"])
+                        and port["targetPort"] in {p["port"] for p in r["ports"]}
+                        for r in policy["spec"]["ingress"]
+                    ), f"Ingress {name}: the controller may not reach {port['targetPort']}"
+
+
+INGRESS_TARGETS = [
+    t for t in TARGETS if "gateway-ingress" in {t.path.name, t.added.name if t.added else ""}
+]
+
+
+@pytest.mark.parametrize("target", INGRESS_TARGETS, ids=[t.id for t in INGRESS_TARGETS])
+def test_the_gateway_ingress_exposes_both_apis(
+    render: Callable[[RenderTarget], list[Manifest]], target: RenderTarget
+) -> None:
+    objects = render(target)
+    ingresses = _of_kind(objects, "Ingress")
+    routed = {
+        path["backend"]["service"]["port"]["name"]
+        for ingress in ingresses
+        for rule in ingress["spec"]["rules"]
+        for path in rule["http"]["paths"]
+        if path["backend"]["service"]["name"] == "gateway"
+    }
+    assert routed == set(SERVICES_BY_NAME["gateway"].ports), routed
+    gateway = _deployment_of(objects, SERVICES_BY_NAME["gateway"])
+    assert all(
+        i["metadata"].get("namespace") == gateway["metadata"].get("namespace") for i in ingresses
+    ), "the Ingresses must be in the gateway's namespace"
+
+
 # --- container images ----------------------------------------------------------------------------
 
 
@@ -923,7 +1279,7 @@ def _dockerfile_assignments(instructions: list[tuple[str, str]], keyword: str) -
 
 
 @pytest.mark.parametrize("service", SERVICES, ids=SERVICE_IDS)
-def test_every_service_image_runs_its_module_as_the_pods_user_on_the_grpc_port(
+def test_every_service_image_runs_its_module_as_the_pods_user_on_its_ports(
     render: Callable[[RenderTarget], list[Manifest]], service: ServiceSpec
 ) -> None:
     assert service.dockerfile.is_file(), f"{service.name}: no {service.dockerfile}"
@@ -940,10 +1296,13 @@ def test_every_service_image_runs_its_module_as_the_pods_user_on_the_grpc_port(
     assert re.findall(r"--package\s+(\S+)", syncs[0]) == [package["project"]["name"]]
 
     deployment = _deployment_of(render(BASE), service)
-    grpc_port = _grpc_container_port(_containers(deployment)[0])
-    assert [a for i, a in instructions if i == "EXPOSE"] == [str(grpc_port)]
+    container = _containers(deployment)[0]
+    ports = {name: _container_port(container, name) for name in service.ports}
+    exposed = [p for i, a in instructions if i == "EXPOSE" for p in a.split()]
+    assert exposed == [str(p) for p in ports.values()], exposed
     env = _dockerfile_assignments(instructions, "ENV")
-    assert env.get("GRPC_LISTEN_ADDRESS") == f"0.0.0.0:{grpc_port}", env
+    for name, port in ports.items():
+        assert env.get(_listen_address_env(name)) == f"0.0.0.0:{port}", env
     pod_security = deployment["spec"]["template"]["spec"]["securityContext"]
     assert (pod_security["runAsUser"], pod_security["runAsGroup"]) == (RUN_AS, RUN_AS)
     # Numeric, so that runAsNonRoot can verify it; the last USER is the one that runs.
@@ -1000,15 +1359,15 @@ def test_dev_runs_one_small_replica_that_can_be_evicted(
 def test_dev_generates_every_secret_its_services_need(
     render: Callable[[RenderTarget], list[Manifest]],
 ) -> None:
-    """The dev overlay applies on its own: no Secret has to be created first."""
+    """The dev overlay applies on its own: no database Secret has to be created first. Keys
+    (the credential files' Secrets) are the exception: none is in git, not even for dev, and the
+    operator creates them as in production (docs/kubernetes.md)."""
     objects = render(_overlay("dev"))
     secrets = {s["metadata"]["name"] for s in _of_kind(objects, "Secret")}
+    assert not secrets & CREDENTIAL_SECRETS, "keys must not be generated from files in git"
     for service in SERVICES:
-        container = _containers(_deployment_of(objects, service))[0]
-        for entry in container.get("env", []):
-            secret = entry.get("valueFrom", {}).get("secretKeyRef")
-            if secret:
-                assert secret["name"] in secrets, f"{service.name}: {secret['name']} not generated"
+        for secret in _secrets_used(_deployment_of(objects, service)) - CREDENTIAL_SECRETS:
+            assert secret in secrets, f"{service.name}: {secret} not generated"
 
 
 def test_production_runs_three_to_ten_replicas_spread_over_nodes(

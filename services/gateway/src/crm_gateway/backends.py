@@ -142,7 +142,9 @@ class BackendPool:
             ("grpc.enable_retries", 1 if read_attempts > 1 else 0),
             ("grpc.max_receive_message_length", 64 * 1024 * 1024),
             ("grpc.max_send_message_length", max_message_bytes + 1024),
-            ("grpc.keepalive_time_ms", 30_000),
+            # Keepalive at the servers' default minimum ping interval (5 min): more often and
+            # they answer too_many_pings and drop the connection (and open streams with it).
+            ("grpc.keepalive_time_ms", 300_000),
         ]
         channel = grpc.aio.insecure_channel(target, options=options)
         return cls(

@@ -118,7 +118,12 @@ class RunningGateway:
             openapi=_openapi,
             readiness=readiness,
         )
-        runner = web.AppRunner(api.app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            api.app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=settings.shutdown_grace_seconds,
+        )
         await runner.setup()
         host, _, port = settings.http_listen_address.rpartition(":")
         site = web.TCPSite(runner, host, int(port), reuse_port=False)
