@@ -24,7 +24,15 @@ $(UV):
 	@touch $@
 
 .PHONY: setup
-setup: .venv/.synced kafka-jars secantus-rs ## install Python deps (uv, locked), Kafka's jars, the Rust SecantusDB
+setup: .venv/.synced kafka-jars secantus-rs web-assets ## install Python deps (uv, locked), Kafka's jars, the Rust SecantusDB, the dashboard's chart library
+
+.PHONY: web-assets
+web-assets: ## the dashboard's Chart.js (npm ci, locked) copied into the gateway package
+	@bash scripts/web-assets.sh ensure
+
+.PHONY: chromium
+chromium: ## Debian's Chromium for the dashboard's real-browser test
+	@bash scripts/chromium.sh ensure
 
 .PHONY: secantus-rs
 secantus-rs: ## build the Rust SecantusDB server once per machine (falls back to secantusd-py)
@@ -41,7 +49,7 @@ run: setup ## start Kafka, the database and the services; show a contact flowing
 	$(PY) -m crm_devstack run --demo
 
 .PHONY: test
-test: setup ## lint, then every test (unit + integration against real Kafka and SecantusDB)
+test: setup chromium ## lint, then every test (unit + integration against real Kafka and SecantusDB)
 	@$(MAKE) --no-print-directory lint
 	$(PY) -m pytest -p crm_devstack.pytest_plugin $(PYTEST_ARGS)
 
