@@ -1,8 +1,8 @@
 """Who is calling: the tenant and the actor of the current request or event.
 
 The tenant and actor come from request metadata (``x-tenant-id``, ``x-actor-id``): the gateway
-authenticates the caller and forwards both; a call lacking either is refused. Kept in a context variable so that storage and events pick it up
-without every function passing it along.
+authenticates the caller and forwards both; a call lacking either is refused. Kept in a context
+variable so that storage and events pick it up without every function passing it along.
 """
 
 from __future__ import annotations

@@ -64,7 +64,7 @@ class GatewayStack:
 
     async def close(self) -> None:
         for channel in self._channels.values():
-            await channel.close()
+            await channel.close(None)
 
 
 def bearer(token: str) -> tuple[tuple[str, str], ...]:

@@ -16,6 +16,8 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
+from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2, status_pb2
 
 from crm.contacts.v1 import contacts_pb2 as cpb
@@ -263,7 +265,7 @@ async def test_tenant_b_can_read_or_change_nothing_of_tenant_a(gateway_stack: Ga
                 post_id=f"p-{uuid.uuid4().hex[:8]}",
                 author_handle="@ada",
                 text="still waiting for my order",
-                posted_time={"seconds": int(time.time()) - 600},
+                posted_time=Timestamp(seconds=int(time.time()) - 600),
                 author_contact_id=contact.id,
             )
         ),
@@ -338,7 +340,7 @@ async def test_tenant_b_can_read_or_change_nothing_of_tenant_a(gateway_stack: Ga
         gateway_stack.stub("ContactsService").UpdateContact(
             cpb.UpdateContactRequest(
                 contact=cpb.Contact(id=contact.id, given_name="Eve"),
-                update_mask={"paths": ["given_name"]},
+                update_mask=FieldMask(paths=["given_name"]),
                 expected_version=contact.version,
             ),
             metadata=bearer(b),
@@ -417,7 +419,8 @@ async def test_the_rate_limit_answers_resource_exhausted_and_429_with_retry_afte
             gpb.GetCallerRequest(), metadata=(("x-api-key", key),), timeout=10
         )
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    trailers = dict(caught.value.trailing_metadata() or ())
+    metadata: Any = caught.value.trailing_metadata() or ()
+    trailers = dict(metadata)
     assert 1 <= int(trailers["retry-after"]) <= 60
     # Other credentials are not affected.
     status, _, _ = http(

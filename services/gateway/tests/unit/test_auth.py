@@ -84,7 +84,7 @@ def test_an_unsigned_token_is_refused() -> None:
             "role": "admin",
             "exp": int(time.time()) + 60,
         },
-        None,
+        None,  # type: ignore[arg-type]
         algorithm="none",
     )
     with pytest.raises(AuthenticationError):

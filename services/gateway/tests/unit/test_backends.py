@@ -23,20 +23,20 @@ def test_the_breaker_opens_after_consecutive_failures_and_half_opens_after_the_w
     breaker.record(True)  # a success resets the count
     for _ in range(2):
         breaker.record(False)
-    assert breaker.state is BreakerState.CLOSED
+    assert breaker.state.value == BreakerState.CLOSED.value
     breaker.record(False)
-    assert breaker.state is BreakerState.OPEN
+    assert breaker.state.value == "open"
     assert not breaker.allow()
     clock.now = 5
-    assert breaker.state is BreakerState.HALF_OPEN
+    assert breaker.state.value == BreakerState.HALF_OPEN.value
     assert breaker.allow()  # one trial
     assert not breaker.allow()  # and only one
     breaker.record(False)  # the trial failed: open again, for another wait
-    assert breaker.state is BreakerState.OPEN
+    assert breaker.state.value == BreakerState.OPEN.value
     clock.now = 10
     assert breaker.allow()
     breaker.record(True)
-    assert breaker.state is BreakerState.CLOSED
+    assert breaker.state.value == BreakerState.CLOSED.value
     assert breaker.allow()
 
 
