@@ -45,8 +45,8 @@ kafka-jars: ## fetch Apache Kafka's jars from Maven Central into .crm/kafka
 
 # --- the two commands ---------------------------------------------------------------------------
 .PHONY: run
-run: setup ## start Kafka, the database and the services; show a contact flowing to Kafka
-	$(PY) -m crm_devstack run --demo
+run: setup ## start the stack; a simulated company lives a few days through the gateway, then its KPIs (SIMULATE=0: the platform only, with one contact and one ticket)
+	$(PY) -m crm_devstack run --demo $(if $(filter 0,$(SIMULATE)),--no-simulate)
 
 .PHONY: test
 test: setup chromium ## lint, then every test (unit + integration against real Kafka and SecantusDB)

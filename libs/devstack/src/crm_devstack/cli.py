@@ -3,8 +3,11 @@
 * ``up``      start Kafka, SecantusDB and the services in the background
 * ``down``    stop them
 * ``status``  show what runs where and whether it is healthy
-* ``run``     start everything in the foreground until Ctrl-C (``--demo``: show a contact
-  flowing to Kafka; ``--no-services``: infrastructure only)
+* ``run``     start everything in the foreground until Ctrl-C (``--no-services``:
+  infrastructure only). ``--demo``: a simulated company lives ``--days`` days (default 3) at
+  accelerated time through the gateway (the services run on an accelerated clock, see
+  :mod:`crm_platform.clock`), then a KPI summary, then a gentle live trickle; with
+  ``--no-simulate``: a contact and a ticket flowing to Kafka and the metrics service instead.
 """
 
 from __future__ import annotations
@@ -17,8 +20,15 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from datetime import timedelta
 
-from crm_devstack.demo import run_demo
+from crm_devstack.demo import (
+    DEMO_TENANT,
+    CompanyRun,
+    plan_company_run,
+    run_company_demo,
+    run_demo,
+)
 from crm_devstack.errors import LaunchError
 from crm_devstack.kafka import kafka_ready
 from crm_devstack.procs import pid_alive, terminate, wait_until_gone
@@ -42,7 +52,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("down", help="stop the stack")
     commands.add_parser("status", help="show what runs where and whether it is healthy")
     run = commands.add_parser("run", help="start the stack in the foreground until Ctrl-C")
-    run.add_argument("--demo", action="store_true", help="create a contact, show its event")
+    run.add_argument(
+        "--demo",
+        action="store_true",
+        help="play a simulated company through the gateway, then show its KPIs",
+    )
+    run.add_argument(
+        "--no-simulate",
+        action="store_true",
+        help="with --demo: no simulated company; show one contact and one ticket instead",
+    )
+    run.add_argument("--days", type=float, default=3.0, help="simulated days to play (default 3)")
+    run.add_argument(
+        "--history-minutes",
+        type=float,
+        default=2.0,
+        help="wall-clock minutes the simulated days take (default 2)",
+    )
+    run.add_argument("--seed", type=int, default=7, help="the simulated company's seed")
     run.add_argument("--no-services", action="store_true", help="only Kafka and SecantusDB")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -114,11 +141,25 @@ def _refuse_if_running(config: StackConfig) -> None:
         )
 
 
-def _print_endpoints(stack: Stack, seconds: float) -> None:
+def _print_endpoints(stack: Stack, seconds: float, tenant: str = DEMO_TENANT) -> None:
+    """What runs where; with the gateway, where the CRM's API and dashboard are, with
+    development tokens of ``tenant``."""
     print(f"local stack ready in {seconds:.1f} s:")
     for name, address in stack.endpoints():
-        print(f"  {name:<10} {address}")
-    print(f"  logs       {stack.config.logs_dir}")
+        print(f"  {name:<12} {address}")
+    print(f"  {'logs':<12} {stack.config.logs_dir}")
+    gateway = stack.gateway
+    if gateway is None:
+        return
+    admin = stack.credentials.token(tenant, "admin", "dev-admin")
+    analyst = stack.credentials.token(tenant, "analyst", "dev-analyst")
+    print(f"the CRM's API (tenant {tenant}; development tokens, valid 8 h):")
+    print(f"  {'gRPC':<12} {gateway.address}  (crm.gateway.v1, metadata authorization: Bearer …)")
+    if gateway.http_url:
+        print(f"  {'JSON/HTTP':<12} {gateway.http_url}")
+        print(f"  {'OpenAPI':<12} {gateway.http_url}/openapi.json")
+        print(f"  {'dashboard':<12} {gateway.http_url}/dashboard#token={analyst}")
+    print(f"  {'admin token':<12} {admin}")
 
 
 async def _up(_: argparse.Namespace) -> int:
@@ -136,14 +177,27 @@ async def _up(_: argparse.Namespace) -> int:
 async def _run(args: argparse.Namespace) -> int:
     config = StackConfig.from_env()
     _refuse_if_running(config)
-    stack = Stack(config, services=[] if args.no_services else None)
+    company: CompanyRun | None = None
+    if args.demo and not args.no_simulate and not args.no_services:
+        company = plan_company_run(
+            days=args.days, wall=timedelta(minutes=args.history_minutes), seed=args.seed
+        )
+    stack = Stack(
+        config,
+        services=[] if args.no_services else None,
+        service_env=company.service_env if company is not None else None,
+    )
     path = state_file(config.run_dir)
     began = time.monotonic()
     try:
         await stack.start()
         StackState.of(stack, "run").save(path)
-        _print_endpoints(stack, time.monotonic() - began)
-        if args.demo:
+        _print_endpoints(
+            stack, time.monotonic() - began, company.tenant if company else DEMO_TENANT
+        )
+        if company is not None:
+            await run_company_demo(stack, company)
+        elif args.demo:
             await run_demo(stack)
         print("running; press Ctrl-C to stop")
         await asyncio.Event().wait()

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.message import DecodeError, Message
 
+from crm_platform import clock
 from crm_platform.context import Actor, CallContext
 
 SPEC_VERSION = "1.0"
@@ -64,13 +65,14 @@ class Event:
         call: CallContext,
         time: datetime | None = None,
     ) -> Event:
-        """Wrap a protobuf payload; ``key`` is the customer id the event is about."""
+        """Wrap a protobuf payload; ``key`` is the customer id the event is about; ``time``
+        defaults to now on the process clock (:mod:`crm_platform.clock`)."""
         return cls(
             id=str(uuid.uuid4()),
             type=message.DESCRIPTOR.full_name,
             source=source,
             subject=subject,
-            time=time or datetime.now(UTC),
+            time=time or clock.now(),
             tenant_id=call.tenant_id,
             actor=call.actor,
             key=key,

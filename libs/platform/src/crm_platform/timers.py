@@ -27,6 +27,10 @@ Only one replica's worker fires at a time (a :class:`~crm_platform.lease.Lease`)
 over when the lease expires, or at once when its holder stops. The lease saves work; exactly-once
 does not depend on it.
 
+Due times are on the service's :class:`~crm_platform.clock.Clock` (an accelerated clock in a
+simulation): the worker compares them with that clock and sleeps the wall time it takes the
+clock to reach them. The lease and the audit times of scheduling keep the wall clock.
+
 Fired and cancelled timers stay in the collection, with ``fired_at`` or ``cancelled_at``, for
 audit and measurement, and are deleted by a TTL index ``retention`` after they closed.
 """
@@ -49,6 +53,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 from crm_platform import errors
+from crm_platform.clock import Clock, process_clock
 from crm_platform.context import Actor, ActorType, CallContext, reset_call, set_call
 from crm_platform.events import Event
 from crm_platform.lease import Lease
@@ -390,7 +395,8 @@ class _HandlerFailedError(Exception):
 class TimerWorker:
     """Fires due timers; runs as a background task of the service (``BackgroundWork``).
 
-    The service's bootstrap calls :meth:`TimerStore.ensure_indexes` first.
+    The service's bootstrap calls :meth:`TimerStore.ensure_indexes` first. ``clock`` is the
+    clock the service computes due times on (default: the process clock).
     """
 
     def __init__(
@@ -407,6 +413,7 @@ class TimerWorker:
         retry_initial_seconds: float = 1.0,
         retry_max_seconds: float = 60.0,
         actor: Actor = TIMER_ACTOR,
+        clock: Clock | None = None,
     ) -> None:
         if max_idle_seconds > lease_ttl_seconds / 2:
             raise ValueError("max_idle_seconds must be at most half of lease_ttl_seconds")
@@ -420,6 +427,7 @@ class TimerWorker:
         self.retry_initial = retry_initial_seconds
         self.retry_max = retry_max_seconds
         self.actor = actor
+        self.clock = clock if clock is not None else process_clock()
         self._wake = asyncio.Event()
         self._wake_at: datetime | None = None  # None while busy: any notify counts
         self._stopping = asyncio.Event()
@@ -479,12 +487,12 @@ class TimerWorker:
                     await asyncio.wait_for(self._wake.wait(), delay)
 
     async def _until_next_due(self) -> float:
-        """Seconds to sleep: until the next timer is due, at most the idle limit."""
-        horizon = datetime.now(UTC) + self.max_idle
+        """Wall seconds to sleep: until the next timer is due, at most the idle limit."""
+        horizon = self.clock.after_wall_seconds(self.max_idle.total_seconds())
         next_due = await self.timers.next_due_at(horizon)
         self._wake_at = next_due or horizon
         # +1 ms: the loop may wake a little early, and a timer is not due before its time.
-        return max(0.0, (self._wake_at - datetime.now(UTC)).total_seconds() + 0.001)
+        return self.clock.wall_seconds_until(self._wake_at) + 0.001
 
     async def fire_due(self) -> int:
         """Fire the timers due now, a few batches at most; returns how many were due.
@@ -492,7 +500,7 @@ class TimerWorker:
         The database's cost of finding due timers grows with how many are due, so after a
         burst a few batches are read at once (their records are read again when they fire).
         """
-        due = await self.timers.due(datetime.now(UTC), self.batch_size * _BATCHES_PER_READ)
+        due = await self.timers.due(self.clock.now(), self.batch_size * _BATCHES_PER_READ)
         for start in range(0, len(due), self.batch_size):
             if start and (self._stopping.is_set() or not await self.lease.acquire()):
                 break
@@ -530,7 +538,7 @@ class TimerWorker:
         """One firing transaction: mark fired, run the handlers, add their events."""
 
         async def work(session: AsyncClientSession) -> list[StoredTimer]:
-            fired = await self.timers.mark_fired(candidates, datetime.now(UTC), session)
+            fired = await self.timers.mark_fired(candidates, self.clock.now(), session)
             by_sequence: dict[int, list[Event]] = {}
             for stored in fired:
                 result = await self._handle(stored, session)
@@ -546,10 +554,12 @@ class TimerWorker:
         if not fired:
             return
         self.outbox.notify_committed()
-        committed = datetime.now(UTC)
+        committed = self.clock.wall()
         for stored in fired:
             attributes = {"kind": stored.timer.kind}
-            _lateness.record((committed - stored.timer.due_at).total_seconds(), attributes)
+            # In wall seconds: how long after the clock reached the due time it fired.
+            lateness = committed - self.clock.wall_time_of(stored.timer.due_at)
+            _lateness.record(lateness, attributes)
             _fired.add(1, attributes)
 
     async def _handle(self, stored: StoredTimer, session: AsyncClientSession) -> TimerEvents:
@@ -574,7 +584,7 @@ class TimerWorker:
         stored = failure.stored
         attempt = stored.attempts + 1
         delay = min(self.retry_max, self.retry_initial * 2 ** (attempt - 1))
-        retry_at = datetime.now(UTC) + timedelta(seconds=delay)
+        retry_at = self.clock.after_wall_seconds(delay)
         recorded = await self.timers.record_failure(stored, str(failure), retry_at)
         _failed.add(1, {"kind": stored.timer.kind})
         message = "timer %s/%s (%s) failed (attempt %d), retrying in %.1fs: %s"

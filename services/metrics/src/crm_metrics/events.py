@@ -15,6 +15,7 @@ from google.protobuf.descriptor import EnumDescriptor
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from crm.contacts.v1 import events_pb2 as contact_events
 from crm.servicedesk.v1 import events_pb2 as ev
 from crm.servicedesk.v1 import servicedesk_pb2 as pb
 from crm_calendar.business_calendar import BusinessCalendar, OpeningInterval
@@ -51,6 +52,12 @@ class Changes:
 
 
 NOTHING = Changes([], [])
+
+# The contacts topic's events are consumed too (they change no ticket today): importing their
+# module registers their types, so they decode instead of being dead-lettered as unknown.
+CONTACT_EVENT_TYPES = frozenset(
+    message.full_name for message in contact_events.DESCRIPTOR.message_types_by_name.values()
+)
 _ENUM_NAMES: dict[tuple[str, int], str] = {}
 
 

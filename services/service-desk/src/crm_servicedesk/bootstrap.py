@@ -8,6 +8,7 @@ from datetime import timedelta
 import grpc
 
 from crm.servicedesk.v1 import servicedesk_pb2, servicedesk_pb2_grpc
+from crm_platform.clock import process_clock
 from crm_platform.mongo import MongoStore
 from crm_platform.outbox import Outbox, OutboxRelay, RelayLease
 from crm_platform.readiness import database_ready, producer_ready
@@ -18,7 +19,7 @@ from crm_servicedesk.api.social import SocialListeningService
 from crm_servicedesk.api.surveys import SurveyService
 from crm_servicedesk.api.tickets import TicketService
 from crm_servicedesk.contacts_directory import GrpcContactDirectory
-from crm_servicedesk.desk import ServiceDesk
+from crm_servicedesk.desk import ServiceDesk, utc_now
 from crm_servicedesk.settings import TOPIC, ServiceDeskSettings
 from crm_servicedesk.storage import ServiceDeskStore
 
@@ -42,12 +43,16 @@ async def bootstrap(settings: ServiceDeskSettings) -> ServiceParts:
     timers = TimerStore(mongo.db)
     await timers.ensure_indexes()
     contacts = GrpcContactDirectory(settings.contacts_address)
+    # The timers compare due times with the clock the desk stamps its facts on (the process
+    # clock, accelerated in a simulation; a malformed CRM_CLOCK_* fails the start).
+    clock = process_clock()
     desk = ServiceDesk(
         store,
         outbox,
         timers,
         contacts,
         survey_valid_for=timedelta(days=settings.survey_valid_days),
+        now=lambda: utc_now(clock),
     )
     worker = TimerWorker(
         mongo,
@@ -57,6 +62,7 @@ async def bootstrap(settings: ServiceDeskSettings) -> ServiceParts:
         lease_name="servicedesk-sla-timers",
         lease_ttl_seconds=settings.timer_lease_ttl_seconds,
         max_idle_seconds=min(settings.timer_max_idle_seconds, settings.timer_lease_ttl_seconds / 2),
+        clock=clock,
     )
     desk.timer_armed = worker.notify
     relay = OutboxRelay(

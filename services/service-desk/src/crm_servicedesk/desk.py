@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from google.protobuf.field_mask_pb2 import FieldMask
@@ -24,6 +24,7 @@ from pymongo.errors import DuplicateKeyError
 
 from crm.servicedesk.v1 import events_pb2
 from crm_calendar.business_calendar import BusinessCalendar
+from crm_platform.clock import Clock, process_clock
 from crm_platform.context import Actor, ActorType, CallContext, current_call
 from crm_platform.errors import FailedPrecondition, InvalidArgument, NotFound, StaleVersion
 from crm_platform.events import Event
@@ -96,9 +97,11 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-def utc_now() -> datetime:
-    """Now, at the millisecond precision the database keeps."""
-    now = datetime.now(UTC)
+def utc_now(clock: Clock | None = None) -> datetime:
+    """Now on ``clock`` (default: the process clock, the wall clock unless ``CRM_CLOCK_*``
+    accelerate it, see :mod:`crm_platform.clock`), at the millisecond precision the database
+    keeps."""
+    now = (clock if clock is not None else process_clock()).now()
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 

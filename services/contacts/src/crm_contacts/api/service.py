@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from google.protobuf.field_mask_pb2 import FieldMask
@@ -31,6 +31,7 @@ from crm_contacts.domain.paging import (
 )
 from crm_contacts.domain.tier import Tier
 from crm_contacts.storage import ContactStore, Idempotency, IdentityOwner
+from crm_platform.clock import Clock, process_clock
 from crm_platform.context import CallContext, current_call
 from crm_platform.errors import InvalidArgument
 from crm_platform.events import Event
@@ -39,10 +40,9 @@ SOURCE = "/crm/contacts"
 Context = Any  # grpc.aio.ServicerContext; the handlers do not use it
 
 
-def _now() -> datetime:
+def _millisecond(now: datetime) -> datetime:
     # Millisecond precision, as stored (BSON dates): the response, the event and a later read
     # all carry the same timestamps.
-    now = datetime.now(UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
@@ -78,11 +78,25 @@ def _lookup_result(
 
 
 class ContactsService(contacts_pb2_grpc.ContactsServiceServicer):
-    """The handlers; collaborators come in through the constructor (tests call them directly)."""
+    """The handlers; collaborators come in through the constructor (tests call them directly).
 
-    def __init__(self, store: ContactStore, *, default_phone_region: str | None = None) -> None:
+    ``clock`` stamps the facts (creation and update times, events); default: the process clock
+    (the wall clock unless ``CRM_CLOCK_*`` accelerate it, see :mod:`crm_platform.clock`).
+    """
+
+    def __init__(
+        self,
+        store: ContactStore,
+        *,
+        default_phone_region: str | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self.store = store
         self.region = default_phone_region
+        self.clock = clock if clock is not None else process_clock()
+
+    def _now(self) -> datetime:
+        return _millisecond(self.clock.now())
 
     # --- events -----------------------------------------------------------------------------
 
@@ -120,7 +134,7 @@ class ContactsService(contacts_pb2_grpc.ContactsServiceServicer):
             id=_new_id(),
             tenant_id=call.tenant_id,
             fields=convert.contact_input(request.contact),
-            now=_now(),
+            now=self._now(),
             default_region=self.region,
         )
         event = self._contact_event(
@@ -146,7 +160,11 @@ class ContactsService(contacts_pb2_grpc.ContactsServiceServicer):
 
         def change(current: Contact) -> ContactUpdate:
             return current.apply_update(
-                changes, paths, request.expected_version or None, _now(), default_region=self.region
+                changes,
+                paths,
+                request.expected_version or None,
+                self._now(),
+                default_region=self.region,
             )
 
         def event_for(update: ContactUpdate, previous_version: int) -> Event:
@@ -252,7 +270,7 @@ class ContactsService(contacts_pb2_grpc.ContactsServiceServicer):
             id=_new_id(),
             tenant_id=call.tenant_id,
             fields=convert.organization_input(request.organization),
-            now=_now(),
+            now=self._now(),
         )
         payload = events.OrganizationCreated(organization=convert.organization_to_pb(organization))
         saved = await self.store.create_organization(
@@ -277,7 +295,9 @@ class ContactsService(contacts_pb2_grpc.ContactsServiceServicer):
         paths = list(request.update_mask.paths)
 
         def change(current: Organization) -> OrganizationUpdate:
-            return current.apply_update(changes, paths, request.expected_version or None, _now())
+            return current.apply_update(
+                changes, paths, request.expected_version or None, self._now()
+            )
 
         def event_for(update: OrganizationUpdate, previous_version: int) -> Event:
             payload = events.OrganizationUpdated(

@@ -1,0 +1,159 @@
+"""A short simulated company against the real services, through the gateway: the services run
+on an accelerated clock, the simulator plays one day of a small company in under a minute, and
+the gateway's GetKpis shows its tickets, a perception gap and survey answers."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from crm.gateway.v1 import gateway_pb2_grpc
+from crm.metrics.v1 import metrics_pb2 as mpb
+from crm_devstack.credentials import DevCredentials
+from crm_devstack.demo import plan_company_run
+from crm_devstack.pytest_plugin import Infra
+from crm_devstack.services import ServiceProcess
+from crm_devstack.simulator import CompanyProfile, OfficeHours, SimulatedCompany
+
+pytestmark = pytest.mark.integration
+
+# Open long hours every day, so that any simulated day holds working time.
+PROFILE = CompanyProfile(
+    hours=OfficeHours(timezone="UTC", weekdays=(1, 2, 3, 4, 5, 6, 7), opens=6 * 60, closes=1440),
+    customers=(25, 30),
+    issues_per_customer_day=1.2,
+    chatter_per_day=10.0,
+    answer_rate=0.9,
+)
+# Generous: services that start faster only make the simulated span a little longer.
+STARTUP = timedelta(seconds=45)
+
+
+def _kpi_request(kpis: Sequence[str], start: datetime, end: datetime) -> mpb.GetKpisRequest:
+    start_time, end_time = Timestamp(), Timestamp()
+    start_time.FromDatetime(start)
+    end_time.FromDatetime(end)
+    return mpb.GetKpisRequest(
+        kpis=list(kpis),
+        start_time=start_time,
+        end_time=end_time,
+        granularity=mpb.GRANULARITY_TOTAL,
+    )
+
+
+async def _start_services(
+    infra: Infra, clock_env: Mapping[str, str], credentials: DevCredentials
+) -> list[ServiceProcess]:
+    """Contacts, service desk, metrics and the gateway, each on a database of its own."""
+    suffix = uuid.uuid4().hex[:8]
+
+    def env(name: str, **extra: str) -> dict[str, str]:
+        return {**clock_env, "MONGODB_DATABASE": f"sim_{name}_{suffix}", **extra}
+
+    contacts, metrics = await asyncio.gather(
+        infra.start_service("contacts", env=env("contacts")),
+        infra.start_service(
+            "metrics",
+            env=env(
+                "metrics",
+                CONSUMER_GROUP=f"sim-metrics-{suffix}",
+                VIEW_REFRESH_SECONDS="0.2",
+                CHECKPOINT_INTERVAL_SECONDS="0.2",
+            ),
+            timeout=90,
+        ),
+    )
+    desk = await infra.start_service(
+        "servicedesk", env=env("servicedesk", CONTACTS_ADDRESS=contacts.address)
+    )
+    gateway = await infra.start_service(
+        "gateway",
+        env={
+            **clock_env,
+            "CONTACTS_ADDRESSES": contacts.address,
+            "SERVICEDESK_ADDRESSES": desk.address,
+            "METRICS_ADDRESSES": metrics.address,
+            "JWKS_FILE": str(credentials.jwks_file),
+            "API_KEYS_FILE": str(credentials.api_keys_file),
+        },
+    )
+    return [gateway, desk, metrics, contacts]
+
+
+@pytest.mark.timeout(480)
+async def test_a_simulated_day_through_the_gateway_shows_tickets_a_perception_gap_and_csat(
+    infra: Infra, tmp_path: Path
+) -> None:
+    run = plan_company_run(
+        days=1, wall=timedelta(seconds=40), seed=3, startup=STARTUP, profile=PROFILE, working_days=0
+    )
+    tenant = f"simtest-{uuid.uuid4().hex[:8]}"
+    credentials = DevCredentials.ensure(tmp_path / "credentials")
+    services = await _start_services(infra, run.service_env, credentials)
+    gateway = services[0]
+    try:
+
+        def tokens(role: str, subject: str) -> str:
+            return credentials.token(tenant, role, subject)
+
+        async with grpc.aio.insecure_channel(gateway.address) as channel:
+            company = SimulatedCompany(
+                channel, tokens, run.clock, seed=3, days=None, trickle=False, profile=PROFILE
+            )
+            report = await asyncio.wait_for(company.run(asyncio.Event()), timeout=240)
+            assert company.history_done.is_set()
+            assert report.errors == 0, report.errors_by_call
+            assert report.contacts >= PROFILE.customers[0]
+            assert report.tickets >= 10
+            assert report.surveys_answered > 0
+
+            stub = gateway_pb2_grpc.MetricsServiceStub(channel)
+            analyst = (("authorization", f"Bearer {tokens('analyst', 'test')}"),)
+            assert company.history_start is not None
+            start = company.history_start - timedelta(days=1)
+            end = run.clock.now() + timedelta(hours=1)
+            request = _kpi_request(
+                ["tickets_created", "perception_gap", "customer_wait", "company_frt", "csat"],
+                start,
+                end,
+            )
+            totals: dict[str, Any] = {}
+            async with asyncio.timeout(90):
+                while True:
+                    reply = await stub.GetKpis(request, metadata=analyst, timeout=10)
+                    totals = {
+                        value.kpi.partition("@")[0]: value
+                        for group in reply.groups[:1]
+                        for value in group.totals
+                    }
+                    created = totals.get("tickets_created")
+                    answered = totals.get("csat")
+                    if (
+                        created is not None
+                        and created.sum >= report.tickets
+                        and answered is not None
+                        and answered.count >= report.surveys_answered
+                    ):
+                        break
+                    await asyncio.sleep(0.5)
+    finally:
+        for process in services:
+            await process.stop()
+
+    assert totals["tickets_created"].sum == report.tickets
+    gap = totals["perception_gap"]
+    assert gap.count > 0
+    assert gap.HasField("p90")
+    assert gap.p90 > 0  # customers waited longer than the company counted
+    assert totals["customer_wait"].p90 > totals["company_frt"].p90
+    csat = totals["csat"]
+    assert csat.count == report.surveys_answered
+    assert csat.HasField("value")
