@@ -5,7 +5,7 @@
 * Retries with backoff only for idempotent reads (the backend methods declared
   ``NO_SIDE_EFFECTS`` / ``IDEMPOTENT``), only on UNAVAILABLE, by gRPC's own retry policy.
 * A circuit breaker per backend: after ``failures`` consecutive failures (unreachable,
-  deadline, internal error) calls fail fast with UNAVAILABLE for ``reset_seconds``; then one
+  deadline) calls fail fast with UNAVAILABLE for ``reset_seconds``; then one
   trial call decides whether it closes again.
 * Deadlines: every call's deadline is what is left of the caller's, capped by the backend
   timeout.
@@ -35,15 +35,10 @@ _SERVICES = {
     Backend.METRICS: [metrics_pb2.DESCRIPTOR.services_by_name["MetricsService"]],
 }
 
-# Failures that say the backend (not the request) is in trouble.
-BACKEND_FAILURES = frozenset(
-    {
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.INTERNAL,
-        grpc.StatusCode.UNKNOWN,
-    }
-)
+# Failures that say the backend (not the request) is in trouble. An INTERNAL answer to one
+# odd request is that request's problem: counting it would let one caller open the circuit for
+# every tenant.
+BACKEND_FAILURES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 
 
 class BreakerState(StrEnum):

@@ -118,6 +118,16 @@ def test_times_must_be_instants() -> None:
     assert fields_of(KpiQuery(["csat"], naive, START + timedelta(days=1))) == ["start_time"]
 
 
+def test_times_at_the_edges_of_the_calendar_are_refused() -> None:
+    year_one = datetime(1, 1, 1, tzinfo=UTC)
+    assert fields_of(KpiQuery(["csat"], year_one, START)) == ["start_time"]
+    late = datetime(9999, 12, 31, tzinfo=UTC)
+    assert fields_of(KpiQuery(["csat"], late - timedelta(days=1), late)) == [
+        "start_time",
+        "end_time",
+    ]
+
+
 def test_an_unknown_granularity_is_refused() -> None:
     assert fields_of(query(["csat"], granularity="week")) == ["granularity"]
 

@@ -68,7 +68,7 @@ def _parse(route: Route, payload: Any, where: str = "") -> bytes:
     message: Message = route.request_type()
     try:
         json_format.ParseDict(payload, message)
-    except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
+    except (json_format.ParseError, ValueError, TypeError, ArithmeticError, RecursionError) as exc:
         raise GatewayError.invalid(
             f"the body is not a valid {message.DESCRIPTOR.name}", where or "body", str(exc)
         ) from None

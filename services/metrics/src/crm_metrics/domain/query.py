@@ -172,6 +172,12 @@ def _check_kpis(
     return specs, violations
 
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+"""Queries lie within these instants: event times are Unix times, and the calendar arithmetic of
+day buckets needs room on both sides of the range (year 1 and year 9999 have none)."""
+
+
 def _check_time(query: KpiQuery) -> list[FieldViolation]:
     violations: list[FieldViolation] = []
     if query.granularity not in GRANULARITIES:
@@ -182,6 +188,9 @@ def _check_time(query: KpiQuery) -> list[FieldViolation]:
     for path, instant in (("start_time", query.start), ("end_time", query.end)):
         if instant.tzinfo is None or instant.utcoffset() is None:
             violations.append(FieldViolation(path, "must be an instant (time zone aware)"))
+            aware = False
+        elif not EARLIEST <= instant <= LATEST:
+            violations.append(FieldViolation(path, "must lie between 1970-01-01 and 9000-01-01"))
             aware = False
     if aware:
         span = query.end - query.start
