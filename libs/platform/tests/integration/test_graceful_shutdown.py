@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from crm_devstack.procs import free_ports
 
 HERE = Path(__file__).parent
-TENANT = (("x-tenant-id", "acme"),)
+TENANT = (("x-tenant-id", "acme"), ("x-actor-id", "alice"))
 
 
 async def _wait_serving(stub: health_pb2_grpc.HealthStub) -> None:
