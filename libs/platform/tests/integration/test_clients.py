@@ -177,7 +177,8 @@ async def test_callee_serves_the_callers_tenant_and_actor_within_the_callers_dea
 ) -> None:
     reply = await services.relay(pb.GetContactRequest(id="c1"), metadata=METADATA, timeout=2)
     assert (reply.contact.tenant_id, reply.contact.owner_id) == ("acme", "integration:zapier")
-    assert 1.0 < float(reply.contact.job_title) < 2.0  # what was left of the caller's 2 s
+    # What was left of the caller's 2 s (printed to the millisecond, so a fast hop reads 2.000).
+    assert 1.0 < float(reply.contact.job_title) <= 2.0
 
 
 @pytest.mark.usefixtures("in_background_work")
