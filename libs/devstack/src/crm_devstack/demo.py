@@ -52,7 +52,6 @@ async def run_demo(stack: Stack) -> None:
     instead of failing when the service or its generated gRPC code is missing."""
     try:
         from crm.contacts.v1 import (  # generated code, needed only here
-            contacts_pb2,
             contacts_pb2_grpc,
             events_pb2,
         )
@@ -70,21 +69,7 @@ async def run_demo(stack: Stack) -> None:
     await consumer.start()
     try:
         await _positions_resolved(consumer)
-        request = contacts_pb2.CreateContactRequest(
-            contact=contacts_pb2.Contact(
-                given_name="Ada",
-                family_name="Lovelace",
-                identities=[
-                    contacts_pb2.Identity(
-                        kind=contacts_pb2.IDENTITY_KIND_EMAIL,
-                        # unique per run: an identity belongs to one contact per tenant
-                        value=f"ada+{uuid.uuid4().hex[:8]}@example.com",
-                        primary=True,
-                    )
-                ],
-            ),
-            request_id=str(uuid.uuid4()),
-        )
+        request = _ada_lovelace()
         began = time.monotonic()
         async with grpc.aio.insecure_channel(contacts.address) as channel:
             services = await _reflected_services(channel)
@@ -489,9 +474,30 @@ def _local(at: datetime, zone: ZoneInfo) -> str:
     return at.astimezone(zone).strftime("%a %d %b %H:%M %Z")
 
 
+def _ada_lovelace() -> Any:
+    """The demo's contact request (a CreateContactRequest)."""
+    from crm.contacts.v1 import contacts_pb2
+
+    return contacts_pb2.CreateContactRequest(
+        contact=contacts_pb2.Contact(
+            given_name="Ada",
+            family_name="Lovelace",
+            identities=[
+                contacts_pb2.Identity(
+                    kind=contacts_pb2.IDENTITY_KIND_EMAIL,
+                    # unique per run: an identity belongs to one contact per tenant
+                    value=f"ada+{uuid.uuid4().hex[:8]}@example.com",
+                    primary=True,
+                )
+            ],
+        ),
+        request_id=str(uuid.uuid4()),
+    )
+
+
 async def _contact_through_gateway(stack: Stack, channel: grpc.aio.Channel, token: str) -> None:
     """Create a contact through the gateway and show its event on Kafka (quick)."""
-    from crm.contacts.v1 import contacts_pb2, events_pb2
+    from crm.contacts.v1 import events_pb2
     from crm.gateway.v1 import gateway_pb2_grpc
 
     contacts = stack.services.get("contacts")
@@ -505,20 +511,7 @@ async def _contact_through_gateway(stack: Stack, channel: grpc.aio.Channel, toke
     try:
         await _positions_resolved(consumer)
         stub = gateway_pb2_grpc.ContactsServiceStub(channel)
-        request = contacts_pb2.CreateContactRequest(
-            contact=contacts_pb2.Contact(
-                given_name="Ada",
-                family_name="Lovelace",
-                identities=[
-                    contacts_pb2.Identity(
-                        kind=contacts_pb2.IDENTITY_KIND_EMAIL,
-                        value=f"ada+{uuid.uuid4().hex[:8]}@example.com",
-                        primary=True,
-                    )
-                ],
-            ),
-            request_id=str(uuid.uuid4()),
-        )
+        request = _ada_lovelace()
         try:
             reply = await stub.CreateContact(
                 request, metadata=(("authorization", f"Bearer {token}"),), timeout=10

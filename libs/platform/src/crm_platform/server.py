@@ -150,6 +150,16 @@ class RunningService:
         log.info("stopped after %.1fs", time.monotonic() - started)
 
 
+async def until_stop_requested(grace_seconds: float) -> None:
+    """Return once SIGTERM or SIGINT arrives (logging the drain that follows)."""
+    stop_requested = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop_requested.set)
+    await stop_requested.wait()
+    log.info("shutdown requested: draining for up to %.0fs", grace_seconds)
+
+
 async def serve(
     settings: SettingsT, bootstrap: Callable[[SettingsT], Awaitable[ServiceParts]]
 ) -> None:
@@ -157,12 +167,7 @@ async def serve(
     parts = await bootstrap(settings)
     service = RunningService(settings, parts)
     await service.start()
-    stop_requested = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop_requested.set)
-    await stop_requested.wait()
-    log.info("shutdown requested: draining for up to %.0fs", settings.shutdown_grace_seconds)
+    await until_stop_requested(settings.shutdown_grace_seconds)
     await service.stop()
 
 

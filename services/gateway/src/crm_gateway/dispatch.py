@@ -135,10 +135,9 @@ class RateLimiter:
     def check(self, principal: Principal) -> None:
         """Count one call; raise RESOURCE_EXHAUSTED (with the seconds to wait) past the limit."""
         item = self.default
-        if principal.rate_limit:
-            item = self._items.get(principal.rate_limit) or self._items.setdefault(
-                principal.rate_limit, parse(principal.rate_limit)
-            )
+        if principal.rate_limit:  # the credential's own limit, parsed once
+            item = self._items.get(principal.rate_limit) or parse(principal.rate_limit)
+            self._items[principal.rate_limit] = item
         if self._limiter.hit(item, principal.credential_id):
             return
         reset = self._limiter.get_window_stats(item, principal.credential_id).reset_time

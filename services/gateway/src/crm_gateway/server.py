@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +28,7 @@ from crm_gateway.dispatch import Dispatcher, RateLimiter
 from crm_gateway.routes import GATEWAY_SERVICES, Backend
 from crm_gateway.settings import GatewaySettings
 from crm_platform.logging import configure_logging
+from crm_platform.server import until_stop_requested
 from crm_platform.telemetry import configure_telemetry, shutdown_telemetry
 
 log = logging.getLogger(__name__)
@@ -160,12 +160,7 @@ def _openapi() -> dict[str, Any]:
 async def serve(settings: GatewaySettings) -> None:
     """Serve until SIGTERM/SIGINT, then stop gracefully."""
     gateway = await RunningGateway.start(settings)
-    stop_requested = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop_requested.set)
-    await stop_requested.wait()
-    log.info("shutdown requested: draining for up to %.0fs", settings.shutdown_grace_seconds)
+    await until_stop_requested(settings.shutdown_grace_seconds)
     await gateway.stop()
 
 
