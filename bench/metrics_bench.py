@@ -38,7 +38,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -360,6 +360,7 @@ async def main(args: argparse.Namespace) -> None:
         print(text, flush=True)
         lines.append(text)
 
+    parts = {part.strip() for part in args.only.split(",") if part.strip()}
     home = Path(tempfile.mkdtemp(prefix="crm-bench-", dir=os.environ.get("CRM_HOME")))
     kafka_port, controller_port, mongo_port, metrics_port = free_ports(4)
     config = StackConfig(
@@ -371,6 +372,25 @@ async def main(args: argparse.Namespace) -> None:
     )
     print(f"starting Kafka and SecantusDB under {home} ...", flush=True)
     stack = Stack(config, services=[])
+    if parts & {"throughput", "freshness", "replay"}:
+        await service_parts(args, parts, stack, config, metrics_port, say)
+    if "query" in parts:
+        await query_part(args, say)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    print(f"peak memory of this process: {peak} MB")
+    shutil.rmtree(config.data_dir, ignore_errors=True)
+    print("\n".join(lines))
+
+
+async def service_parts(
+    args: argparse.Namespace,
+    parts: set[str],
+    stack: Stack,
+    config: StackConfig,
+    metrics_port: int,
+    say: Callable[[str], None],
+) -> None:
+    """Throughput (always), then freshness and replay if asked, on a real metrics process."""
     async with stack:
         bootstrap = stack.kafka.bootstrap_servers
         await stack.kafka.ensure_topics([TOPIC, TOPIC + ".dlq"], PARTITIONS)
@@ -422,7 +442,7 @@ async def main(args: argparse.Namespace) -> None:
 
         async with grpc.aio.insecure_channel(process.address) as channel:
             stub = metrics_pb2_grpc.MetricsServiceStub(channel)
-            for rate in (args.slow_rate, args.rate):
+            for rate in (args.slow_rate, args.rate) if "freshness" in parts else ():
                 await measure_catch_up(
                     mongo,
                     "live",
@@ -444,40 +464,55 @@ async def main(args: argparse.Namespace) -> None:
                     f"freshness at {rate:,.0f} events/s: produce → visible in GetKpis {shown}; "
                     "target p99 < 1 s at 2,000 events/s"
                 )
-        ends = await end_offsets(bootstrap, [TOPIC])
-        replayed_total = sum(ends.values())
-        began = time.monotonic()
-        replay = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "crm_metrics",
-            "replay",
-            "--namespace",
-            "bench-replay",
-            "--definitions",
-            "frt_wall@2,frt_business@2",
-            env={
-                **os.environ,
-                **env,
-                "MONGODB_URI": stack.secantus.uri,
-                "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            },
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        output, _ = await replay.communicate()
-        replay_seconds = time.monotonic() - began
-        tail = output.decode().strip().splitlines()[-1:] or [""]
-        per_million = replay_seconds / args.tickets * 1_000_000
-        say(
-            f"replay of {replayed_total:,} events ({args.tickets:,} tickets) into a new "
-            f"namespace: {replay_seconds:.0f} s ({replayed_total / replay_seconds:,.0f} "
-            f"events/s) → ≈ {per_million:,.0f} s for 1,000,000 tickets; target < 60 s "
-            f"[{tail[0]}]"
-        )
+        if "replay" in parts:
+            await replay_part(args, bootstrap, stack, env, say)
         await process.stop()
         await mongo.close()
 
+
+async def replay_part(
+    args: argparse.Namespace,
+    bootstrap: str,
+    stack: Stack,
+    env: dict[str, str],
+    say: Callable[[str], None],
+) -> None:
+    """``python -m crm_metrics replay`` into a new namespace; seconds next to the target."""
+    ends = await end_offsets(bootstrap, [TOPIC])
+    replayed_total = sum(ends.values())
+    began = time.monotonic()
+    replay = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "crm_metrics",
+        "replay",
+        "--namespace",
+        "bench-replay",
+        "--definitions",
+        "frt_wall@2,frt_business@2",
+        env={
+            **os.environ,
+            **env,
+            "MONGODB_URI": stack.secantus.uri,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await replay.communicate()
+    replay_seconds = time.monotonic() - began
+    tail = output.decode().strip().splitlines()[-1:] or [""]
+    per_million = replay_seconds / args.tickets * 1_000_000
+    say(
+        f"replay of {replayed_total:,} events ({args.tickets:,} tickets) into a new "
+        f"namespace: {replay_seconds:.0f} s ({replayed_total / replay_seconds:,.0f} "
+        f"events/s) → ≈ {per_million:,.0f} s for 1,000,000 tickets; target < 60 s "
+        f"[{tail[0]}]"
+    )
+
+
+async def query_part(args: argparse.Namespace, say: Callable[[str], None]) -> None:
+    """GetKpis through gRPC on a 1,000,000-ticket view, next to PostgreSQL."""
     view, tickets, build_seconds = build_view(args)
     say(
         f"query view: {tickets:,} tickets over 90 days ({args.view_tickets:,}-ticket history "
@@ -506,10 +541,6 @@ async def main(args: argparse.Namespace) -> None:
         main_p99 = pct(results["90 days by day, 10 KPIs"], 0.99)
         if "p99_ms" in pg:
             say(f"ratio PostgreSQL p99 / GetKpis p99: {pg['p99_ms'] / main_p99:,.0f}x")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-    print(f"peak memory of this process: {peak} MB")
-    shutil.rmtree(config.data_dir, ignore_errors=True)
-    print("\n".join(lines))
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -527,6 +558,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--pg-repeats", type=int, default=10)
     parser.add_argument("--skip-pg", action="store_true")
     parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument(
+        "--only",
+        default="throughput,freshness,replay,query",
+        help="comma-separated parts to run (throughput always runs first when a later "
+        "service part needs it)",
+    )
     return parser.parse_args(argv)
 
 

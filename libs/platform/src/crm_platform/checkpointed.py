@@ -144,6 +144,7 @@ class CheckpointedConsumer:
         checkpoint_interval: float = 0.2,
         catch_up_interval: float = 2.0,
         max_pending: int = 200,
+        catch_up_pending: int = 5_000,
         start_time: datetime | None = None,
         dead_letter: DeadLetterPolicy | None = None,
         max_records: int = 2000,
@@ -156,6 +157,7 @@ class CheckpointedConsumer:
         self.catch_up_interval = max(catch_up_interval, checkpoint_interval)
         self._behind = False
         self.max_pending = max_pending
+        self.catch_up_pending = max(catch_up_pending, max_pending)
         self.start_time = start_time
         self.dead_letter = dead_letter or DeadLetterPolicy()
         self.max_records = max_records
@@ -305,10 +307,12 @@ class CheckpointedConsumer:
 
     async def _checkpoint_due(self) -> None:
         now = time.monotonic()
-        interval = self.catch_up_interval if self._behind else self.checkpoint_interval
+        behind = self._behind
+        interval = self.catch_up_interval if behind else self.checkpoint_interval
+        limit = self.catch_up_pending if behind else self.max_pending
         for tp, state in list(self.states.items()):
             due = now - self._last_checkpoint.get(tp, 0.0) >= interval
-            if state.pending and (due or state.pending >= self.max_pending):
+            if state.pending and (due or state.pending >= limit):
                 await self._checkpoint(tp, state)
 
     async def _checkpoint(self, tp: TopicPartition, state: PartitionState) -> None:

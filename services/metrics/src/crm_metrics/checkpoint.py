@@ -3,27 +3,29 @@
 Collections (all keyed by namespace, so a replay writes beside the live state, never over it):
 
 - ``metric_offsets``: one document per (namespace, topic, partition) with the next offset to
-  read and the number of the last checkpoint (``seq``). It is the fence: a checkpoint updates it
-  only if it still holds the number the state was loaded from (or last wrote), in the same
-  transaction as everything else.
+  read, the number of the last checkpoint (``seq``) and where the cells' latest snapshot is. It
+  is the fence: a checkpoint updates it only if it still holds the number the state was loaded
+  from (or last wrote), in the same transaction as everything else.
 - ``metric_tickets`` / ``metric_mentions``: the facts of each entity (plus a few derived fields
   for ``GetPerceptionGap``'s worst tickets).
-- ``metric_cells``: aggregates, one document per (namespace, partition, tenant, KPI, hour) with
-  one field per dimension cell. Only the cells that changed are written (``$set``/``$unset``).
+- ``metric_cell_log`` / ``metric_cell_snapshots``: the aggregate cells, as a log of what each
+  checkpoint changed plus a periodic snapshot (:mod:`crm_metrics.cell_log`).
 - ``metric_calendars``: every calendar version seen (shared by all namespaces: they are facts).
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections import defaultdict
+import uuid
 from typing import Any
 
 from aiokafka import TopicPartition
-from pymongo import ASCENDING, ReplaceOne, UpdateOne
+from pymongo import ASCENDING, ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from crm_calendar.business_calendar import BusinessCalendar
+from crm_metrics import cell_log
 from crm_metrics.calendars import CalendarHub, calendar_from_doc, calendar_to_doc
 from crm_metrics.domain.clocks import Settings, TicketClocks
 from crm_metrics.domain.cube import aggregate_class
@@ -37,22 +39,17 @@ from crm_platform.mongo import MongoStore
 OFFSETS = "metric_offsets"
 TICKETS = "metric_tickets"
 MENTIONS = "metric_mentions"
-CELLS = "metric_cells"
 CALENDARS = "metric_calendars"
 NAMESPACES = "metric_namespaces"
 LIVE = "live"
 
+SNAPSHOT_MIN_CELLS = 200_000
+"""A partition's cells are snapshot once its log holds this many cells and more than the cube."""
 
-def escape_cell(cell: str) -> str:
-    """A cell key usable as a MongoDB field name (no '.', no leading '$')."""
-    return cell.replace("%", "%25").replace(".", "%2E").replace("$", "%24") or "_"
+FORMAT = 2
+"""The layout of a partition's state; state of another layout is dropped and recomputed."""
 
-
-def unescape_cell(field: str) -> str:
-    """The inverse of :func:`escape_cell`."""
-    if field == "_":
-        return ""
-    return field.replace("%24", "$").replace("%2E", ".").replace("%25", "%")
+log = logging.getLogger(__name__)
 
 
 async def ensure_indexes(store: MongoStore) -> None:
@@ -64,10 +61,7 @@ async def ensure_indexes(store: MongoStore) -> None:
         [("ns", ASCENDING), ("tenant", ASCENDING), ("gap.reply_ms", ASCENDING)]
     )
     await db[MENTIONS].create_index([("ns", ASCENDING), ("topic", ASCENDING), ("p", ASCENDING)])
-    await db[CELLS].create_index([("ns", ASCENDING), ("topic", ASCENDING), ("p", ASCENDING)])
-    await db[CELLS].create_index(
-        [("ns", ASCENDING), ("topic", ASCENDING), ("p", ASCENDING), ("seq", ASCENDING)]
-    )
+    await cell_log.ensure_indexes(db)
 
 
 def gap_summary(clocks: TicketClocks) -> dict[str, Any] | None:
@@ -96,17 +90,22 @@ class MetricsPartition:
         tp: TopicPartition,
         settings: Settings,
         hub: CalendarHub,
+        snapshot_min_cells: int = SNAPSHOT_MIN_CELLS,
     ) -> None:
         self.store = store
         self.namespace = namespace
         self.tp = tp
         self.engine = PartitionEngine(tp.topic, tp.partition, settings, hub)
         self._id_prefix = f"{namespace}|{tp.topic}|{tp.partition}|"
+        self._where = {"ns": namespace, "topic": tp.topic, "p": tp.partition}
         # The number of the last checkpoint written (None: none yet). It fences the writes and
-        # stamps the cells, so readers find everything a checkpoint changed, even when the
+        # numbers the cell log, so readers find everything a checkpoint changed, even when the
         # offset did not move (a calendar arriving re-derives tickets without new records).
         self._seq: int | None = None
         self._dirty_offset = False
+        self._snapshot: cell_log.Snapshot | None = None
+        self._snapshot_min_cells = snapshot_min_cells
+        self._logged = 0  # cells in the log since the snapshot
 
     # -- PartitionState -----------------------------------------------------------------------
 
@@ -114,25 +113,31 @@ class MetricsPartition:
         """Load the checkpoint: offset, calendars, facts; rebuild the cube from the cells."""
         db = self.store.db
         doc = await db[OFFSETS].find_one({"_id": self._id_prefix})
+        where = self._where
+        if doc is not None and doc.get("format") != FORMAT:
+            log.warning("%s: state of an older layout; recomputing it from the topic", self.tp)
+            for collection in (OFFSETS, TICKETS, MENTIONS, "metric_cells"):
+                await db[collection].delete_many(where)
+            doc = None
         await load_calendars(self.store, self.engine.hub)
-        where = {"ns": self.namespace, "topic": self.tp.topic, "p": self.tp.partition}
         async for ticket in db[TICKETS].find(where):
             facts = TicketFacts.from_doc(ticket["facts"])
             self.engine.facts.tickets[(facts.tenant, facts.ticket_id)] = facts
         async for mention in db[MENTIONS].find(where):
             facts_m = MentionFacts.from_doc(mention["facts"])
             self.engine.facts.mentions[(facts_m.tenant, "mention", facts_m.mention_id)] = facts_m
-        cube = self.engine.cube
-        async for cell_doc in db[CELLS].find(where):
-            cls = aggregate_class(cell_doc["kpi"])
-            for field, value in cell_doc.get("cells", {}).items():  # every cell $unset: none
-                key = (cell_doc["tenant"], cell_doc["kpi"], cell_doc["hour"], unescape_cell(field))
-                cube.replace(key, cls.from_doc(value))
-        cube.take_dirty()
         self.engine.wait_for_calendars()
         if doc is None:
             self._seq = None
             return None
+        self._snapshot = cell_log.Snapshot.of(doc)
+        cube = self.engine.cube
+        items = await cell_log.read_state(db, where, doc)
+        for tenant, kpi, hour, cell, value in items:
+            key = (tenant, kpi, hour, cell)
+            cube.replace(key, None if value is None else aggregate_class(kpi).from_doc(value))
+        cube.take_dirty()
+        self._logged = len(items)
         self._seq = int(doc["seq"])
         self.engine.next_offset = int(doc["next_offset"])
         self.engine.watermark_ms = int(doc.get("watermark_ms", 0))
@@ -161,34 +166,37 @@ class MetricsPartition:
         flush = self.engine.flush()
         expected = self._seq
         seq = (expected or 0) + 1
-        writes = self._writes(flush, seq)
+        facts = self._fact_writes(flush)
+        cells = self._changed_cells()
         offset = self.engine.next_offset
+        previous = self._snapshot
+        snapshot = await self._maybe_snapshot(seq, len(cells))
 
         async def save(session: AsyncClientSession) -> None:
             db = self.store.db
             query: dict[str, Any] = {"_id": self._id_prefix}
-            update = {
-                "$set": {
-                    "next_offset": offset,
-                    "seq": seq,
-                    "watermark_ms": self.engine.watermark_ms,
-                    "ns": self.namespace,
-                    "topic": self.tp.topic,
-                    "p": self.tp.partition,
-                    "updated_ms": int(time.time() * 1000),
-                }
+            fields: dict[str, Any] = {
+                "next_offset": offset,
+                "seq": seq,
+                "format": FORMAT,
+                "watermark_ms": self.engine.watermark_ms,
+                **self._where,
+                "updated_ms": int(time.time() * 1000),
             }
+            if snapshot is not None:
+                fields["snapshot"] = snapshot.to_doc()
             if expected is None:
                 existing = await db[OFFSETS].find_one(query, session=session)
                 if existing is not None:
                     raise LostOwnershipError(f"{self.tp} was checkpointed by another owner")
-                await db[OFFSETS].insert_one({**query, **update["$set"]}, session=session)
+                await db[OFFSETS].insert_one({**query, **fields}, session=session)
             else:
                 query["seq"] = expected
-                result = await db[OFFSETS].update_one(query, update, session=session)
+                result = await db[OFFSETS].update_one(query, {"$set": fields}, session=session)
                 if result.matched_count != 1:
                     raise LostOwnershipError(f"{self.tp}: checkpoint {expected} superseded")
-            for collection, ops in writes.items():
+            await cell_log.append(db, self._id_prefix, self._where, seq, cells, session)
+            for collection, ops in facts.items():
                 if ops:
                     await db[collection].bulk_write(ops, ordered=False, session=session)
             for tenant, calendar in flush.calendars:
@@ -197,6 +205,13 @@ class MetricsPartition:
         await self.store.in_transaction(save)
         self._seq = seq
         self._dirty_offset = False
+        self._logged += len(cells)
+        if snapshot is not None:
+            self._snapshot, self._logged = snapshot, 0
+            try:
+                await cell_log.compact(self.store.db, self._where, snapshot, previous)
+            except Exception:  # left for the next snapshot to clean up; readers are unaffected
+                log.warning("compacting the cell log of %s failed", self.tp, exc_info=True)
         return offset
 
     def close(self) -> None:
@@ -205,8 +220,28 @@ class MetricsPartition:
 
     # -- documents ----------------------------------------------------------------------------
 
-    def _writes(self, flush: FlushResult, seq: int) -> dict[str, list[Any]]:
-        base = {"ns": self.namespace, "topic": self.tp.topic, "p": self.tp.partition}
+    async def _maybe_snapshot(self, seq: int, changed: int) -> cell_log.Snapshot | None:
+        """Snapshot the cube as of checkpoint ``seq`` when the log has outgrown it."""
+        logged = self._logged + changed
+        if logged < self._snapshot_min_cells or logged <= len(self.engine.cube):
+            return None
+        items = cell_log.cube_items(self.engine.cube.items())
+        token = uuid.uuid4().hex
+        return await cell_log.write_snapshot(
+            self.store.db, self._id_prefix, self._where, token, seq, items
+        )
+
+    def _changed_cells(self) -> list[cell_log.Item]:
+        """The new value of every cell changed since the last checkpoint (None: emptied)."""
+        cube = self.engine.cube
+        items: list[cell_log.Item] = []
+        for key in cube.take_dirty():
+            aggregate = cube.get(key)
+            items.append([*key, None if aggregate is None else aggregate.to_doc()])
+        return items
+
+    def _fact_writes(self, flush: FlushResult) -> dict[str, list[Any]]:
+        base = self._where
         tickets: list[Any] = []
         for (tenant, ticket_id), clocks in flush.tickets.items():
             facts = self.engine.facts.tickets[(tenant, ticket_id)]
@@ -233,32 +268,7 @@ class MetricsPartition:
                     upsert=True,
                 )
             )
-        groups: dict[tuple[str, str, int], dict[str, Any]] = defaultdict(dict)
-        cube = self.engine.cube
-        for cell_key in cube.take_dirty():
-            tenant, kpi, hour, cell = cell_key
-            aggregate = cube.get(cell_key)
-            groups[(tenant, kpi, hour)][escape_cell(cell)] = (
-                None if aggregate is None else aggregate.to_doc()
-            )
-        # Every changed cell, and its document, carry the checkpoint's number as ``seq``:
-        # readers (the views) fetch what changed since the checkpoint they last saw, cell by cell.
-        cells: list[Any] = []
-        for (tenant, kpi, hour), changed in groups.items():
-            sets: dict[str, Any] = {
-                f"cells.{f}": {**v, "q": seq} for f, v in changed.items() if v is not None
-            }
-            unsets = {f"cells.{f}": "" for f, v in changed.items() if v is None}
-            update: dict[str, Any] = {
-                "$set": {**sets, "seq": seq},
-                "$setOnInsert": {**base, "tenant": tenant, "kpi": kpi, "hour": hour},
-            }
-            if unsets:
-                update["$unset"] = unsets
-            cells.append(
-                UpdateOne({"_id": self._id_prefix + f"{tenant}|{kpi}|{hour}"}, update, upsert=True)
-            )
-        return {TICKETS: tickets, MENTIONS: mentions, CELLS: cells}
+        return {TICKETS: tickets, MENTIONS: mentions}
 
 
 async def save_calendar(

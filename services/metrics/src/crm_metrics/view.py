@@ -1,10 +1,10 @@
 """The query side: every namespace's aggregates merged over all partitions, kept fresh.
 
-Whichever process owns a partition writes its aggregate cells to the database at each
-checkpoint (:mod:`crm_metrics.checkpoint`). Every process serving queries keeps a
-:class:`~crm_metrics.domain.cube.CubeView` per namespace and polls for cell documents written
-since its last look, so all replicas answer the same numbers, whoever owns which partition.
-Re-reading a document is harmless: a partition's cell value is replaced, not added.
+Whichever process owns a partition appends the aggregate cells it changed to the partition's
+cell log at each checkpoint (:mod:`crm_metrics.cell_log`). Every process serving queries keeps
+a :class:`~crm_metrics.domain.cube.CubeView` per namespace and reads each partition's log since
+its last look, so all replicas answer the same numbers, whoever owns which partition. A
+partition's cell value is replaced, not added, so reading a value twice is harmless.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from crm_metrics.checkpoint import CELLS, OFFSETS, unescape_cell
-from crm_metrics.domain.cube import CubeView, aggregate_class
+from crm_metrics import cell_log
+from crm_metrics.checkpoint import OFFSETS
+from crm_metrics.domain.cube import CellKey, CubeView, aggregate_class
 from crm_platform.mongo import MongoStore
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,6 @@ class _Namespace:
     seen: dict[int, int] = field(default_factory=dict)
     loaded: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    # The cells each partition last reported per (tenant, KPI, hour) document.
-    reported: dict[tuple[int, str, str, int], set[str]] = field(default_factory=dict)
 
 
 class KpiViews:
@@ -78,14 +77,10 @@ class KpiViews:
     async def refresh(self, namespace: str) -> int:
         """Read the cells checkpointed since the last look; returns how many changed.
 
-        Per partition: read its offset document (the number of its last checkpoint), then every
-        cell document written after the checkpoint seen last time, and apply the cells whose own
-        number ``q`` is newer than that. A checkpoint commits its cells and its number together,
-        so every cell up to the number read is visible. A document may meanwhile have been
-        rewritten by a later checkpoint: it is still read now (no upper bound), because its
-        other cells may carry changes of the checkpoints being caught up with, which a later
-        round would skip as already seen. Re-applying a cell is harmless: a partition's cell
-        value is replaced, not added.
+        Per partition: read its offsets document (the number of its last checkpoint), then the
+        log of every checkpoint after the one seen last time, up to that number. Log documents
+        are never rewritten, so the range is exact. A partition seen for the first time, or
+        whose log was compacted past what was seen, is read again from its snapshot.
         """
         state = self._namespaces[namespace]
         count = 0
@@ -96,18 +91,20 @@ class KpiViews:
                 state.view.advance_watermark(int(offsets.get("watermark_ms", 0)) // 1000)
                 topic, partition = offsets["topic"], offsets["p"]
                 part = self._partition_id(topic, partition)
-                seen = state.seen.get(part, -1)
+                seen = state.seen.get(part, 0)
                 upto = int(offsets["seq"])
                 if upto <= seen:
                     continue
-                query = {
-                    "ns": namespace,
-                    "topic": topic,
-                    "p": partition,
-                    "seq": {"$gt": seen},
-                }
-                async for doc in db[CELLS].find(query):
-                    count += self._apply(state, part, doc, seen)
+                where = {"ns": namespace, "topic": topic, "p": partition}
+                items: list[cell_log.Item] | None = None
+                if seen:
+                    with contextlib.suppress(cell_log.LogGapError):
+                        items = await cell_log.read_log(db, where, seen, upto)
+                if items is not None:
+                    count += self._apply(state, part, items)
+                else:  # a first look, or the log was compacted past what was seen
+                    upto, items = await self._read_state(where)
+                    count += self._reload(state, part, items)
                 state.seen[part] = upto
             state.loaded = True
         if count:
@@ -115,25 +112,45 @@ class KpiViews:
                 self._changed.notify_all()
         return count
 
+    async def _read_state(self, where: dict[str, Any]) -> tuple[int, list[cell_log.Item]]:
+        """A partition's whole state (snapshot and log); retried if compacted meanwhile."""
+        for attempt in range(5):
+            offsets = await self.store.db[OFFSETS].find_one(
+                {"_id": f"{where['ns']}|{where['topic']}|{where['p']}|"}
+            )
+            if offsets is None:
+                return 0, []
+            try:
+                return int(offsets["seq"]), await cell_log.read_state(self.store.db, where, offsets)
+            except cell_log.LogGapError:
+                if attempt == 4:
+                    raise
+        raise AssertionError("unreachable")
+
     @staticmethod
-    def _apply(state: _Namespace, part: int, doc: dict[str, Any], seen: int) -> int:
-        """Apply the cells of one document that changed after ``seen``; returns how many."""
-        cls = aggregate_class(doc["kpi"])
-        tenant, kpi, hour = doc["tenant"], doc["kpi"], doc["hour"]
+    def _apply(state: _Namespace, part: int, items: list[cell_log.Item]) -> int:
+        """Apply log items in order (each replaces the partition's value); returns how many."""
+        view = state.view
+        for tenant, kpi, hour, cell, value in items:
+            aggregate = None if value is None else aggregate_class(kpi).from_doc(value)
+            view.update(part, (tenant, kpi, hour, cell), aggregate)
+        return len(items)
+
+    @staticmethod
+    def _reload(state: _Namespace, part: int, items: list[cell_log.Item]) -> int:
+        """Make the partition's values in the view exactly its state in ``items``."""
+        latest: dict[CellKey, Any] = {}
+        for tenant, kpi, hour, cell, value in items:
+            latest[(tenant, kpi, hour, cell)] = value
         view = state.view
         changed = 0
-        present: set[str] = set()
-        for name, value in doc.get("cells", {}).items():
-            cell = unescape_cell(name)
-            present.add(cell)
-            if value.get("q", 0) > seen:
-                view.update(part, (tenant, kpi, hour, cell), cls.from_doc(value))
-                changed += 1
-        group = (part, tenant, kpi, hour)
-        for cell in state.reported.get(group, set()) - present:
-            view.update(part, (tenant, kpi, hour, cell), None)  # emptied ($unset) meanwhile
+        for key in view.partition_keys(part) - latest.keys():
+            view.update(part, key, None)
             changed += 1
-        state.reported[group] = present
+        for key, value in latest.items():
+            aggregate = None if value is None else aggregate_class(key[1]).from_doc(value)
+            view.update(part, key, aggregate)
+            changed += 1
         return changed
 
     async def wait_for_change(self, timeout: float) -> None:

@@ -508,6 +508,10 @@ class CubeView:
         tables = self._series.get((tenant, kpi, cell))
         return None if tables is None else tables[HOUR_LEVEL].get(hour)
 
+    def partition_keys(self, partition: int) -> set[CellKey]:
+        """Every key ``partition`` holds a value at."""
+        return set(self._parts.get(partition, ()))
+
     def partition_value(self, partition: int, key: CellKey) -> Aggregate | None:
         """What ``partition`` last reported at ``key``."""
         return self._parts.get(partition, {}).get(key)
