@@ -55,7 +55,14 @@ def build_consumer(
     kpi_settings = settings.kpi_settings()
 
     def state(tp: TopicPartition) -> MetricsPartition:
-        return MetricsPartition(mongo, settings.namespace, tp, kpi_settings, hub)
+        return MetricsPartition(
+            mongo,
+            settings.namespace,
+            tp,
+            kpi_settings,
+            hub,
+            snapshot_min_cells=settings.cell_snapshot_min_cells,
+        )
 
     return CheckpointedConsumer(
         state,

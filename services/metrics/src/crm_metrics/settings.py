@@ -31,6 +31,12 @@ class MetricsSettings(ServiceSettings):
     )
     checkpoint_interval_seconds: float = Field(default=0.2, gt=0, le=60)
     view_refresh_seconds: float = Field(default=0.2, gt=0, le=60)
+    cell_snapshot_min_cells: int = Field(
+        default=200_000,
+        ge=1,
+        description="snapshot a partition's cells once its log holds this many (and more than "
+        "the cells themselves)",
+    )
     reporting_timezone: str = Field(default="UTC", description="time zone of day buckets")
     own_brands: str = Field(default="", description="comma-separated brands that are 'us'")
     social_expected_wait_seconds: float = Field(

@@ -163,6 +163,7 @@ async def test_shuffled_duplicated_events_give_the_oracles_kpis(
     try:
         await produce(infra.kafka_bootstrap, topic, events)
         await wait_caught_up(mongo, infra.kafka_bootstrap, topic, timeout=240)
+        assert await _snapshots(mongo), "no partition's cells were snapshot and compacted"
         await wait_visible(process, history.tenant, *_range(history), history.tickets)
         problems = await disagreements(process, history, oracle_of(history, events))
         assert not problems, "\n".join(problems[:40])
@@ -177,12 +178,20 @@ async def test_shuffled_duplicated_events_give_the_oracles_kpis(
         await process.stop()
 
 
+async def _snapshots(mongo: MongoStore) -> int:
+    """Partitions whose cells have been snapshot (the log before it compacted away)."""
+    return await mongo.db["metric_offsets"].count_documents(
+        {"ns": "live", "snapshot": {"$exists": True}}
+    )
+
+
 async def test_a_service_killed_mid_stream_resumes_without_loss_or_double_counting(
     infra: Infra, history: History
 ) -> None:
     events = shuffled(history.events, 11)
     topic = new_topic("oracle-kill")
-    env = {"OWN_BRANDS": ",".join(history.own_brands)}
+    # Small snapshots, so the kill also lands between snapshots and compactions of the cells.
+    env = {"OWN_BRANDS": ",".join(history.own_brands), "CELL_SNAPSHOT_MIN_CELLS": "2000"}
     process = await start_metrics(infra, topic, env=env)
     mongo = MongoStore(infra.mongodb_uri, _database(topic))
     try:
@@ -196,6 +205,7 @@ async def test_a_service_killed_mid_stream_resumes_without_loss_or_double_counti
         await produce(infra.kafka_bootstrap, topic, events[half:])
         await process.start(90)
         await wait_caught_up(mongo, infra.kafka_bootstrap, topic, timeout=240)
+        assert await _snapshots(mongo), "no partition's cells were snapshot and compacted"
         await wait_visible(process, history.tenant, *_range(history), history.tickets)
         problems = await disagreements(process, history, oracle_of(history, events))
         assert not problems, "\n".join(problems[:40])
@@ -209,13 +219,15 @@ async def test_two_instances_in_one_group_give_the_totals_of_one(
 ) -> None:
     events = history.events
     topic = new_topic("oracle-two")
-    env = {"OWN_BRANDS": ",".join(history.own_brands)}
+    # Small snapshots: each instance's view must follow the other's compacted logs.
+    env = {"OWN_BRANDS": ",".join(history.own_brands), "CELL_SNAPSHOT_MIN_CELLS": "2000"}
     first = await start_metrics(infra, topic, env=env)
     second = await start_metrics(infra, topic, env=env)
     mongo = MongoStore(infra.mongodb_uri, _database(topic))
     try:
         await produce(infra.kafka_bootstrap, topic, events)
         await wait_caught_up(mongo, infra.kafka_bootstrap, topic, timeout=240)
+        assert await _snapshots(mongo), "no partition's cells were snapshot and compacted"
         owners = await mongo.db["metric_offsets"].distinct("p", {"ns": "live"})
         assert len(owners) == len(await partition_ends(infra.kafka_bootstrap, topic))
         oracle = oracle_of(history, events)

@@ -1,28 +1,40 @@
-"""The query views read checkpoints from the real database without missing a cell.
+"""The cell log on the real database: views read every checkpoint exactly, follow compactions,
+and a partition's state survives snapshots and reloads.
 
-A checkpoint writes its cells and its number together, but a view reads the partition's number
-first and the cells after; a later checkpoint may rewrite a cell document in between. These tests
-lay out exactly that state in the database and check that every cell reaches the view.
+The log tests lay out the documents a partition's owner writes, checkpoint by checkpoint, and
+check what a query view makes of them. The last tests drive a real ``MetricsPartition`` through
+many checkpoints with a tiny snapshot threshold and load it again.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
 
+from crm_devstack.histories import iter_events
 from crm_devstack.pytest_plugin import Infra
-from crm_metrics.checkpoint import CELLS, OFFSETS, unescape_cell
+from crm_metrics import cell_log
+from crm_metrics.calendars import CalendarHub
+from crm_metrics.checkpoint import OFFSETS, MetricsPartition, ensure_indexes
+from crm_metrics.domain.clocks import Settings
+from crm_metrics.domain.cube import CubeView
 from crm_metrics.view import KpiViews
 from crm_platform.mongo import MongoStore
 
 TENANT, KPI, HOUR, TOPIC = "acme", "tickets_created", 490_000, "crm.servicedesk.v1"
+WHERE = {"ns": "live", "topic": TOPIC, "p": 0}
+PREFIX = f"live|{TOPIC}|0|"
 
 
 @pytest.fixture
 async def store(infra: Infra) -> AsyncIterator[MongoStore]:
     mongo = MongoStore(infra.mongodb_uri, f"crm_metrics_views_{uuid.uuid4().hex[:8]}")
+    await ensure_indexes(mongo)
     try:
         yield mongo
     finally:
@@ -30,72 +42,155 @@ async def store(infra: Infra) -> AsyncIterator[MongoStore]:
         await mongo.close()
 
 
-async def _offsets(store: MongoStore, seq: int) -> None:
-    await store.db[OFFSETS].update_one(
-        {"_id": f"live|{TOPIC}|0"},
-        {"$set": {"ns": "live", "topic": TOPIC, "p": 0, "seq": seq, "next_offset": seq}},
-        upsert=True,
+async def _offsets(store: MongoStore, seq: int, snapshot: cell_log.Snapshot | None = None) -> None:
+    fields: dict[str, Any] = {**WHERE, "seq": seq, "next_offset": seq, "format": 2}
+    if snapshot is not None:
+        fields["snapshot"] = snapshot.to_doc()
+    await store.db[OFFSETS].update_one({"_id": PREFIX}, {"$set": fields}, upsert=True)
+
+
+def _items(cells: dict[str, int | None]) -> list[cell_log.Item]:
+    return [
+        [TENANT, KPI, HOUR, cell, None if n is None else {"c": n, "s": n * 1000}]
+        for cell, n in cells.items()
+    ]
+
+
+async def _log(store: MongoStore, seq: int, cells: dict[str, int | None]) -> None:
+    """Checkpoint ``seq``'s log, as its transaction leaves it (cell → count, None: emptied)."""
+    await store.db[cell_log.CELL_LOG].insert_many(
+        cell_log.log_documents(PREFIX, WHERE, seq, _items(cells))
     )
 
 
-async def _cells(store: MongoStore, seq: int, cells: dict[str, tuple[int, int]]) -> None:
-    """The cell document as checkpoint ``seq`` leaves it: ``stored cell name → (count, q)``."""
-    cell_fields = {f"cells.{c}": {"c": n, "s": 0, "q": q} for c, (n, q) in cells.items()}
-    await store.db[CELLS].update_one(
-        {"_id": f"live|{TOPIC}|0|{TENANT}|{KPI}|{HOUR}"},
-        {
-            "$set": {**cell_fields, "seq": seq},
-            "$setOnInsert": {
-                "ns": "live",
-                "topic": TOPIC,
-                "p": 0,
-                "tenant": TENANT,
-                "kpi": KPI,
-                "hour": HOUR,
-            },
-        },
-        upsert=True,
-    )
-
-
-def _count(views: KpiViews, cell: str) -> int:
+def _count(views: KpiViews, cell: str) -> int | None:
     view = views.peek("live")
     assert view is not None
-    aggregate = view.get((TENANT, KPI, HOUR, unescape_cell(cell)))
-    return 0 if aggregate is None else aggregate.count  # type: ignore[attr-defined]
+    aggregate = view.get((TENANT, KPI, HOUR, cell))
+    return None if aggregate is None else aggregate.count  # type: ignore[attr-defined]
 
 
-async def test_a_cell_document_rewritten_after_its_number_was_read_loses_no_cell(
+async def test_a_view_reads_each_committed_checkpoint_and_nothing_beyond(
     store: MongoStore,
 ) -> None:
     views = KpiViews(store, "UTC", refresh_seconds=60)
+    await _log(store, 1, {"": 1})
     await _offsets(store, 1)
-    await _cells(store, 1, {"_": (1, 1)})
     await views.view("live")
-    assert _count(views, "_") == 1
-    # Checkpoint 2 changed cell "channel=email"; checkpoint 3 then rewrote the same document,
-    # changing only cell "_". The view reads the partition's number while it still says 2, and
-    # the document once checkpoint 3 has rewritten it.
-    await _cells(store, 2, {"_": (1, 1), "channel=email": (4, 2)})
+    assert _count(views, "") == 1
+    # Checkpoint 2 is committed; checkpoint 3's log is there but its number is not yet.
+    await _log(store, 2, {"channel=email": 4})
     await _offsets(store, 2)
-    await _cells(store, 3, {"_": (2, 3), "channel=email": (4, 2)})
-    await views.refresh("live")
-    assert _count(views, "channel=email") == 4
-    await _offsets(store, 3)
-    await views.refresh("live")
-    assert (_count(views, "_"), _count(views, "channel=email")) == (2, 4)
-
-
-async def test_reading_a_cell_twice_replaces_it_rather_than_adding(store: MongoStore) -> None:
-    views = KpiViews(store, "UTC", refresh_seconds=60)
-    await _offsets(store, 1)
-    await _cells(store, 1, {"_": (3, 1)})
-    await views.view("live")
-    await _cells(store, 2, {"_": (4, 2)})
-    await _offsets(store, 2)
-    await _cells(store, 3, {"_": (5, 3)})  # checkpoint 3 lands between the two reads
+    await _log(store, 3, {"": 2})
     assert await views.refresh("live") == 1
-    assert _count(views, "_") == 5
+    assert (_count(views, ""), _count(views, "channel=email")) == (1, 4)
     await _offsets(store, 3)
-    assert await views.refresh("live") == 1  # the same cell again
-    assert _count(views, "_") == 5
+    assert await views.refresh("live") == 1
+    assert (_count(views, ""), _count(views, "channel=email")) == (2, 4)
+    assert await views.refresh("live") == 0  # nothing new: nothing read
+
+
+async def test_a_cell_emptied_by_a_checkpoint_leaves_the_view(store: MongoStore) -> None:
+    views = KpiViews(store, "UTC", refresh_seconds=60)
+    await _log(store, 1, {"": 3, "channel=chat": 3})
+    await _offsets(store, 1)
+    await views.view("live")
+    await _log(store, 2, {"": 2, "channel=chat": None})
+    await _offsets(store, 2)
+    await views.refresh("live")
+    assert (_count(views, ""), _count(views, "channel=chat")) == (2, None)
+
+
+async def test_a_view_behind_a_compaction_starts_again_from_the_snapshot(
+    store: MongoStore,
+) -> None:
+    views = KpiViews(store, "UTC", refresh_seconds=60)
+    await _log(store, 1, {"": 1, "channel=chat": 5})
+    await _offsets(store, 1)
+    await views.view("live")
+    # Meanwhile: checkpoints 2 and 3, a snapshot at 3, a compaction that dropped the log up to 2.
+    await _log(store, 2, {"channel=chat": None, "channel=email": 2})
+    await _log(store, 3, {"": 3})
+    snapshot = await cell_log.write_snapshot(
+        store.db, PREFIX, WHERE, "t1", 3, _items({"": 3, "channel=email": 2})
+    )
+    await _log(store, 4, {"channel=email": 7})
+    await _offsets(store, 4, snapshot)
+    await store.db[cell_log.CELL_LOG].delete_many({**WHERE, "seq": {"$lte": 2}})
+    await views.refresh("live")
+    counts = (_count(views, ""), _count(views, "channel=chat"), _count(views, "channel=email"))
+    assert counts == (3, None, 7)
+    # Reading it all again changes nothing: values replace, they do not add.
+    await views.refresh("live")
+    assert (_count(views, ""), _count(views, "channel=email")) == (3, 7)
+
+
+async def test_a_missing_checkpoint_or_chunk_is_a_gap_not_a_silent_skip(store: MongoStore) -> None:
+    await _log(store, 1, {"": 1})
+    await _log(store, 3, {"": 3})
+    with pytest.raises(cell_log.LogGapError):
+        await cell_log.read_log(store.db, WHERE, 0, 3)
+    with pytest.raises(cell_log.LogGapError):
+        await cell_log.read_log(store.db, WHERE, 3, 4)  # the log stops before 4
+    docs = cell_log.log_documents(PREFIX, WHERE, 2, _items({"": 2}))
+    await store.db[cell_log.CELL_LOG].insert_one({**docs[0], "chunks": 2})  # chunk 1 never came
+    with pytest.raises(cell_log.LogGapError):
+        await cell_log.read_log(store.db, WHERE, 0, 3)
+    assert await cell_log.read_log(store.db, WHERE, 2, 3) == _items({"": 3})
+
+
+def _events(tickets: int) -> list[Any]:
+    start = datetime(2026, 3, 2, tzinfo=UTC)
+    return list(iter_events(3, tickets, tenant=TENANT, start=start, days=10))
+
+
+async def test_a_partition_through_snapshots_and_compactions_loads_back_exactly(
+    store: MongoStore,
+) -> None:
+    tp = TopicPartition(TOPIC, 0)
+    settings = Settings(own_brands=frozenset({"acme"}))
+    owner = MetricsPartition(store, "live", tp, settings, CalendarHub(), snapshot_min_cells=300)
+    assert await owner.load() is None
+    events = _events(120)
+    for offset, event in enumerate(events):
+        owner.process(event, offset)
+        if offset % 97 == 96:
+            await owner.checkpoint()
+    await owner.checkpoint()
+    offsets = await store.db[OFFSETS].find_one({"_id": PREFIX})
+    assert offsets is not None
+    assert offsets["next_offset"] == len(events)
+    snapshot = cell_log.Snapshot.of(offsets)
+    assert snapshot is not None
+    assert snapshot.seq > 1
+    # Compaction kept one snapshot and dropped the log up to the previous one.
+    assert await store.db[cell_log.SNAPSHOTS].distinct("token", WHERE) == [snapshot.token]
+    first_logged = await store.db[cell_log.CELL_LOG].find_one(WHERE, sort=[("seq", 1)])
+    assert first_logged is not None
+    assert first_logged["seq"] > 1
+
+    again = MetricsPartition(store, "live", tp, settings, CalendarHub())
+    assert await again.load() == len(events)
+    expected = {key: agg.to_doc() for key, agg in owner.engine.cube.items()}
+    assert {key: agg.to_doc() for key, agg in again.engine.cube.items()} == expected
+    # A view reading the partition from scratch holds the same cells.
+    views = KpiViews(store, "UTC", refresh_seconds=60)
+    view: CubeView = await views.view("live")
+    assert {key: view.get(key).to_doc() for key in view} == expected  # type: ignore[union-attr]
+
+
+async def test_a_snapshot_left_by_a_crash_before_its_commit_is_ignored(store: MongoStore) -> None:
+    tp = TopicPartition(TOPIC, 0)
+    settings = Settings(own_brands=frozenset({"acme"}))
+    owner = MetricsPartition(store, "live", tp, settings, CalendarHub())
+    await owner.load()
+    events = _events(30)
+    for offset, event in enumerate(events):
+        owner.process(event, offset)
+    await owner.checkpoint()
+    # A snapshot written, then the process died before the checkpoint that points at it.
+    await cell_log.write_snapshot(store.db, PREFIX, WHERE, "orphan", 2, _items({"": 999}))
+    again = MetricsPartition(store, "live", tp, settings, CalendarHub())
+    assert await again.load() == len(events)
+    expected = {key: agg.to_doc() for key, agg in owner.engine.cube.items()}
+    assert {key: agg.to_doc() for key, agg in again.engine.cube.items()} == expected
