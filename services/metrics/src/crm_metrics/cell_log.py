@@ -1,7 +1,7 @@
 """A partition's aggregate cells in the database: a log of checkpoints and a periodic snapshot.
 
 Each checkpoint appends what it changed to ``metric_cell_log``: the new value of every cell it
-touched (``None`` for a cell that became empty), as compressed JSON in one document, or a few
+touched (``None`` for a cell that became empty), as compressed MessagePack in one document, or a few
 when large. Documents are never rewritten, so a reader that knows a partition's checkpoint
 number ``seq`` (from ``metric_offsets``) reads exactly the checkpoints in ``(seen, seq]``.
 
@@ -17,12 +17,12 @@ Items are ``[tenant, kpi, hour, cell, aggregate document or None]``.
 
 from __future__ import annotations
 
-import json
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import msgpack
 from bson import Binary
 from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -64,8 +64,8 @@ class Snapshot:
 
 
 def encode(items: list[Item]) -> list[bytes]:
-    """Items as compressed JSON chunks, each under :data:`MAX_CHUNK_BYTES`."""
-    data = zlib.compress(json.dumps(items, separators=(",", ":")).encode(), 1)
+    """Items as compressed MessagePack chunks, each under :data:`MAX_CHUNK_BYTES`."""
+    data = zlib.compress(msgpack.packb(items), 1)
     if len(data) <= MAX_CHUNK_BYTES or len(items) <= 1:
         return [data]
     half = len(items) // 2
@@ -74,7 +74,7 @@ def encode(items: list[Item]) -> list[bytes]:
 
 def decode(data: bytes) -> list[Item]:
     """The items of one chunk."""
-    items: list[Item] = json.loads(zlib.decompress(data))
+    items: list[Item] = msgpack.unpackb(zlib.decompress(data))
     return items
 
 

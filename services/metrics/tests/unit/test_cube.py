@@ -311,6 +311,48 @@ def test_day_and_block_rollups_equal_merging_their_hours(
     assert dict(view.day_series("acme", "nope", "")) == {}
 
 
+def assert_rollups_merge_their_hours(view: CubeView) -> None:
+    clock = view.clock
+    for kpi, cell in {(kpi, cell) for _, kpi, _, cell in view}:
+        levels = view.levels("acme", kpi, cell)
+        for level in range(DAY_LEVEL, LEVELS):
+            size = ROLLUP_DAYS[level - DAY_LEVEL]
+            expected: dict[int, list[Aggregate]] = defaultdict(list)
+            for hour, agg in levels[HOUR_LEVEL].items():
+                expected[clock.day(hour) // size].append(agg)
+            want = {slot: merge_all(aggs, kpi) for slot, aggs in expected.items()}
+            got = {slot: agg.to_doc() for slot, agg in levels[level].items()}
+            assert got == {slot: doc for slot, doc in want.items() if doc is not None}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.tuples(contributions(span_days=80), st.integers(0, 1), st.booleans())),
+        min_size=1,
+        max_size=4,
+    ),
+    st.sampled_from(["UTC", "Europe/Berlin", "Pacific/Apia"]),
+)
+def test_rollups_settled_between_changes_stay_the_sums_of_their_hours(
+    rounds: list[list[tuple[Contribution, int, bool]]], timezone: str
+) -> None:
+    # Rollups are recomputed lazily when read: reading them between rounds of changes (and
+    # retractions that empty hours, days and blocks) must leave nothing stale behind.
+    parts, view = [Cube(timezone), Cube(timezone)], CubeView(timezone)
+    applied: list[tuple[Contribution, int]] = []
+    for changes in rounds:
+        for contribution, partition, retract in changes:
+            if retract and applied:
+                old, old_partition = applied.pop(0)
+                parts[old_partition].apply("acme", old, -1)
+            parts[partition].apply("acme", contribution)
+            applied.append((contribution, partition))
+        for partition, cube in enumerate(parts):
+            view.sync_from_cube(partition, cube, cube.take_dirty())
+        assert_rollups_merge_their_hours(view)
+
+
 def test_a_partition_report_replaces_its_previous_one() -> None:
     view = CubeView()
     key: CellKey = ("acme", "frt_wall", T0 // HOUR, "")

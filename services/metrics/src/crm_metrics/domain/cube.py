@@ -378,11 +378,16 @@ class CubeView:
     present, a :attr:`version` bumped on every change and the :attr:`watermark` (newest event
     time reported).
 
+    Rollups are settled lazily: an update merges into the hour only and notes the hour as stale;
+    :meth:`levels` recomputes the stale days and blocks of a series from their children before
+    it answers. A cell changed many times between two queries (a replay, a backlog) costs one
+    merge per change and one recomputation per query, instead of a merge per level per change.
+
     The view owns the aggregates it is given: the caller must not mutate them afterwards
     (:meth:`sync_from_cube` copies).
     """
 
-    __slots__ = ("_cells", "_clock", "_parts", "_series", "_slots", "version", "watermark")
+    __slots__ = ("_cells", "_clock", "_parts", "_series", "_stale", "version", "watermark")
 
     def __init__(self, timezone: str = "UTC") -> None:
         self._clock = day_clock(timezone)
@@ -390,8 +395,8 @@ class CubeView:
         # Per series, one table per level: hour -> aggregate, day -> rollup, block -> rollup.
         self._series: dict[SeriesKey, tuple[dict[int, Aggregate], ...]] = {}
         self._cells: dict[tuple[str, str], dict[Signature, set[str]]] = {}
-        # hour -> its slot at every level (hour, day, blocks): one lookup per update.
-        self._slots: dict[int, tuple[int, ...]] = {}
+        # Per series, the hours changed since its rollups were last settled.
+        self._stale: dict[SeriesKey, set[int]] = {}
         self.version = 0
         self.watermark: int | None = None
 
@@ -451,20 +456,22 @@ class CubeView:
         if tables is None:
             tables = self._series[series_key] = tuple({} for _ in range(LEVELS))
             self._index(tenant, kpi, cell, add=True)
-        slots = self._slots.get(hour)
-        if slots is None:
-            day = self._clock.day(hour)
-            slots = self._slots[hour] = (hour, *(day // size for size in ROLLUP_DAYS))
-        for table, slot in zip(tables, slots, strict=True):
-            merged = table.get(slot)
-            if merged is None:
-                merged = table[slot] = cls()
-            merged.merge(delta, sign)
-            if merged.is_empty():
-                del table[slot]
-        # Rollups are sums of hours: no hours left means nothing left at any level.
-        if not tables[HOUR_LEVEL]:
+        hours = tables[HOUR_LEVEL]
+        merged = hours.get(hour)
+        if merged is None:
+            merged = hours[hour] = cls()
+        merged.merge(delta, sign)
+        if merged.is_empty():
+            del hours[hour]
+        if hours:
+            stale = self._stale.get(series_key)
+            if stale is None:
+                self._stale[series_key] = {hour}
+            else:
+                stale.add(hour)
+        else:  # rollups are sums of hours: no hours left means nothing left at any level
             del self._series[series_key]
+            self._stale.pop(series_key, None)
             self._index(tenant, kpi, cell, add=False)
         self.version += 1
 
@@ -521,7 +528,45 @@ class CubeView:
 
         Read-only; empty tables when the series holds nothing.
         """
-        return self._series.get((tenant, kpi, cell), _EMPTY_LEVELS)
+        series_key = (tenant, kpi, cell)
+        tables = self._series.get(series_key)
+        if tables is None:
+            return _EMPTY_LEVELS
+        stale = self._stale.pop(series_key, None)
+        if stale:
+            self._settle(tables, stale)
+        return tables
+
+    def _settle(self, tables: tuple[dict[int, Aggregate], ...], hours: set[int]) -> None:
+        """Recompute the rollups covering ``hours`` from their children (exact sums)."""
+        clock = self._clock
+        cls: type[Aggregate] | None = None
+        slots = {clock.day(hour) for hour in hours}
+        for level in range(DAY_LEVEL, LEVELS):
+            table, below = tables[level], tables[level - 1]
+            for slot in slots:
+                if level == DAY_LEVEL:
+                    children: Iterable[int] = range(
+                        clock.first_hour(slot), clock.first_hour(slot + 1)
+                    )
+                else:
+                    fanout = ROLLUP_DAYS[level - DAY_LEVEL] // ROLLUP_DAYS[level - DAY_LEVEL - 1]
+                    children = range(slot * fanout, (slot + 1) * fanout)
+                total: Aggregate | None = None
+                for child in children:
+                    value = below.get(child)
+                    if value is not None:
+                        if total is None:
+                            cls = cls or type(value)
+                            total = cls()
+                        total.merge(value)
+                if total is None or total.is_empty():
+                    table.pop(slot, None)
+                else:
+                    table[slot] = total
+            if level + 1 < LEVELS:
+                fanout = ROLLUP_DAYS[level + 1 - DAY_LEVEL] // ROLLUP_DAYS[level - DAY_LEVEL]
+                slots = {slot // fanout for slot in slots}
 
     def hour_series(self, tenant: str, kpi: str, cell: str) -> Mapping[int, Aggregate]:
         """The merged aggregates of one series by hour (read-only; empty when none)."""
