@@ -142,7 +142,7 @@ class CheckpointedConsumer:
         group_id: str,
         bootstrap_servers: str,
         checkpoint_interval: float = 0.2,
-        catch_up_interval: float = 10.0,
+        catch_up_interval: float = 2.0,
         max_pending: int = 200,
         catch_up_pending: int = 5_000,
         start_time: datetime | None = None,
