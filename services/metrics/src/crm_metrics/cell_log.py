@@ -200,13 +200,14 @@ async def read_snapshot(
 
 async def read_state(
     db: AsyncDatabase[Any], where: Mapping[str, Any], offsets: Mapping[str, Any]
-) -> list[Item]:
+) -> tuple[list[Item], list[Item]]:
     """Every item needed to rebuild the cells as of the offsets document's checkpoint: the
-    snapshot, then the log after it (apply in order, later values replacing earlier ones)."""
+    snapshot's, and the log's after it (apply in that order, later values replacing earlier
+    ones)."""
     snapshot = Snapshot.of(offsets)
-    items = [] if snapshot is None else await read_snapshot(db, where, snapshot)
-    items.extend(await read_log(db, where, 0 if snapshot is None else snapshot.seq, offsets["seq"]))
-    return items
+    base = [] if snapshot is None else await read_snapshot(db, where, snapshot)
+    after = 0 if snapshot is None else snapshot.seq
+    return base, await read_log(db, where, after, int(offsets["seq"]))
 
 
 def cube_items(cells: Iterable[tuple[tuple[str, str, int, str], Any]]) -> list[Item]:

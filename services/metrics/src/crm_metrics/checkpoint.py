@@ -132,12 +132,13 @@ class MetricsPartition:
             return None
         self._snapshot = cell_log.Snapshot.of(doc)
         cube = self.engine.cube
-        items = await cell_log.read_state(db, where, doc)
-        for tenant, kpi, hour, cell, value in items:
-            key = (tenant, kpi, hour, cell)
-            cube.replace(key, None if value is None else aggregate_class(kpi).from_doc(value))
+        base, logged = await cell_log.read_state(db, where, doc)
+        for items in (base, logged):
+            for tenant, kpi, hour, cell, value in items:
+                key = (tenant, kpi, hour, cell)
+                cube.replace(key, None if value is None else aggregate_class(kpi).from_doc(value))
         cube.take_dirty()
-        self._logged = len(items)
+        self._logged = len(logged)
         self._seq = int(doc["seq"])
         self.engine.next_offset = int(doc["next_offset"])
         self.engine.watermark_ms = int(doc.get("watermark_ms", 0))

@@ -121,10 +121,12 @@ class KpiViews:
             if offsets is None:
                 return 0, []
             try:
-                return int(offsets["seq"]), await cell_log.read_state(self.store.db, where, offsets)
+                base, logged = await cell_log.read_state(self.store.db, where, offsets)
             except cell_log.LogGapError:
                 if attempt == 4:
                     raise
+                continue
+            return int(offsets["seq"]), base + logged
         raise AssertionError("unreachable")
 
     @staticmethod
