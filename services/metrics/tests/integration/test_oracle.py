@@ -163,7 +163,6 @@ async def test_shuffled_duplicated_events_give_the_oracles_kpis(
     try:
         await produce(infra.kafka_bootstrap, topic, events)
         await wait_caught_up(mongo, infra.kafka_bootstrap, topic, timeout=240)
-        assert await _snapshots(mongo), "no partition's cells were snapshot and compacted"
         await wait_visible(process, history.tenant, *_range(history), history.tickets)
         problems = await disagreements(process, history, oracle_of(history, events))
         assert not problems, "\n".join(problems[:40])
