@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -16,6 +17,10 @@ from crm.contacts.v1 import contacts_pb2 as cpb
 from crm.contacts.v1 import contacts_pb2_grpc
 from crm.servicedesk.v1 import events_pb2, servicedesk_pb2_grpc
 from crm.servicedesk.v1 import servicedesk_pb2 as pb
+from crm_contacts.bootstrap import bootstrap as contacts_bootstrap
+from crm_contacts.settings import TOPIC as CONTACTS_TOPIC
+from crm_contacts.settings import ContactsSettings
+from crm_devstack.procs import free_ports
 from crm_platform.mongo import MongoStore
 from crm_platform.server import RunningService
 from crm_servicedesk.bootstrap import bootstrap
@@ -106,6 +111,65 @@ async def start_desk(settings: ServiceDeskSettings) -> tuple[RunningService, dic
     service = RunningService(settings, parts)
     await service.start()
     return service, parts.extra
+
+
+@contextlib.asynccontextmanager
+async def running_desk(
+    infra: Any, name: str, *, timer_max_idle_seconds: float
+) -> AsyncIterator[DeskUnderTest]:
+    """A service desk (and the contacts service it resolves requesters with) in this process,
+    each with a database of its own (``test_<name>_...``), dropped afterwards."""
+    await infra.ensure_topics([TOPIC, CONTACTS_TOPIC])
+    contacts_port, desk_port = free_ports(2)
+    contacts_settings = ContactsSettings(
+        grpc_listen_address=f"127.0.0.1:{contacts_port}",
+        mongodb_uri=infra.mongodb_uri,
+        mongodb_database=f"test_{name}_contacts_{uuid.uuid4().hex[:8]}",
+        kafka_bootstrap_servers=infra.kafka_bootstrap,
+        shutdown_delay_seconds=0,
+        outbox_poll_interval_seconds=0.2,
+    )
+    contacts_parts = await contacts_bootstrap(contacts_settings)
+    contacts = RunningService(contacts_settings, contacts_parts)
+    await contacts.start()
+    settings = ServiceDeskSettings(
+        grpc_listen_address=f"127.0.0.1:{desk_port}",
+        mongodb_uri=infra.mongodb_uri,
+        mongodb_database=f"test_{name}_{uuid.uuid4().hex[:8]}",
+        kafka_bootstrap_servers=infra.kafka_bootstrap,
+        contacts_address=f"127.0.0.1:{contacts_port}",
+        shutdown_delay_seconds=0,
+        outbox_poll_interval_seconds=0.2,
+        timer_max_idle_seconds=timer_max_idle_seconds,
+        timer_lease_ttl_seconds=2,
+    )
+    service, extra = await start_desk(settings)
+    under_test: DeskUnderTest | None = None
+    try:
+        async with (
+            grpc.aio.insecure_channel(settings.grpc_listen_address) as channel,
+            grpc.aio.insecure_channel(contacts_settings.grpc_listen_address) as contacts_channel,
+        ):
+            under_test = DeskUnderTest(
+                channel,
+                contacts_channel,
+                service,
+                settings,
+                extra["mongo"],
+                infra.kafka_bootstrap,
+                extra,
+            )
+            yield under_test
+    finally:
+        # Tests may restart the desk: stop whichever service and database it holds now.
+        if under_test is not None:
+            service, mongo = under_test.service, under_test.mongo
+        else:
+            mongo = extra["mongo"]
+        await mongo.client.drop_database(settings.database_name)
+        await service.stop()
+        await contacts_parts.extra["mongo"].client.drop_database(contacts_settings.database_name)
+        await contacts.stop()
 
 
 async def read_events(
