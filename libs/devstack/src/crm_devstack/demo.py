@@ -551,10 +551,10 @@ async def _print_kpi_summary(
     try:
         await _metrics_settled(stub, metadata, start, end)
         totals = await stub.GetKpis(
-            _kpi_request(SUMMARY_KPIS, start, end), metadata=metadata, timeout=15
+            kpi_request(SUMMARY_KPIS, start, end), metadata=metadata, timeout=15
         )
         by_wait = await stub.GetKpis(
-            _kpi_request(("csat", "nps"), start, end, group_by="wait_bucket"),
+            kpi_request(("csat", "nps"), start, end, group_by="wait_bucket"),
             metadata=metadata,
             timeout=15,
         )
@@ -579,7 +579,8 @@ async def _print_kpi_summary(
         print(line)
 
 
-def _kpi_request(kpis: Sequence[str], start: datetime, end: datetime, *, group_by: str = "") -> Any:
+def kpi_request(kpis: Sequence[str], start: datetime, end: datetime, *, group_by: str = "") -> Any:
+    """A ``GetKpisRequest`` for totals of ``kpis`` over ``[start, end)``."""
     from crm.metrics.v1 import metrics_pb2 as mpb
 
     start_time, end_time = Timestamp(), Timestamp()
@@ -604,7 +605,7 @@ async def _metrics_settled(
     readings: list[float] = []
     while loop.time() < deadline:
         reply = await stub.GetKpis(
-            _kpi_request(("tickets_created",), start, end), metadata=metadata, timeout=10
+            kpi_request(("tickets_created",), start, end), metadata=metadata, timeout=10
         )
         totals = reply.groups[0].totals if reply.groups else []
         readings.append(totals[0].sum if totals else 0.0)

@@ -6,19 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from crm.gateway.v1 import gateway_pb2_grpc
-from crm.metrics.v1 import metrics_pb2 as mpb
 from crm_devstack.credentials import DevCredentials
-from crm_devstack.demo import plan_company_run
+from crm_devstack.demo import kpi_request, plan_company_run
 from crm_devstack.pytest_plugin import Infra
 from crm_devstack.services import ServiceProcess
 from crm_devstack.simulator import CompanyProfile, OfficeHours, SimulatedCompany
@@ -35,18 +33,6 @@ PROFILE = CompanyProfile(
 )
 # Generous: services that start faster only make the simulated span a little longer.
 STARTUP = timedelta(seconds=45)
-
-
-def _kpi_request(kpis: Sequence[str], start: datetime, end: datetime) -> mpb.GetKpisRequest:
-    start_time, end_time = Timestamp(), Timestamp()
-    start_time.FromDatetime(start)
-    end_time.FromDatetime(end)
-    return mpb.GetKpisRequest(
-        kpis=list(kpis),
-        start_time=start_time,
-        end_time=end_time,
-        granularity=mpb.GRANULARITY_TOTAL,
-    )
 
 
 async def _start_services(
@@ -120,7 +106,7 @@ async def test_a_simulated_day_through_the_gateway_shows_tickets_a_perception_ga
             assert company.history_start is not None
             start = company.history_start - timedelta(days=1)
             end = run.clock.now() + timedelta(hours=1)
-            request = _kpi_request(
+            request = kpi_request(
                 ["tickets_created", "perception_gap", "customer_wait", "company_frt", "csat"],
                 start,
                 end,
