@@ -103,7 +103,7 @@ class KpiViews:
                 if items is not None:
                     count += self._apply(state, part, items)
                 else:  # a first look, or the log was compacted past what was seen
-                    upto, items = await self._read_state(where)
+                    upto, items = await self._read_state(where, offsets)
                     count += self._reload(state, part, items)
                 state.seen[part] = upto
             state.loaded = True
@@ -112,12 +112,16 @@ class KpiViews:
                 self._changed.notify_all()
         return count
 
-    async def _read_state(self, where: dict[str, Any]) -> tuple[int, list[cell_log.Item]]:
-        """A partition's whole state (snapshot and log); retried if compacted meanwhile."""
+    async def _read_state(
+        self, where: dict[str, Any], offsets: dict[str, Any] | None
+    ) -> tuple[int, list[cell_log.Item]]:
+        """A partition's whole state (snapshot and log) as of ``offsets``; if it was compacted
+        meanwhile, as of the partition's offsets document read again."""
         for attempt in range(5):
-            offsets = await self.store.db[OFFSETS].find_one(
-                {"_id": f"{where['ns']}|{where['topic']}|{where['p']}|"}
-            )
+            if attempt:
+                offsets = await self.store.db[OFFSETS].find_one(
+                    {"_id": f"{where['ns']}|{where['topic']}|{where['p']}|"}
+                )
             if offsets is None:
                 return 0, []
             try:
