@@ -11,7 +11,13 @@ from aiokafka import TopicPartition
 from crm.metrics.v1 import metrics_pb2, metrics_pb2_grpc
 from crm_metrics.api.metrics import MetricsService
 from crm_metrics.calendars import CalendarHub
-from crm_metrics.checkpoint import LIVE, NAMESPACES, MetricsPartition, ensure_indexes
+from crm_metrics.checkpoint import (
+    LIVE,
+    NAMESPACES,
+    CalendarPoller,
+    MetricsPartition,
+    ensure_indexes,
+)
 from crm_metrics.settings import MetricsSettings
 from crm_metrics.telemetry import KpiGauges
 from crm_metrics.view import KpiViews
@@ -89,6 +95,7 @@ async def bootstrap(settings: MetricsSettings) -> ServiceParts:
     await register_namespace(mongo, settings)
     hub = CalendarHub()
     consumer = build_consumer(mongo, settings, hub)
+    poller = CalendarPoller(mongo, hub, settings.calendar_poll_seconds)
     views = KpiViews(mongo, settings.reporting_timezone, settings.view_refresh_seconds)
     service = MetricsService(views, mongo, hub, settings)
     views.watch(LIVE)
@@ -101,7 +108,7 @@ async def bootstrap(settings: MetricsSettings) -> ServiceParts:
         register=[register],
         service_names=SERVICE_NAMES,
         readiness_checks=[database_ready(mongo), consumer_ready(consumer)],
-        background=[consumer, views],
+        background=[consumer, poller, views],
         close=[mongo.close],
         extra={"consumer": consumer, "views": views, "mongo": mongo, "service": service},
     )

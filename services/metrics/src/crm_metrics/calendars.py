@@ -1,22 +1,35 @@
 """Business calendars for the business clock, shared by every partition of a process.
 
 Calendar events are keyed by calendar id, so they arrive on whichever partition that id hashes
-to, while the tickets using the calendar are on others. Every partition engine therefore
-registers with one :class:`CalendarHub`; a calendar version seen anywhere (an event, or the
-database where another process stored it) is announced to all engines *before* it becomes
-visible, so each can remember what its waiting tickets contributed without it.
+to, while the tickets using the calendar are on others — possibly in another process. Every
+partition engine therefore registers with its process's :class:`CalendarHub`; a calendar version
+seen anywhere (an event, or the database where a partition stored it) is announced to all
+engines *before* it becomes visible, so each can remember what its waiting tickets contributed
+without it. Engines tell the hub which versions they wait for (:meth:`CalendarHub.wanted`), so
+the process can look for them in the database, where other processes' partitions store them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from crm_calendar.business_calendar import BusinessCalendar, OpeningInterval
 from crm_metrics.domain.facts import CalendarDirectory
 
-if TYPE_CHECKING:
-    from crm_metrics.engine import PartitionEngine
+CalendarKey = tuple[str, str, int]
+"""(tenant, calendar id, version)."""
+
+
+class CalendarListener(Protocol):
+    """What the hub needs of a partition engine."""
+
+    def before_calendar(self, tenant: str, calendar: BusinessCalendar) -> None:
+        """The calendar version is about to become visible."""
+
+    def waiting_for(self) -> Iterable[CalendarKey]:
+        """The calendar versions some of the engine's tickets wait for."""
 
 
 class CalendarHub:
@@ -24,7 +37,7 @@ class CalendarHub:
 
     def __init__(self, directory: CalendarDirectory | None = None) -> None:
         self.directory = directory or CalendarDirectory()
-        self.engines: set[PartitionEngine] = set()
+        self.engines: set[CalendarListener] = set()
 
     def add(self, tenant: str, calendar: BusinessCalendar) -> bool:
         """Make a calendar version visible; False if it already was."""
@@ -34,6 +47,11 @@ class CalendarHub:
             engine.before_calendar(tenant, calendar)
         self.directory.put(tenant, calendar)
         return True
+
+    def wanted(self) -> set[CalendarKey]:
+        """The versions some engine's tickets wait for that the process does not know."""
+        keys = {key for engine in self.engines for key in engine.waiting_for()}
+        return {key for key in keys if self.directory.get(*key) is None}
 
 
 def calendar_to_doc(calendar: BusinessCalendar) -> dict[str, Any]:

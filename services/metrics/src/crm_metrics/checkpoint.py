@@ -10,11 +10,16 @@ Collections (all keyed by namespace, so a replay writes beside the live state, n
   for ``GetPerceptionGap``'s worst tickets).
 - ``metric_cell_log`` / ``metric_cell_snapshots``: the aggregate cells, as a log of what each
   checkpoint changed plus a periodic snapshot (:mod:`crm_metrics.cell_log`).
-- ``metric_calendars``: every calendar version seen (shared by all namespaces: they are facts).
+- ``metric_calendars``: the calendar versions each partition saw in its events or derived its
+  tickets' cells with, written in the checkpoint that needs them (one copy per partition, so
+  no two partitions' transactions write the same document). Every process reads them all: they
+  are facts, shared by all namespaces.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -24,13 +29,12 @@ from aiokafka import TopicPartition
 from pymongo import ASCENDING, ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from crm_calendar.business_calendar import BusinessCalendar
 from crm_metrics import cell_log
 from crm_metrics.calendars import CalendarHub, calendar_from_doc, calendar_to_doc
 from crm_metrics.domain.clocks import Settings, TicketClocks
 from crm_metrics.domain.cube import aggregate_class
 from crm_metrics.domain.facts import MentionFacts, TicketFacts
-from crm_metrics.engine import FlushResult, PartitionEngine
+from crm_metrics.engine import CalendarLostError, FlushResult, PartitionEngine
 from crm_metrics.events import PoisonEvent
 from crm_platform.checkpointed import LostOwnershipError, PoisonRecordError
 from crm_platform.events import Event
@@ -46,7 +50,7 @@ LIVE = "live"
 SNAPSHOT_MIN_CELLS = 200_000
 """A partition's cells are snapshot once its log holds this many cells and more than the cube."""
 
-FORMAT = 2
+FORMAT = 3
 """The layout of a partition's state; state of another layout is dropped and recomputed."""
 
 log = logging.getLogger(__name__)
@@ -61,6 +65,9 @@ async def ensure_indexes(store: MongoStore) -> None:
         [("ns", ASCENDING), ("tenant", ASCENDING), ("gap.reply_ms", ASCENDING)]
     )
     await db[MENTIONS].create_index([("ns", ASCENDING), ("topic", ASCENDING), ("p", ASCENDING)])
+    await db[CALENDARS].create_index(
+        [("tenant", ASCENDING), ("calendar_id", ASCENDING), ("version", ASCENDING)]
+    )
     await cell_log.ensure_indexes(db)
 
 
@@ -95,6 +102,8 @@ class MetricsPartition:
         self.store = store
         self.namespace = namespace
         self.tp = tp
+        self.settings = settings
+        self.hub = hub
         self.engine = PartitionEngine(tp.topic, tp.partition, settings, hub)
         self._id_prefix = f"{namespace}|{tp.topic}|{tp.partition}|"
         self._where = {"ns": namespace, "topic": tp.topic, "p": tp.partition}
@@ -106,6 +115,7 @@ class MetricsPartition:
         self._snapshot: cell_log.Snapshot | None = None
         self._snapshot_min_cells = snapshot_min_cells
         self._logged = 0  # cells in the log since the snapshot
+        self._stored_calendars: set[tuple[str, str, int]] = set()  # this partition's copies
 
     # -- PartitionState -----------------------------------------------------------------------
 
@@ -113,20 +123,30 @@ class MetricsPartition:
         """Load the checkpoint: offset, calendars, facts; rebuild the cube from the cells."""
         db = self.store.db
         doc = await db[OFFSETS].find_one({"_id": self._id_prefix})
-        where = self._where
         if doc is not None and doc.get("format") != FORMAT:
             log.warning("%s: state of an older layout; recomputing it from the topic", self.tp)
-            for collection in (OFFSETS, TICKETS, MENTIONS, "metric_cells"):
-                await db[collection].delete_many(where)
+            await self._drop()
             doc = None
-        await load_calendars(self.store, self.engine.hub)
+        try:
+            return await self._restore(doc)
+        except CalendarLostError as exc:
+            log.error("%s: %s; recomputing the partition from the topic", self.tp, exc)
+            await self._drop()
+            return await self._restore(None)
+
+    async def _restore(self, doc: dict[str, Any] | None) -> int | None:
+        db = self.store.db
+        where = self._where
+        await load_calendars(self.store, self.hub)
+        self._stored_calendars = {
+            (c["tenant"], c["calendar_id"], c["version"]) async for c in db[CALENDARS].find(where)
+        }
         async for ticket in db[TICKETS].find(where):
             facts = TicketFacts.from_doc(ticket["facts"])
-            self.engine.facts.tickets[(facts.tenant, facts.ticket_id)] = facts
+            self.engine.restore(facts, bool(ticket.get("calendar_applied")))
         async for mention in db[MENTIONS].find(where):
             facts_m = MentionFacts.from_doc(mention["facts"])
             self.engine.facts.mentions[(facts_m.tenant, "mention", facts_m.mention_id)] = facts_m
-        self.engine.wait_for_calendars()
         if doc is None:
             self._seq = None
             return None
@@ -143,6 +163,15 @@ class MetricsPartition:
         self.engine.next_offset = int(doc["next_offset"])
         self.engine.watermark_ms = int(doc.get("watermark_ms", 0))
         return self.engine.next_offset
+
+    async def _drop(self) -> None:
+        """Forget the partition's stored state (not its calendars: they stay facts)."""
+        db = self.store.db
+        for collection in (OFFSETS, TICKETS, MENTIONS, cell_log.CELL_LOG, cell_log.SNAPSHOTS):
+            await db[collection].delete_many(self._where)
+        self.engine.close()
+        self.engine = PartitionEngine(self.tp.topic, self.tp.partition, self.settings, self.hub)
+        self._seq, self._snapshot, self._logged = None, None, 0
 
     def process(self, event: Event, offset: int) -> None:
         """Apply one event."""
@@ -168,6 +197,7 @@ class MetricsPartition:
         expected = self._seq
         seq = (expected or 0) + 1
         facts = self._fact_writes(flush)
+        calendars = self._calendar_writes(flush)
         cells = self._changed_cells()
         offset = self.engine.next_offset
         previous = self._snapshot
@@ -200,11 +230,12 @@ class MetricsPartition:
             for collection, ops in facts.items():
                 if ops:
                     await db[collection].bulk_write(ops, ordered=False, session=session)
-            for tenant, calendar in flush.calendars:
-                await save_calendar(self.store, tenant, calendar, session)
+            if calendars:
+                await db[CALENDARS].bulk_write(calendars, ordered=False, session=session)
 
         await self.store.in_transaction(save)
         self._seq = seq
+        self._stored_calendars |= flush.calendars
         self._dirty_offset = False
         self._logged += len(cells)
         if snapshot is not None:
@@ -252,6 +283,9 @@ class MetricsPartition:
                 "ticket_id": ticket_id,
                 "contact_id": facts.contact_id,
                 "facts": facts.to_doc(),
+                # Whether the cells were derived with the ticket's calendar version (a restore
+                # derives them again if the version is known by then).
+                "calendar_applied": facts.calendar is not None and not clocks.calendar_missing,
                 "dims": {k: v for k, v in clocks.dims.items() if v},
                 "gap": gap_summary(clocks),
             }
@@ -271,26 +305,74 @@ class MetricsPartition:
             )
         return {TICKETS: tickets, MENTIONS: mentions}
 
-
-async def save_calendar(
-    store: MongoStore,
-    tenant: str,
-    calendar: BusinessCalendar,
-    session: AsyncClientSession | None = None,
-) -> None:
-    """Store a calendar version (idempotent)."""
-    await store.db[CALENDARS].replace_one(
-        {"_id": f"{tenant}|{calendar.calendar_id}|{calendar.version}"},
-        {"tenant": tenant, **calendar_to_doc(calendar)},
-        upsert=True,
-        session=session,
-    )
+    def _calendar_writes(self, flush: FlushResult) -> list[Any]:
+        """This partition's copy of each calendar version the checkpoint's cells or events need
+        that it has not stored yet."""
+        writes: list[Any] = []
+        for key in sorted(flush.calendars - self._stored_calendars):
+            calendar = self.hub.directory.get(*key)
+            assert calendar is not None, key  # seen or derived with: known to the process
+            doc = {**self._where, "tenant": key[0], **calendar_to_doc(calendar)}
+            writes.append(ReplaceOne({"_id": self._id_prefix + "|".join(map(str, key))}, doc, True))
+        return writes
 
 
-async def load_calendars(store: MongoStore, hub: CalendarHub) -> int:
-    """Announce every stored calendar version not known yet; returns how many were new."""
+async def load_calendars(
+    store: MongoStore, hub: CalendarHub, query: dict[str, Any] | None = None
+) -> int:
+    """Announce every stored calendar version (matching ``query``) not known yet; returns how
+    many were new."""
     added = 0
-    async for doc in store.db[CALENDARS].find({}):
+    async for doc in store.db[CALENDARS].find(query or {}):
         if hub.directory.get(doc["tenant"], doc["calendar_id"], doc["version"]) is None:
             added += hub.add(doc["tenant"], calendar_from_doc(doc))
     return added
+
+
+async def poll_calendars(store: MongoStore, hub: CalendarHub) -> int:
+    """Look in the database for the calendar versions the hub's engines wait for (stored by
+    partitions of other processes); returns how many were found."""
+    wanted = hub.wanted()
+    if not wanted:
+        return 0
+    query = {
+        "$or": [
+            {"tenant": tenant, "calendar_id": calendar_id, "version": version}
+            for tenant, calendar_id, version in sorted(wanted)
+        ]
+    }
+    return await load_calendars(store, hub, query)
+
+
+class CalendarPoller:
+    """Background work: while tickets wait for a calendar version, look for it in the
+    database every ``interval`` seconds (another process may own the partition it came on)."""
+
+    def __init__(self, store: MongoStore, hub: CalendarHub, interval: float = 1.0) -> None:
+        self.store = store
+        self.hub = hub
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Poll in the background."""
+        self._task = asyncio.create_task(self._run(), name="calendar-poller")
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop polling."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                found = await poll_calendars(self.store, self.hub)
+            except Exception:  # the database is away for a moment: the next round tries again
+                log.warning("looking for calendar versions failed", exc_info=True)
+                continue
+            if found:
+                log.info("found %d calendar versions stored by other processes", found)

@@ -8,7 +8,16 @@ Processing is a small pipeline, one step per method:
 2. :meth:`PartitionEngine.flush` derives each changed entity once per batch, retracts what it
    contributed before and adds what it contributes now (only the difference touches the cube).
 3. The checkpoint (:mod:`crm_metrics.checkpoint`) then writes the changed facts, the changed
-   aggregate cells and the partition's next offset in one database transaction.
+   aggregate cells and the partition's next offset in one database transaction — with, per
+   ticket, whether its cells were derived with its business calendar, and every calendar
+   version those cells used.
+
+A ticket's business clocks need its calendar version, which may not be known yet (it arrives on
+another partition). The ticket then contributes without it, waits, and is derived again once
+the version is announced (:meth:`PartitionEngine.before_calendar`). After a restore the
+directory of calendars may know more, or less, than it did when the cells were written, so each
+restored ticket says which it was (:meth:`PartitionEngine.restore`) instead of the engine
+assuming the cells match what the directory knows now.
 
 Deriving each entity once per batch rather than once per event is what makes a replay fast: a
 ticket with twenty events is derived once or twice, not twenty times.
@@ -22,7 +31,7 @@ from dataclasses import dataclass, field
 from google.protobuf.message import Message
 
 from crm_calendar.business_calendar import BusinessCalendar
-from crm_metrics.calendars import CalendarHub
+from crm_metrics.calendars import CalendarHub, CalendarKey
 from crm_metrics.domain.clocks import (
     Settings,
     TicketClocks,
@@ -37,13 +46,21 @@ from crm_metrics.events import EntityKey, FactStore, TicketKey, apply
 from crm_platform.events import Event
 
 
+class CalendarLostError(RuntimeError):
+    """Restored cells were derived with a calendar version the database does not hold."""
+
+
 @dataclass(slots=True)
 class FlushResult:
-    """What a flush changed: entities to checkpoint, and calendars first seen."""
+    """What a flush changed: entities to checkpoint, and the calendar versions they need.
+
+    ``calendars``: the versions seen in this partition's events since the last flush, and those
+    the derived tickets' cells now use (a checkpoint stores the ones it has not stored yet, so
+    every stored cell can be derived again from stored facts)."""
 
     tickets: dict[TicketKey, TicketClocks] = field(default_factory=dict)
     mentions: set[EntityKey] = field(default_factory=set)
-    calendars: list[tuple[str, BusinessCalendar]] = field(default_factory=list)
+    calendars: set[CalendarKey] = field(default_factory=set)
 
 
 class PartitionEngine:
@@ -69,7 +86,7 @@ class PartitionEngine:
         self._before: dict[EntityKey, list[Contribution]] = {}
         # Tickets waiting for a calendar version that has not arrived yet.
         self._waiting: dict[tuple[str, str, int], set[TicketKey]] = {}
-        self._new_calendars: list[tuple[str, BusinessCalendar]] = []
+        self._seen_calendars: set[CalendarKey] = set()
         self.next_offset = 0
         self.watermark_ms = 0
 
@@ -78,8 +95,10 @@ class PartitionEngine:
     def process(self, event: Event, payload: Message, offset: int) -> None:
         """Apply one event (raises :class:`~crm_metrics.events.PoisonEvent` if it never can)."""
         changes = apply(self.facts, event, payload, self._remember)
-        if changes.calendar is not None and self.hub.add(event.tenant_id, changes.calendar):
-            self._new_calendars.append((event.tenant_id, changes.calendar))
+        if changes.calendar is not None:
+            self.hub.add(event.tenant_id, changes.calendar)
+            calendar = changes.calendar
+            self._seen_calendars.add((event.tenant_id, calendar.calendar_id, calendar.version))
         self.next_offset = offset + 1
         self.watermark_ms = max(self.watermark_ms, int(event.time.timestamp() * 1000))
 
@@ -89,12 +108,41 @@ class PartitionEngine:
         for ticket in self._waiting.pop((tenant, calendar.calendar_id, calendar.version), ()):
             self._remember(ticket)
 
-    def wait_for_calendars(self) -> None:
-        """After loading facts: note the tickets whose calendar version is not known yet."""
-        for key, facts in self.facts.tickets.items():
-            if facts.calendar is not None and self.calendar_of(facts) is None:
-                wanted = (facts.tenant, facts.calendar[0], facts.calendar[1])
-                self._waiting.setdefault(wanted, set()).add(key)
+    def waiting_for(self) -> set[CalendarKey]:
+        """The calendar versions some tickets wait for."""
+        return set(self._waiting)
+
+    def restore(self, facts: TicketFacts, calendar_applied: bool) -> None:
+        """Put back a checkpointed ticket whose stored cells were derived with its calendar
+        version (``calendar_applied``) or without it.
+
+        Without it, and the version is known now (it arrived, or was stored, meanwhile): the
+        ticket remembers that it contributes without it and is derived again at the next flush.
+        Without it and still unknown: it waits. With it, the version must be known (the
+        checkpoint that wrote those cells stored it): if not, :class:`CalendarLostError`.
+        """
+        key = (facts.tenant, facts.ticket_id)
+        self.facts.tickets[key] = facts
+        if facts.calendar is None:
+            return
+        known = self.calendar_of(facts) is not None
+        if calendar_applied:
+            if not known:
+                raise CalendarLostError(
+                    f"ticket {facts.ticket_id} was derived with calendar {facts.calendar}, "
+                    "which is not stored"
+                )
+        elif known:
+            self._before.setdefault(
+                key, contributions(facts, derive(facts, None, self.settings), self.settings)
+            )
+        else:
+            self._wait(key, facts)
+
+    def _wait(self, key: TicketKey, facts: TicketFacts) -> None:
+        assert facts.calendar is not None
+        wanted = (facts.tenant, facts.calendar[0], facts.calendar[1])
+        self._waiting.setdefault(wanted, set()).add(key)
 
     def close(self) -> None:
         """Leave the hub and drop the state (the partition was revoked)."""
@@ -130,8 +178,8 @@ class PartitionEngine:
 
     def flush(self) -> FlushResult:
         """Derive every entity changed since the last flush and update the cube."""
-        result = FlushResult(calendars=self._new_calendars)
-        self._new_calendars = []
+        result = FlushResult(calendars=self._seen_calendars)
+        self._seen_calendars = set()
         before, self._before = self._before, {}
         cube = self.cube
         for key, old in before.items():
@@ -142,9 +190,11 @@ class PartitionEngine:
             else:
                 facts = self.facts.tickets[key]
                 clocks = self.clocks_of(facts)
-                if clocks.calendar_missing and facts.calendar is not None:
-                    wanted = (facts.tenant, facts.calendar[0], facts.calendar[1])
-                    self._waiting.setdefault(wanted, set()).add(key)
+                if facts.calendar is not None:
+                    if clocks.calendar_missing:
+                        self._wait(key, facts)
+                    else:
+                        result.calendars.add((facts.tenant, *facts.calendar))
                 new = contributions(facts, clocks, self.settings)
                 result.tickets[key] = clocks
                 tenant = key[0]

@@ -23,7 +23,7 @@ from aiokafka import TopicPartition
 
 from crm_metrics.bootstrap import build_consumer, register_namespace
 from crm_metrics.calendars import CalendarHub
-from crm_metrics.checkpoint import LIVE, ensure_indexes
+from crm_metrics.checkpoint import LIVE, CalendarPoller, ensure_indexes
 from crm_metrics.settings import MetricsSettings
 from crm_platform.checkpointed import CheckpointedConsumer, end_offsets
 from crm_platform.mongo import MongoStore
@@ -71,17 +71,21 @@ async def replay(
         await ensure_indexes(mongo)
         await register_namespace(mongo, settings)
         targets = await end_offsets(settings.kafka_bootstrap_servers, settings.topics)
-        consumer = build_consumer(mongo, settings, CalendarHub())
+        hub = CalendarHub()
+        consumer = build_consumer(mongo, settings, hub)
+        poller = CalendarPoller(mongo, hub, settings.calendar_poll_seconds)
         consumer.start_time = start_time
         consumer.checkpoint_interval = max(settings.checkpoint_interval_seconds, 2.0)
         started = time.monotonic()
         consumer.start()
+        poller.start()
         # Progress lives in the consumer's partition states; look at it five times a second.
         while consumer.running:
             if not follow and caught_up(consumer, targets):
                 break
             await asyncio.sleep(0.2)
         await consumer.stop()
+        await poller.stop()
         return ReplayReport(settings.namespace, consumer.records, time.monotonic() - started)
     finally:
         await mongo.close()

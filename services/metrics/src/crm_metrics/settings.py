@@ -31,6 +31,13 @@ class MetricsSettings(ServiceSettings):
     )
     checkpoint_interval_seconds: float = Field(default=0.2, gt=0, le=60)
     view_refresh_seconds: float = Field(default=0.2, gt=0, le=60)
+    calendar_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="while tickets wait for a calendar version, how often to look for it in "
+        "the database (another process's partition may have stored it)",
+    )
     cell_snapshot_min_cells: int = Field(
         default=200_000,
         ge=1,
