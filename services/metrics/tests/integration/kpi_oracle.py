@@ -107,6 +107,7 @@ KPIS: dict[str, tuple[str, str]] = {
     "nrt_business": (DISTRIBUTION, "s"),
     "resolution_wall": (DISTRIBUTION, "s"),
     "first_resolution_wall": (DISTRIBUTION, "s"),
+    "first_resolution_business": (DISTRIBUTION, "s"),
     "resolution_business": (DISTRIBUTION, "s"),
     "sla_first_response": (RATE, "%"),
     "sla_next_response": (RATE, "%"),
@@ -284,6 +285,7 @@ class TicketClocks:
     last_resolve: datetime | None
     resolution_wall: float | None
     first_resolution_wall: float | None
+    first_resolution_business: float | None
     resolution_business: float | None
     silence: float | None
     reopen_count: int
@@ -790,6 +792,13 @@ def _derive_ticket(
     first_resolve = resolves[0] if resolves else None
     last_resolve = resolves[-1] if resolves else None
     first_resolution_wall = _seconds(first_resolve - created) if first_resolve else None
+    # Business time to the first resolve: nothing was resolved before it, so only the pauses
+    # are left out.
+    first_resolution_business = (
+        _counting_time(created, first_resolve, segments, PAUSING_STATUSES, calendar)
+        if first_resolve
+        else None
+    )
     resolution_wall = resolution_business = silence = None
     fcr = same_day = None
     if resolved and last_resolve is not None:
@@ -851,6 +860,7 @@ def _derive_ticket(
         last_resolve=last_resolve,
         resolution_wall=resolution_wall,
         first_resolution_wall=first_resolution_wall,
+        first_resolution_business=first_resolution_business,
         resolution_business=resolution_business,
         silence=silence,
         reopen_count=current.reopen_count,
@@ -910,6 +920,8 @@ def _ticket_observations(t: TicketClocks, now: datetime) -> list[Observation]:
         add("backlog", at, float(change))
     if t.first_resolve is not None and t.first_resolution_wall is not None:
         add("first_resolution_wall", t.first_resolve, t.first_resolution_wall)
+        assert t.first_resolution_business is not None
+        add("first_resolution_business", t.first_resolve, t.first_resolution_business)
     if t.resolved and t.last_resolve is not None:
         at = t.last_resolve
         assert t.resolution_wall is not None

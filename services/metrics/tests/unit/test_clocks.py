@@ -100,6 +100,8 @@ def test_pauses_are_not_business_time_and_reopen_counts() -> None:
     _facts, clocks = clocks_of(events)
     assert clocks.seconds("resolution_wall") == 6 * 3600
     assert clocks.seconds("first_resolution_wall") == 4 * 3600
+    # To the first resolve: 9-10 and 12-13 working (10-12 paused).
+    assert clocks.seconds("first_resolution_business") == 2 * 3600
     # 9-10 working, 10-12 paused, 12-13 working, 13-14 resolved, 14-15 working.
     assert clocks.seconds("resolution_business") == 3 * 3600
     assert "reopened" in clocks.flags

@@ -431,6 +431,32 @@ def test_reopen_counts_in_the_reopen_rate_and_resolution_runs_to_the_last_resolv
     assert result.kpi("backlog").value == 0  # +1 created, -1, +1 reopen, -1
 
 
+def test_first_resolution_has_a_business_clock_too() -> None:
+    story = (
+        Story()
+        .created(at(18))
+        .agent(at(19))
+        .status(pb.TICKET_STATUS_PENDING_CUSTOMER, at(19.5))
+        .customer(at(10, day=1))  # back to open
+        .resolve(at(11, day=1))
+        .customer(at(12, day=1))  # reopens
+        .agent(at(13, day=1))
+        .resolve(at(14, day=1))
+    )
+
+    result = compute(story)
+
+    assert result.kpi("first_resolution_wall").value == 17 * HOUR
+    # 18:00-19:30 working, pending until 10:00 the next day, 10-11 working.
+    assert result.kpi("first_resolution_business").value == 2.5 * HOUR
+    # The last resolve: also 12-14 (the hour resolved before the reopen does not count).
+    assert result.kpi("resolution_business").value == 4.5 * HOUR
+    assert (
+        result.query(start=at(11, day=1), end=at(12, day=1))[""]["first_resolution_business"].count
+        == 1
+    )
+
+
 def test_a_ticket_reopened_and_not_resolved_again_is_not_resolved() -> None:
     story = Story().created(at(9)).agent(at(10)).resolve(at(11)).customer(at(13))
 

@@ -137,6 +137,13 @@ _SPECS: tuple[KpiSpec, ...] = (
         "Business time in non-pausing, non-resolved states until the last resolve.",
     ),
     KpiSpec(
+        "first_resolution_business",
+        Kind.DISTRIBUTION,
+        "s",
+        "Business time in non-pausing states from creation to the first resolve; at that "
+        "transition.",
+    ),
+    KpiSpec(
         "sla_first_response",
         Kind.RATE,
         "%",

@@ -345,6 +345,17 @@ def derive(
             (first.event_id,),
             "creation → first resolve",
         )
+        first_ms = max(first.at_ms, create)
+        business = timeline.counted_business_ms(create, first_ms, PAUSE_STATUSES | DONE_STATUSES)
+        add(
+            "first_resolution_business",
+            create,
+            first_ms,
+            created_ids,
+            (first.event_id,),
+            "business time in working statuses until the first resolve",
+            seconds=business / 1000,
+        )
     if resolved_now:
         last = resolves[-1]
         last_ms = max(last.at_ms, create)
@@ -508,6 +519,20 @@ def contributions(
         append(
             Contribution(
                 "first_resolution_wall", at(first_resolution.end_ms), dims, first_resolution.seconds
+            )
+        )
+    first_business = clocks.clocks.get("first_resolution_business")
+    if (
+        first_business is not None
+        and first_business.seconds is not None
+        and not clocks.calendar_missing
+    ):
+        append(
+            Contribution(
+                "first_resolution_business",
+                at(first_business.end_ms),
+                dims,
+                first_business.seconds,
             )
         )
     resolution = clocks.clocks.get("resolution_wall")
