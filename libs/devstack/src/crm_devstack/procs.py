@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,11 +23,31 @@ HOST = "127.0.0.1"
 _PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True)  # the C library Python itself is linked with
 _POLL_SECONDS = 0.1
+_SETPRIV = shutil.which("setpriv")  # util-linux, on every Debian system
 
 
 def _terminate_with_parent() -> None:
-    """Run in the child between fork and exec: get SIGTERM when the launcher's thread dies."""
+    """Run in the child between fork and exec: get SIGTERM when the launcher's thread dies.
+    Only where ``setpriv`` is missing (see :meth:`ManagedProcess._spawn`)."""
     _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def with_parent_death_signal(argv: Sequence[str]) -> tuple[list[str], Callable[[], None] | None]:
+    """The command line and ``preexec_fn`` that make a child get SIGTERM when the launcher's
+    thread dies.
+
+    ``setpriv --pdeathsig`` sets the signal and then executes the command (it survives the
+    exec), so the launcher needs no ``preexec_fn``: a ``preexec_fn`` forces a real ``fork()``
+    and runs Python in the child, and ``fork()`` runs the ``pthread_atfork`` handlers of every
+    library loaded — gRPC's among them, which in a launcher with live gRPC threads (the tests,
+    the demo) print "Other threads are currently calling into gRPC, skipping fork() handlers"
+    and can leave the core's epoll state broken ("epoll_wait error: Bad file descriptor",
+    SIGABRT). Without ``preexec_fn`` the child is started with ``vfork()``, which runs no
+    handlers and no Python.
+    """
+    if _SETPRIV is None:
+        return list(argv), _terminate_with_parent
+    return [_SETPRIV, "--pdeathsig", "TERM", "--", *argv], None
 
 
 class ManagedProcess:
@@ -84,15 +105,16 @@ class ManagedProcess:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             log.write(f"--- {stamp} crm-dev starts {self.name}: {' '.join(argv)}\n".encode())
             log.flush()
+            command, preexec = (list(argv), None) if self.detach else with_parent_death_signal(argv)
             self._proc = subprocess.Popen(
-                argv,
+                command,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=None if env is None else dict(env),
                 cwd=cwd,
                 start_new_session=True,
-                preexec_fn=None if self.detach else _terminate_with_parent,
+                preexec_fn=preexec,
             )
 
     async def _wait_ready(self, probe: Callable[[], Awaitable[bool]], timeout: float) -> None:

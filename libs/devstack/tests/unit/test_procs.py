@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import signal
 import socket
 import sys
@@ -15,6 +17,7 @@ from crm_devstack.procs import (
     ManagedProcess,
     ensure_port_free,
     free_ports,
+    pid_alive,
     pid_runs,
     tail_lines,
 )
@@ -121,3 +124,72 @@ def test_port_in_use_is_a_clear_error() -> None:
 
 def test_tail_of_a_missing_file_is_empty(tmp_path: Path) -> None:
     assert tail_lines(tmp_path / "missing.log", 10) == ""
+
+
+# A launcher with gRPC threads busy (a server answering a client in a loop, as in the tests and
+# the demo) that starts children, then exits without stopping the last one.
+_GRPC_LAUNCHER = """
+import asyncio, sys, threading
+from concurrent import futures
+from pathlib import Path
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from crm_devstack.procs import ManagedProcess
+
+server = grpc.server(futures.ThreadPoolExecutor(4))
+health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), server)
+port = server.add_insecure_port("127.0.0.1:0")
+server.start()
+stop = threading.Event()
+
+def busy():
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        check = health_pb2_grpc.HealthStub(channel).Check
+        while not stop.is_set():
+            check(health_pb2.HealthCheckRequest())
+
+threads = [threading.Thread(target=busy) for _ in range(3)]
+for thread in threads:
+    thread.start()
+
+async def main():
+    folder = Path(sys.argv[1])
+    for n in range(int(sys.argv[2])):
+        child = ManagedProcess(f"c{n}", folder / f"c{n}.log", stop_grace=5)
+        child._spawn([sys.executable, "-c", "import time; time.sleep(60)"])
+        if n + 1 < int(sys.argv[2]):
+            await child.stop()
+    (folder / "last.pid").write_text(str(child.pid))
+
+asyncio.run(main())
+stop.set()
+for thread in threads:
+    thread.join()
+server.stop(0)
+"""
+
+
+async def test_children_of_a_launcher_with_live_grpc_threads_run_no_fork_handlers(
+    tmp_path: Path,
+) -> None:
+    """Starting a child must not fork() the launcher: gRPC's fork handlers would run while its
+    threads are busy (the "skipping fork() handlers" warning, and once a SIGABRT in epoll)."""
+    launcher = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _GRPC_LAUNCHER,
+        str(tmp_path),
+        "20",
+        env={k: v for k, v in os.environ.items() if k != "GRPC_ENABLE_FORK_SUPPORT"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(launcher.communicate(), 120)
+    text = output.decode()
+    assert launcher.returncode == 0, text[-3000:]
+    assert "fork" not in text.lower(), text[-3000:]
+    # The launcher is gone without stopping its last child: the child got SIGTERM with it.
+    last = int((tmp_path / "last.pid").read_text())
+    async with asyncio.timeout(30):
+        while pid_alive(last):
+            await asyncio.sleep(0.05)
