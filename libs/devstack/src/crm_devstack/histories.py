@@ -19,7 +19,11 @@ What a ticket can go through:
   it: on the earliest public agent message), delivery and read receipts some time after sending;
 - further rounds of customer messages and replies (next-response cycles), waits for the
   customer (``pending_customer``, left automatically when the customer writes) and for a third
-  party (``on_hold``), resolve, reopen by a customer message, close;
+  party (``on_hold``), resolve (sometimes at the very instant of the last reply, or with the
+  customer's last messages left without a reply), reopen by a customer message, close;
+- ``MessageAdded.ticket_version`` and the snapshots' ``Ticket.version`` counting the ticket's
+  changes as the service desk does (a message and the status change it causes share one), so
+  events at one instant have the desk's order;
 - SLA outcomes per target (``SlaTargetMet`` / ``SlaBreached``) with due times computed simply:
   the target added to the clock's start on its calendar (business or round the clock), pauses
   ignored; a survey on the first resolve and sometimes its answer; some tickets have no SLA at
@@ -823,9 +827,12 @@ class _Generator:
 
         message_number = itertools.count(1)
 
-        def message(ms: int, author: int, author_id: str, public: bool = True) -> str:
+        def message(
+            ms: int, author: int, author_id: str, public: bool = True, opening: bool = False
+        ) -> str:
+            """``opening``: the customer's first message, added by the change opening it."""
             message_id = f"m-{self.seed}-{index}-{next(message_number)}"
-            act(ms, _MSG, message_id, author, author_id, public)
+            act(ms, _MSG, message_id, author, author_id, public, opening)
             return message_id
 
         def receipts(ms: int, message_id: str, long_delay: bool = False) -> int:
@@ -844,7 +851,7 @@ class _Generator:
             return ms + delay
 
         if first_message:
-            message(t0, pb.AUTHOR_TYPE_CUSTOMER, contact)
+            message(t0, pb.AUTHOR_TYPE_CUSTOMER, contact, opening=True)
         if channel in (pb.CHANNEL_EMAIL, pb.CHANNEL_WEB_FORM, pb.CHANNEL_MOBILE) and r() < 0.7:
             ack_at = t0 + 2000 + int(r() * 58_000)
             ack = message(ack_at, pb.AUTHOR_TYPE_BOT, "autoresponder")
@@ -942,6 +949,11 @@ class _Generator:
                 outcome(pb.SLA_TARGET_NEXT_RESPONSE, nr_due, None)  # left unanswered
                 outcome(pb.SLA_TARGET_RESOLUTION, res_due, None)
                 return self._execute(ticket, plan, contact, channel)
+            if r() < 0.05:
+                # Resolved without a reply to the customer's last messages (settled on the
+                # phone, say): the next-response target is not met.
+                outcome(pb.SLA_TARGET_NEXT_RESPONSE, nr_due, None)
+                break
             t = self._business_hours(t + self._lognormal_ms(median * 0.7, 1.0), office)
             if r() < 0.15:
                 last_agent = agents[int(r() * len(agents))]  # a colleague answers
@@ -953,8 +965,9 @@ class _Generator:
             outcome(pb.SLA_TARGET_RESOLUTION, res_due, None)  # still being worked on
             return self._execute(ticket, plan, contact, channel)
 
-        # Resolve, survey, maybe reopen, close.
-        resolved = t + self._lognormal_ms(120.0)
+        # Resolve, survey, maybe reopen, close. Sometimes in the same instant as the last
+        # message ("reply and resolve" in one action): the desk makes the resolve after it.
+        resolved = t if r() < 0.12 else t + self._lognormal_ms(120.0)
         act(resolved, _STATUS, pb.TICKET_STATUS_RESOLVED, "solved", last_agent)
         outcome(pb.SLA_TARGET_RESOLUTION, res_due, resolved)
         survey_id = f"sv-{self.seed}-{index}"
@@ -1039,11 +1052,13 @@ class _Generator:
             if status == pb.TICKET_STATUS_CLOSED and kind in (_MSG, _UPDATE, _LINK, _STATUS):
                 raise AssertionError(f"{ticket_id}: planned a change of a closed ticket")
             if kind == _MSG:
-                message_id, author, author_id, public = data
-                version += 1
+                message_id, author, author_id, public, opening = data
+                if not opening:
+                    version += 1  # a change of its own (the opening message is the creation's)
                 first = author == pb.AUTHOR_TYPE_AGENT and public and not answered
                 # One MessageAdded per ticket, refilled: every field is set on every message.
                 added.first_response = first
+                added.ticket_version = version  # the version of this change, as the desk sets it
                 m.id = message_id
                 m.author_type = author
                 m.author_id = author_id

@@ -327,7 +327,9 @@ class ServiceDesk:
             facts.messages.append(message)
             facts.add(
                 events_pb2.MessageAdded(
-                    message=convert.message_to_proto(message), contact_id=ticket.contact_id
+                    message=convert.message_to_proto(message),
+                    contact_id=ticket.contact_id,
+                    ticket_version=ticket.version,
                 ),
                 at,
             )
@@ -457,6 +459,8 @@ class ServiceDesk:
                     message=convert.message_to_proto(message),
                     contact_id=ticket.contact_id,
                     first_response=first_response,
+                    # The version this change gives the ticket (see _change_ticket).
+                    ticket_version=ticket.version + 1,
                 ),
                 message.sent_at,
             )

@@ -136,6 +136,41 @@ async def test_first_public_agent_reply_meets_first_response_and_bot_reply_does_
     assert met.target == pb.SLA_TARGET_FIRST_RESPONSE
 
 
+async def test_messages_carry_the_ticket_version_that_orders_them_among_status_changes(
+    desk: DeskUnderTest,
+) -> None:
+    stubs = desk.stubs(new_tenant())
+    ticket = await stubs.new_ticket(await stubs.new_contact())
+
+    async def say(author: Any) -> pb.AddMessageResponse:
+        message = pb.Message(author_type=author, visibility=pb.VISIBILITY_PUBLIC, body="hi")
+        return await stubs.tickets.AddMessage(
+            pb.AddMessageRequest(ticket_id=ticket.id, message=message), metadata=stubs.md
+        )
+
+    reply = await say(pb.AUTHOR_TYPE_AGENT)  # opens the NEW ticket
+    resolved = await stubs.tickets.TransitionTicket(
+        pb.TransitionTicketRequest(id=ticket.id, status=pb.TICKET_STATUS_RESOLVED),
+        metadata=stubs.md,
+    )
+    again = await say(pb.AUTHOR_TYPE_CUSTOMER)  # reopens it
+
+    events = await read_events(
+        desk.kafka_bootstrap,
+        lambda evs: len(of_type(evs, events_pb2.TicketStatusChanged, ticket.id)) >= 3,
+    )
+    added = [e for _, e in of_type(events, events_pb2.MessageAdded, ticket.id)]
+    changes = [e for _, e in of_type(events, events_pb2.TicketStatusChanged, ticket.id)]
+    assert [m.ticket_version for m in added] == [reply.ticket.version, again.ticket.version]
+    assert [(c.ticket.version, c.to_status) for c in changes] == [
+        (reply.ticket.version, pb.TICKET_STATUS_OPEN),  # caused by the reply
+        (resolved.ticket.version, pb.TICKET_STATUS_RESOLVED),
+        (again.ticket.version, pb.TICKET_STATUS_OPEN),  # caused by the customer's message
+    ]
+    assert ticket.version < reply.ticket.version < resolved.ticket.version
+    assert resolved.ticket.version < again.ticket.version
+
+
 async def test_routing_assigns_round_robin_and_records_the_rule(desk: DeskUnderTest) -> None:
     stubs = desk.stubs(new_tenant())
     for agent in ("agent-a", "agent-b", "agent-c"):

@@ -28,7 +28,7 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63rm/servicedesk/v1/events.proto\x12\x12\x63rm.servicedesk.v1\x1a\x1b\x62uf/validate/validate.proto\x1a$crm/servicedesk/v1/servicedesk.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"C\n\rTicketCreated\x12\x32\n\x06ticket\x18\x01 \x01(\x0b\x32\x1a.crm.servicedesk.v1.TicketB\x06\xbaH\x03\xc8\x01\x01\"\x91\x01\n\rTicketUpdated\x12\x32\n\x06ticket\x18\x01 \x01(\x0b\x32\x1a.crm.servicedesk.v1.TicketB\x06\xbaH\x03\xc8\x01\x01\x12\x32\n\x0e\x63hanged_fields\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x18\n\x10previous_version\x18\x03 \x01(\x03\"\x86\x02\n\x13TicketStatusChanged\x12\x32\n\x06ticket\x18\x01 \x01(\x0b\x32\x1a.crm.servicedesk.v1.TicketB\x06\xbaH\x03\xc8\x01\x01\x12\x35\n\x0b\x66rom_status\x18\x02 \x01(\x0e\x32 .crm.servicedesk.v1.TicketStatus\x12\x33\n\tto_status\x18\x03 \x01(\x0e\x32 .crm.servicedesk.v1.TicketStatus\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12/\n\x0b\x63hange_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reopen\x18\x06 \x01(\x08\"\xa6\x01\n\x11InteractionLinked\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x12\n\ncontact_id\x18\x02 \x01(\t\x12\x34\n\x0binteraction\x18\x03 \x01(\x0b\x32\x1f.crm.servicedesk.v1.Interaction\x12\x34\n\x10\x66irst_touch_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"p\n\x0cMessageAdded\x12\x34\n\x07message\x18\x01 \x01(\x0b\x32\x1b.crm.servicedesk.v1.MessageB\x06\xbaH\x03\xc8\x01\x01\x12\x12\n\ncontact_id\x18\x02 \x01(\t\x12\x16\n\x0e\x66irst_response\x18\x03 \x01(\x08\"\xa5\x01\n\x0fReceiptRecorded\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x12\n\ncontact_id\x18\x02 \x01(\t\x12\x12\n\nmessage_id\x18\x03 \x01(\t\x12-\n\x04kind\x18\x04 \x01(\x0e\x32\x1f.crm.servicedesk.v1.ReceiptKind\x12(\n\x04time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"e\n\x10SlaClocksChanged\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x12\n\ncontact_id\x18\x02 \x01(\t\x12*\n\x03sla\x18\x03 \x01(\x0b\x32\x1d.crm.servicedesk.v1.TicketSla\"\xf0\x01\n\tSlaAtRisk\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x12\n\ncontact_id\x18\x02 \x01(\t\x12-\n\x06target\x18\x03 \x01(\x0e\x32\x1d.crm.servicedesk.v1.SlaTarget\x12,\n\x08\x64ue_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x61t_risk_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tfire_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc0\x01\n\x0bSlaBreached\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x12\n\ncontact_id\x18\x02 \x01(\t\x12-\n\x06target\x18\x03 \x01(\x0e\x32\x1d.crm.servicedesk.v1.SlaTarget\x12,\n\x08\x64ue_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tfire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc0\x01\n\x0cSlaTargetMet\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x12\n\ncontact_id\x18\x02 \x01(\t\x12-\n\x06target\x18\x03 \x01(\x0e\x32\x1d.crm.servicedesk.v1.SlaTarget\x12,\n\x08\x64ue_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08met_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"m\n\x0cTicketRouted\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x12\n\ncontact_id\x18\x02 \x01(\t\x12\x36\n\tdecisions\x18\x03 \x03(\x0b\x32#.crm.servicedesk.v1.RoutingDecision\"G\n\x0fMentionReceived\x12\x34\n\x07mention\x18\x01 \x01(\x0b\x32\x1b.crm.servicedesk.v1.MentionB\x06\xbaH\x03\xc8\x01\x01\"@\n\nSurveySent\x12\x32\n\x06survey\x18\x01 \x01(\x0b\x32\x1a.crm.servicedesk.v1.SurveyB\x06\xbaH\x03\xc8\x01\x01\"D\n\x0eSurveyAnswered\x12\x32\n\x06survey\x18\x01 \x01(\x0b\x32\x1a.crm.servicedesk.v1.SurveyB\x06\xbaH\x03\xc8\x01\x01\"Q\n\x0f\x43\x61lendarChanged\x12>\n\x08\x63\x61lendar\x18\x01 \x01(\x0b\x32$.crm.servicedesk.v1.BusinessCalendarB\x06\xbaH\x03\xc8\x01\x01\"I\n\x10SlaPolicyChanged\x12\x35\n\x06policy\x18\x01 \x01(\x0b\x32\x1d.crm.servicedesk.v1.SlaPolicyB\x06\xbaH\x03\xc8\x01\x01\"K\n\x12RoutingRuleChanged\x12\x35\n\x04rule\x18\x01 \x01(\x0b\x32\x1f.crm.servicedesk.v1.RoutingRuleB\x06\xbaH\x03\xc8\x01\x01\"@\n\x0c\x41gentChanged\x12\x30\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x19.crm.servicedesk.v1.AgentB\x06\xbaH\x03\xc8\x01\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63rm/servicedesk/v1/events.proto\x12\x12\x63rm.servicedesk.v1\x1a\x1b\x62uf/validate/validate.proto\x1a$crm/servicedesk/v1/servicedesk.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"C\n\rTicketCreated\x12\x32\n\x06ticket\x18\x01 \x01(\x0b\x32\x1a.crm.servicedesk.v1.TicketB\x06\xbaH\x03\xc8\x01\x01\"\x91\x01\n\rTicketUpdated\x12\x32\n\x06ticket\x18\x01 \x01(\x0b\x32\x1a.crm.servicedesk.v1.TicketB\x06\xbaH\x03\xc8\x01\x01\x12\x32\n\x0e\x63hanged_fields\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x18\n\x10previous_version\x18\x03 \x01(\x03\"\x86\x02\n\x13TicketStatusChanged\x12\x32\n\x06ticket\x18\x01 \x01(\x0b\x32\x1a.crm.servicedesk.v1.TicketB\x06\xbaH\x03\xc8\x01\x01\x12\x35\n\x0b\x66rom_status\x18\x02 \x01(\x0e\x32 .crm.servicedesk.v1.TicketStatus\x12\x33\n\tto_status\x18\x03 \x01(\x0e\x32 .crm.servicedesk.v1.TicketStatus\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12/\n\x0b\x63hange_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reopen\x18\x06 \x01(\x08\"\xa6\x01\n\x11InteractionLinked\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x12\n\ncontact_id\x18\x02 \x01(\t\x12\x34\n\x0binteraction\x18\x03 \x01(\x0b\x32\x1f.crm.servicedesk.v1.Interaction\x12\x34\n\x10\x66irst_touch_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x88\x01\n\x0cMessageAdded\x12\x34\n\x07message\x18\x01 \x01(\x0b\x32\x1b.crm.servicedesk.v1.MessageB\x06\xbaH\x03\xc8\x01\x01\x12\x12\n\ncontact_id\x18\x02 \x01(\t\x12\x16\n\x0e\x66irst_response\x18\x03 \x01(\x08\x12\x16\n\x0eticket_version\x18\x04 \x01(\x03\"\xa5\x01\n\x0fReceiptRecorded\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x12\n\ncontact_id\x18\x02 \x01(\t\x12\x12\n\nmessage_id\x18\x03 \x01(\t\x12-\n\x04kind\x18\x04 \x01(\x0e\x32\x1f.crm.servicedesk.v1.ReceiptKind\x12(\n\x04time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"e\n\x10SlaClocksChanged\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x12\n\ncontact_id\x18\x02 \x01(\t\x12*\n\x03sla\x18\x03 \x01(\x0b\x32\x1d.crm.servicedesk.v1.TicketSla\"\xf0\x01\n\tSlaAtRisk\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x12\n\ncontact_id\x18\x02 \x01(\t\x12-\n\x06target\x18\x03 \x01(\x0e\x32\x1d.crm.servicedesk.v1.SlaTarget\x12,\n\x08\x64ue_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x61t_risk_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tfire_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc0\x01\n\x0bSlaBreached\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x12\n\ncontact_id\x18\x02 \x01(\t\x12-\n\x06target\x18\x03 \x01(\x0e\x32\x1d.crm.servicedesk.v1.SlaTarget\x12,\n\x08\x64ue_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tfire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc0\x01\n\x0cSlaTargetMet\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x12\n\ncontact_id\x18\x02 \x01(\t\x12-\n\x06target\x18\x03 \x01(\x0e\x32\x1d.crm.servicedesk.v1.SlaTarget\x12,\n\x08\x64ue_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08met_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"m\n\x0cTicketRouted\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x12\n\ncontact_id\x18\x02 \x01(\t\x12\x36\n\tdecisions\x18\x03 \x03(\x0b\x32#.crm.servicedesk.v1.RoutingDecision\"G\n\x0fMentionReceived\x12\x34\n\x07mention\x18\x01 \x01(\x0b\x32\x1b.crm.servicedesk.v1.MentionB\x06\xbaH\x03\xc8\x01\x01\"@\n\nSurveySent\x12\x32\n\x06survey\x18\x01 \x01(\x0b\x32\x1a.crm.servicedesk.v1.SurveyB\x06\xbaH\x03\xc8\x01\x01\"D\n\x0eSurveyAnswered\x12\x32\n\x06survey\x18\x01 \x01(\x0b\x32\x1a.crm.servicedesk.v1.SurveyB\x06\xbaH\x03\xc8\x01\x01\"Q\n\x0f\x43\x61lendarChanged\x12>\n\x08\x63\x61lendar\x18\x01 \x01(\x0b\x32$.crm.servicedesk.v1.BusinessCalendarB\x06\xbaH\x03\xc8\x01\x01\"I\n\x10SlaPolicyChanged\x12\x35\n\x06policy\x18\x01 \x01(\x0b\x32\x1d.crm.servicedesk.v1.SlaPolicyB\x06\xbaH\x03\xc8\x01\x01\"K\n\x12RoutingRuleChanged\x12\x35\n\x04rule\x18\x01 \x01(\x0b\x32\x1f.crm.servicedesk.v1.RoutingRuleB\x06\xbaH\x03\xc8\x01\x01\"@\n\x0c\x41gentChanged\x12\x30\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x19.crm.servicedesk.v1.AgentB\x06\xbaH\x03\xc8\x01\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -65,32 +65,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TICKETSTATUSCHANGED']._serialized_end=669
   _globals['_INTERACTIONLINKED']._serialized_start=672
   _globals['_INTERACTIONLINKED']._serialized_end=838
-  _globals['_MESSAGEADDED']._serialized_start=840
-  _globals['_MESSAGEADDED']._serialized_end=952
-  _globals['_RECEIPTRECORDED']._serialized_start=955
-  _globals['_RECEIPTRECORDED']._serialized_end=1120
-  _globals['_SLACLOCKSCHANGED']._serialized_start=1122
-  _globals['_SLACLOCKSCHANGED']._serialized_end=1223
-  _globals['_SLAATRISK']._serialized_start=1226
-  _globals['_SLAATRISK']._serialized_end=1466
-  _globals['_SLABREACHED']._serialized_start=1469
-  _globals['_SLABREACHED']._serialized_end=1661
-  _globals['_SLATARGETMET']._serialized_start=1664
-  _globals['_SLATARGETMET']._serialized_end=1856
-  _globals['_TICKETROUTED']._serialized_start=1858
-  _globals['_TICKETROUTED']._serialized_end=1967
-  _globals['_MENTIONRECEIVED']._serialized_start=1969
-  _globals['_MENTIONRECEIVED']._serialized_end=2040
-  _globals['_SURVEYSENT']._serialized_start=2042
-  _globals['_SURVEYSENT']._serialized_end=2106
-  _globals['_SURVEYANSWERED']._serialized_start=2108
-  _globals['_SURVEYANSWERED']._serialized_end=2176
-  _globals['_CALENDARCHANGED']._serialized_start=2178
-  _globals['_CALENDARCHANGED']._serialized_end=2259
-  _globals['_SLAPOLICYCHANGED']._serialized_start=2261
-  _globals['_SLAPOLICYCHANGED']._serialized_end=2334
-  _globals['_ROUTINGRULECHANGED']._serialized_start=2336
-  _globals['_ROUTINGRULECHANGED']._serialized_end=2411
-  _globals['_AGENTCHANGED']._serialized_start=2413
-  _globals['_AGENTCHANGED']._serialized_end=2477
+  _globals['_MESSAGEADDED']._serialized_start=841
+  _globals['_MESSAGEADDED']._serialized_end=977
+  _globals['_RECEIPTRECORDED']._serialized_start=980
+  _globals['_RECEIPTRECORDED']._serialized_end=1145
+  _globals['_SLACLOCKSCHANGED']._serialized_start=1147
+  _globals['_SLACLOCKSCHANGED']._serialized_end=1248
+  _globals['_SLAATRISK']._serialized_start=1251
+  _globals['_SLAATRISK']._serialized_end=1491
+  _globals['_SLABREACHED']._serialized_start=1494
+  _globals['_SLABREACHED']._serialized_end=1686
+  _globals['_SLATARGETMET']._serialized_start=1689
+  _globals['_SLATARGETMET']._serialized_end=1881
+  _globals['_TICKETROUTED']._serialized_start=1883
+  _globals['_TICKETROUTED']._serialized_end=1992
+  _globals['_MENTIONRECEIVED']._serialized_start=1994
+  _globals['_MENTIONRECEIVED']._serialized_end=2065
+  _globals['_SURVEYSENT']._serialized_start=2067
+  _globals['_SURVEYSENT']._serialized_end=2131
+  _globals['_SURVEYANSWERED']._serialized_start=2133
+  _globals['_SURVEYANSWERED']._serialized_end=2201
+  _globals['_CALENDARCHANGED']._serialized_start=2203
+  _globals['_CALENDARCHANGED']._serialized_end=2284
+  _globals['_SLAPOLICYCHANGED']._serialized_start=2286
+  _globals['_SLAPOLICYCHANGED']._serialized_end=2359
+  _globals['_ROUTINGRULECHANGED']._serialized_start=2361
+  _globals['_ROUTINGRULECHANGED']._serialized_end=2436
+  _globals['_AGENTCHANGED']._serialized_start=2438
+  _globals['_AGENTCHANGED']._serialized_end=2502
 # @@protoc_insertion_point(module_scope)

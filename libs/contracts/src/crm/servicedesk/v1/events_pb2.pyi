@@ -176,9 +176,17 @@ class MessageAdded(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     CONTACT_ID_FIELD_NUMBER: _builtins.int
     FIRST_RESPONSE_FIELD_NUMBER: _builtins.int
+    TICKET_VERSION_FIELD_NUMBER: _builtins.int
     contact_id: _builtins.str
     first_response: _builtins.bool
     """True when this was the ticket's first public reply by a human agent."""
+    ticket_version: _builtins.int
+    """The ticket's version after the change that added the message (Ticket.version of the
+    change's snapshots). With the versions of the ticket's snapshots it orders the ticket's
+    events the way the service desk made them, also at one instant: a higher version came
+    later, and a message comes before the status change of its own version (which it caused,
+    e.g. a customer's message reopening a resolved ticket). 0 in events published before it.
+    """
     @_builtins.property
     def message(self) -> _servicedesk_pb2.Message: ...
     def __init__(
@@ -187,10 +195,11 @@ class MessageAdded(_message.Message):
         message: _servicedesk_pb2.Message | None = ...,
         contact_id: _builtins.str = ...,
         first_response: _builtins.bool = ...,
+        ticket_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact_id", b"contact_id", "first_response", b"first_response", "message", b"message"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact_id", b"contact_id", "first_response", b"first_response", "message", b"message", "ticket_version", b"ticket_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
