@@ -156,6 +156,7 @@ def apply(store: FactStore, event: Event, payload: Message, before: BeforeChange
                 enum_name(_STATUS, payload.from_status),
                 enum_name(_STATUS, payload.to_status),
                 payload.reopen,
+                payload.ticket.version,
             )
     elif isinstance(payload, ev.MessageAdded):
         message = payload.message
@@ -168,6 +169,7 @@ def apply(store: FactStore, event: Event, payload: Message, before: BeforeChange
             send,
             enum_name(_AUTHOR, message.author_type),
             message.visibility == pb.VISIBILITY_PUBLIC,
+            payload.ticket_version,
         )
         if message.HasField("deliver_time"):
             facts.deliver(message.id, ms(message.deliver_time), event.id)

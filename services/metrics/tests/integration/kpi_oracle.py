@@ -165,7 +165,10 @@ READINGS: tuple[str, ...] = (
     "without a default: the ticket is left out of expectation_breach",
     "linked mention = a MentionReceived whose id is the ticket's source_mention_id or whose "
     "ticket_id names the ticket (interactions of kind social mention are not looked up)",
-    "NRT runs and silence: at equal instants a company message comes before a customer message",
+    "a ticket's events at one instant are in the service desk's order: by ticket version "
+    "(MessageAdded.ticket_version, the snapshots' Ticket.version), a message before the status "
+    "change of its own version; between messages without a version (0) a company message "
+    "before a customer message (NRT runs, silence, chasers, the first response)",
     "silence ignores messages after the last resolve",
     "share_of_voice compares brands exactly (case-sensitive) with own_brands; empty = own",
     "the business calendar is the one named by the current snapshot's TicketSla; a named "
@@ -230,6 +233,14 @@ class Msg:
     public: bool
     send: datetime
     delivered: datetime | None
+    version: int = 0  # MessageAdded.ticket_version (0: published without one)
+
+    def order(self, at: datetime | None = None) -> tuple[datetime, int, int, str]:
+        """Where the message stands at ``at`` (default its send time): by time; at one instant
+        in the order the service desk made the ticket's changes (ticket version; a message
+        before the status change of its own version); between messages without a version, the
+        company's before the customer's."""
+        return (self.send if at is None else at, self.version, int(self.is_customer), self.id)
 
     @property
     def is_human_reply(self) -> bool:
@@ -445,7 +456,7 @@ class _TicketFacts:
     status_changes: list[tuple[datetime, int, str, events_pb2.TicketStatusChanged]] = field(
         default_factory=list
     )
-    messages: dict[str, tuple[int, bool, datetime]] = field(default_factory=dict)
+    messages: dict[str, tuple[int, bool, datetime, int]] = field(default_factory=dict)
     deliveries: dict[str, list[datetime]] = field(default_factory=dict)
     interactions: list[datetime] = field(default_factory=list)
     first_touches: list[datetime] = field(default_factory=list)
@@ -508,7 +519,13 @@ def _apply(facts: _Facts, event: Event, message: ProtoMessage) -> None:
     elif isinstance(message, events_pb2.MessageAdded):
         m = message.message
         facts.tickets[m.ticket_id].messages.setdefault(
-            m.id, (m.author_type, m.visibility == pb.VISIBILITY_PUBLIC, _time(m.send_time, at))
+            m.id,
+            (
+                m.author_type,
+                m.visibility == pb.VISIBILITY_PUBLIC,
+                _time(m.send_time, at),
+                message.ticket_version,
+            ),
         )
     elif isinstance(message, events_pb2.ReceiptRecorded):
         if message.kind == pb.RECEIPT_KIND_DELIVERED:
@@ -594,16 +611,17 @@ def wait_bucket(seconds: float) -> str:
 
 def _silence(first_touch: datetime, messages: Sequence[Msg], last_resolve: datetime) -> float:
     """The longest wait of the customer with no public update from the company."""
-    items: list[tuple[datetime, int]] = []  # (time, 0 = company ends a wait, 1 = customer)
+    # (order, 0 = company ends a wait, 1 = customer)
+    items: list[tuple[tuple[datetime, int, int, str], int]] = []
     for m in messages:
         if m.is_company_public:
-            items.append((m.delivered or m.send, 0))
+            items.append((m.order(m.delivered or m.send), 0))
         elif m.is_customer:
-            items.append((m.send, 1))
+            items.append((m.order(), 1))
     items.sort()
     longest = 0.0
     waiting_since: datetime | None = first_touch
-    for at, who in items:
+    for (at, *_), who in items:
         if at > last_resolve:
             break  # Reading: the last resolve ends the last wait; later messages are ignored.
         if who == 0 and waiting_since is not None:
@@ -619,8 +637,9 @@ def _silence(first_touch: datetime, messages: Sequence[Msg], last_resolve: datet
 def _nrt_runs(messages: Sequence[Msg], first_response: Msg) -> list[tuple[datetime, datetime]]:
     """``(first customer message of the run, the reply)`` for each answered run after the first
     response; a run still unanswered is not returned."""
-    # Reading: at equal instants the reply is taken before a customer message.
-    ordered = sorted(messages, key=lambda m: (m.send, 0 if m.is_human_reply else 1, m.id))
+    # Reading: at equal instants the desk's order (ticket version); without one the reply is
+    # taken before a customer message.
+    ordered = sorted(messages, key=Msg.order)
     runs: list[tuple[datetime, datetime]] = []
     run_start: datetime | None = None
     after_first = False
@@ -740,10 +759,10 @@ def _derive_ticket(
     # Messages, each with its earliest delivery receipt.
     messages = sorted(
         (
-            Msg(mid, author, public, send, min(tf.deliveries.get(mid, []), default=None))
-            for mid, (author, public, send) in tf.messages.items()
+            Msg(mid, author, public, send, min(tf.deliveries.get(mid, []), default=None), version)
+            for mid, (author, public, send, version) in tf.messages.items()
         ),
-        key=lambda m: (m.send, m.id),
+        key=Msg.order,
     )
     human_replies = [m for m in messages if m.is_human_reply]
     customer_messages = [m for m in messages if m.is_customer]
@@ -784,7 +803,7 @@ def _derive_ticket(
             nrt.append((reply, _seconds(reply - run_start), business))
 
     # Chasers: customer messages before the first response, except the earliest one.
-    before = [m for m in customer_messages if first is None or m.send < first.send]
+    before = [m for m in customer_messages if first is None or m.order() < first.order()]
     chasers = [m.send for m in before[1:]]
 
     # Resolution ("resolved": resolved or closed now, and resolved at least once).

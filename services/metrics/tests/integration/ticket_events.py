@@ -73,8 +73,13 @@ def ticket(
 
 
 def message(
-    mid: str, author: pb.AuthorType.ValueType, hour: float, public: bool = True
+    mid: str,
+    author: pb.AuthorType.ValueType,
+    hour: float,
+    public: bool = True,
+    version: int = 0,
 ) -> ev.MessageAdded:
+    """A message; ``version``: the ticket version of the change that added it (0: unknown)."""
     return ev.MessageAdded(
         message=pb.Message(
             id=mid,
@@ -85,6 +90,7 @@ def message(
             send_time=ts(at(hour)),
         ),
         contact_id="c1",
+        ticket_version=version,
     )
 
 

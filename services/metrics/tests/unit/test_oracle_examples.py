@@ -10,17 +10,24 @@ open Monday to Friday 09:00-20:00 UTC, so business time is easy to count by hand
 from __future__ import annotations
 
 import itertools
+import math
+import random
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import kpi_oracle as oracle  # type: ignore[import-not-found,unused-ignore]
 import pytest
 from google.protobuf.message import Message as ProtoMessage
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from crm.servicedesk.v1 import events_pb2
 from crm.servicedesk.v1 import servicedesk_pb2 as pb
 from crm_calendar import BusinessCalendar, OpeningInterval
 from crm_devstack import histories
+from crm_metrics.domain.clocks import Settings, TicketClocks, contributions, derive
+from crm_metrics.events import FactStore, apply
 from crm_platform.context import Actor, ActorType, CallContext
 from crm_platform.events import Event
 
@@ -95,8 +102,10 @@ class Story:
         self.events.append(event)
         return event
 
-    def _snapshot(self, when: datetime) -> pb.Ticket:
-        self.ticket.version += 1
+    def _snapshot(self, when: datetime, *, same_change: bool = False) -> pb.Ticket:
+        """The ticket after a change (``same_change``: the one that added a message)."""
+        if not same_change:
+            self.ticket.version += 1
         _stamp(self.ticket, "update_time", when)
         snapshot = pb.Ticket()
         snapshot.CopyFrom(self.ticket)
@@ -145,8 +154,12 @@ class Story:
         _stamp(message, "send_time", when)
         first = author == pb.AUTHOR_TYPE_AGENT and public and not self.answered
         self.answered = self.answered or first
+        self.ticket.version += 1  # adding a message is a change of the ticket
         added = events_pb2.MessageAdded(
-            message=message, contact_id=self.contact, first_response=first
+            message=message,
+            contact_id=self.contact,
+            first_response=first,
+            ticket_version=self.ticket.version,
         )
         self._add(added, when, actor)
         return message.id
@@ -155,7 +168,7 @@ class Story:
         """A customer message; it reopens a resolved ticket and ends a pending one."""
         self._message(when, pb.AUTHOR_TYPE_CUSTOMER, True, f"customer:{self.contact}")
         if self.ticket.status in (pb.TICKET_STATUS_RESOLVED, pb.TICKET_STATUS_PENDING_CUSTOMER):
-            self.status(pb.TICKET_STATUS_OPEN, when)
+            self.status(pb.TICKET_STATUS_OPEN, when, same_change=True)
         return self
 
     def agent(
@@ -164,7 +177,7 @@ class Story:
         """An agent's reply (or internal note), maybe with a delivery receipt."""
         message_id = self._message(when, pb.AUTHOR_TYPE_AGENT, public, "agent:ag-1")
         if public and self.ticket.status == pb.TICKET_STATUS_NEW:
-            self.status(pb.TICKET_STATUS_OPEN, when)
+            self.status(pb.TICKET_STATUS_OPEN, when, same_change=True)
         if delivered is not None:
             self.receipt(message_id, delivered)
         return self
@@ -190,15 +203,16 @@ class Story:
         self._add(receipt, when, "integration:gateway")
         return self
 
-    def status(self, to: int, when: datetime) -> Story:
-        """A status change (``resolved -> open`` is a reopen)."""
+    def status(self, to: int, when: datetime, *, same_change: bool = False) -> Story:
+        """A status change (``resolved -> open`` is a reopen; ``same_change``: caused by the
+        message just added, in the change that added it)."""
         before = self.ticket.status
         reopen = before == pb.TICKET_STATUS_RESOLVED and to == pb.TICKET_STATUS_OPEN
         self.ticket.status = to  # type: ignore[assignment]
         if reopen:
             self.ticket.reopen_count += 1
         changed = events_pb2.TicketStatusChanged(
-            ticket=self._snapshot(when),
+            ticket=self._snapshot(when, same_change=same_change),
             from_status=before,
             to_status=to,  # type: ignore[arg-type]
             reopen=reopen,
@@ -744,6 +758,190 @@ def test_the_calendar_can_come_from_the_events() -> None:
     assert result.kpi("frt_business").value == 2 * HOUR
 
 
+# --- one instant: the service desk's order decides, and the service agrees ------------------
+
+
+def service_clocks(
+    events: list[Event],
+    kpi_settings: Settings | None = None,
+    calendars: dict[tuple[str, int], BusinessCalendar] = CALENDARS,
+) -> dict[str, tuple[TicketClocks, list[tuple[str, int, float]]]]:
+    """The metrics service's clocks and contributions ``(kpi, second, value)`` per ticket."""
+    kpi_settings = kpi_settings or Settings()
+    store = FactStore()
+    for event in events:
+        apply(store, event, event.decode(), lambda _key: None)
+    out = {}
+    for (_tenant, ticket_id), facts in store.tickets.items():
+        calendar = calendars.get(facts.calendar) if facts.calendar else None
+        clocks = derive(facts, calendar, kpi_settings)
+        made = contributions(facts, clocks, kpi_settings)
+        out[ticket_id] = (clocks, sorted((c.kpi, c.at, round(c.value, 6)) for c in made))
+    return out
+
+
+# Observations the service and the oracle shape differently: ages are "now"-relative in the
+# oracle (the service counts tickets and ages them when asked); company_frt is read from
+# frt_business by the service.
+NOT_COMPARED = frozenset({"backlog_age", "unanswered_age", "company_frt"})
+
+
+def disagreements(
+    events: list[Event],
+    calendars: dict[tuple[str, int], BusinessCalendar] = CALENDARS,
+    **options: object,
+) -> list[str]:
+    """Where the service's contributions differ from the oracle's observations, per ticket."""
+    result = oracle.compute(events, calendars=calendars, **options)
+    expected: dict[str, list[tuple[str, int, float]]] = {}
+    for o in result.observations:
+        if o.kpi in NOT_COMPARED or o.source in result.mentions:
+            continue  # a mention's own KPIs are not a ticket's
+        survey = result.surveys.get(o.source)
+        ticket_id = survey.ticket_id if survey is not None else o.source
+        item = (o.kpi, math.floor(o.at.timestamp()), round(o.value, 6))
+        expected.setdefault(ticket_id, []).append(item)
+    problems = []
+    for ticket_id, (_clocks, made) in service_clocks(events, calendars=calendars).items():
+        mine = [c for c in made if c[0] not in NOT_COMPARED]
+        if mine != sorted(expected.get(ticket_id, [])):
+            theirs = sorted(expected.get(ticket_id, []))
+            only_mine = [c for c in mine if c not in theirs]
+            only_theirs = [c for c in theirs if c not in mine]
+            problems.append(f"{ticket_id}: service only {only_mine}, oracle only {only_theirs}")
+    return problems
+
+
+def test_reply_and_resolve_in_one_instant_resolve_the_ticket_in_any_arrival_order() -> None:
+    # The agent answers and resolves in one action: the reply (which opens the new ticket) and
+    # the resolve share a timestamp; the desk made the resolve after the reply (a higher
+    # ticket version).
+    first = Story().created(at(9)).customer(at(9)).agent(at(10)).resolve(at(10))
+    later = Story().created(at(9)).customer(at(9)).agent(at(10)).customer(at(11))
+    later.agent(at(12)).resolve(at(12))
+    reopened = Story().created(at(9)).customer(at(9)).agent(at(10)).resolve(at(10))
+    reopened.customer(at(13)).agent(at(14)).resolve(at(14))  # the reopen: at the message's time
+    for story in (first, later, reopened):
+        # Event ids that sort against the desk's order: they must not decide.
+        story.events = [
+            replace(e, id=f"{story.ticket_id}-{len(story.events) - i:03d}")
+            for i, e in enumerate(story.events)
+        ]
+
+    result = compute(first, later, reopened)
+
+    assert result.kpi("resolution_wall").count == 3
+    assert seconds(result, "resolution_wall") == [1 * HOUR, 3 * HOUR, 5 * HOUR]
+    assert result.kpi("first_contact_resolution").numerator == 1
+    assert result.kpi("backlog").value == 0
+    assert seconds(result, "nrt_wall") == [1 * HOUR, 1 * HOUR]
+    rng = random.Random(9)
+    for story in (first, later, reopened):
+        expected = service_clocks(story.events)[story.ticket_id]
+        assert "resolved" in expected[0].flags
+        orders = (
+            itertools.permutations(story.events)
+            if story is first
+            else (rng.sample(story.events, len(story.events)) for _ in range(200))
+        )
+        for order in orders:
+            assert service_clocks(list(order))[story.ticket_id] == expected
+    assert disagreements([*first.events, *later.events, *reopened.events]) == []
+
+
+def test_events_at_one_instant_follow_the_desks_order_not_the_company_first_rule() -> None:
+    # The customer writes and the agent answers within one millisecond: the desk added the
+    # customer's message first, so the reply answers it (NRT 0) and it is not a chaser.
+    story = Story().created(at(9)).customer(at(9)).agent(at(10)).customer(at(11)).agent(at(11))
+    story.resolve(at(12))
+
+    result = compute(story)
+
+    assert seconds(result, "nrt_wall") == [0.0]
+    assert disagreements(story.events) == []
+
+
+def test_messages_without_a_ticket_version_keep_the_company_first_rule() -> None:
+    # Events published before MessageAdded.ticket_version existed carry 0.
+    story = Story().created(at(9)).customer(at(9)).agent(at(10)).customer(at(11)).agent(at(11))
+    story.customer(at(11.5)).agent(at(12)).resolve(at(12))
+    for event in story.events:
+        message = event.decode()
+        if isinstance(message, events_pb2.MessageAdded):
+            message.ticket_version = 0
+            story.events[story.events.index(event)] = replace(
+                event, payload=message.SerializeToString()
+            )
+
+    result = compute(story)
+
+    # At 11:00 the reply comes first; the customer's 11:00 message starts the run.
+    assert seconds(result, "nrt_wall") == [1 * HOUR]
+    assert disagreements(story.events) == []
+
+
+_STEPS = st.sampled_from(
+    ("customer", "agent", "delivered", "note", "bot", "resolve", "pending", "hold", "back")
+)
+
+
+@st.composite
+def one_instant_stories(draw: st.DrawFn) -> Story:
+    """A ticket whose events mostly share a few instants, written as the desk makes them."""
+    story = Story(calendar=draw(st.booleans()))
+    hour = 9.0
+    story.created(at(hour))
+    for step, gap in draw(st.lists(st.tuples(_STEPS, st.sampled_from((0, 0, 0, 30))), max_size=14)):
+        hour += gap / 60
+        when, status = at(hour), story.ticket.status
+        if status == pb.TICKET_STATUS_CLOSED:
+            break
+        if step == "customer":
+            story.customer(when)
+        elif step in ("agent", "delivered"):
+            story.agent(when, delivered=when if step == "delivered" else None)
+        elif step == "note":
+            story.agent(when, public=False)
+        elif step == "bot":
+            story.bot(when, delivered=when)
+        elif step == "resolve" and status in (pb.TICKET_STATUS_NEW, pb.TICKET_STATUS_OPEN):
+            story.resolve(when)
+        elif step == "pending" and status == pb.TICKET_STATUS_OPEN:
+            story.status(pb.TICKET_STATUS_PENDING_CUSTOMER, when)
+        elif step == "hold" and status == pb.TICKET_STATUS_OPEN:
+            story.status(pb.TICKET_STATUS_ON_HOLD, when)
+        elif step == "back" and status in (
+            pb.TICKET_STATUS_PENDING_CUSTOMER,
+            pb.TICKET_STATUS_ON_HOLD,
+        ):
+            story.status(pb.TICKET_STATUS_OPEN, when)
+    return story
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(story=one_instant_stories(), data=st.data())
+def test_any_arrival_order_and_duplicates_give_the_same_clocks_at_one_instant(
+    story: Story, data: st.DataObject
+) -> None:
+    expected = service_clocks(story.events)
+    order = data.draw(st.permutations(story.events))
+    again = data.draw(st.lists(st.sampled_from(story.events), max_size=len(story.events)))
+    noisy = list(order)
+    for event in again:
+        noisy.insert(data.draw(st.integers(0, len(noisy))), event)
+
+    assert service_clocks(noisy) == expected
+    plain = oracle.compute(story.events, calendars=CALENDARS, start=at(0), end=at(0, day=3))
+    shuffled = oracle.compute(noisy, calendars=CALENDARS, start=at(0), end=at(0, day=3))
+    assert shuffled.totals == plain.totals
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(story=one_instant_stories())
+def test_the_service_agrees_with_the_oracle_at_one_instant(story: Story) -> None:
+    assert disagreements(story.events) == []
+
+
 # --- the generator -------------------------------------------------------------------------------
 
 
@@ -772,6 +970,7 @@ def test_generated_events_decode_and_are_shaped_like_the_service_desks(
     ]
     seen: set[str] = set()
     last_time: dict[str, datetime] = {}
+    last_version: dict[str, int] = {}
     for event in history.events:
         message = event.decode()
         assert event.tenant_id == history.tenant
@@ -795,6 +994,15 @@ def test_generated_events_decode_and_are_shaped_like_the_service_desks(
             last_time[ticket.id] = event.time
         if isinstance(message, events_pb2.MessageAdded):
             assert message.message.send_time.ToDatetime(tzinfo=UTC) == event.time
+        # Per ticket, the desk's versions: never lower than before, one per change.
+        version = ticket.version if isinstance(ticket, pb.Ticket) else 0
+        if isinstance(message, events_pb2.MessageAdded):
+            ticket_id, version = message.message.ticket_id, message.ticket_version
+            assert version >= 1
+        if version:
+            tid = ticket.id if isinstance(ticket, pb.Ticket) else ticket_id
+            assert last_version.get(tid, version) <= version
+            last_version[tid] = version
     # They survive the trip through Kafka's headers unchanged.
     for event in history.events[::97]:
         assert Event.from_kafka(event.key.encode(), event.payload, event.kafka_headers()) == event
@@ -850,6 +1058,13 @@ def test_generated_histories_have_the_realistic_mix(history: histories.History) 
         (histories.ROUND_THE_CLOCK_CALENDAR_ID, 1),
     }
     assert any(t.chasers for t in tickets)
+    # "Reply and resolve" in one action: a resolve at the very instant of a reply.
+    replies = {
+        t.ticket_id: {reply for reply, _, _ in t.nrt}
+        | ({t.first_response.send} if t.first_response else set())
+        for t in tickets
+    }
+    assert any(t.first_resolve in replies[t.ticket_id] for t in tickets)
     assert any(t.status == pb.TICKET_STATUS_CLOSED for t in tickets)
     assert any(t.status in oracle.OPEN_STATUSES for t in tickets)
     assert {t.dims["channel"] for t in tickets} == {
@@ -901,6 +1116,12 @@ def test_generated_sla_due_times_follow_the_ticket_clocks(history: histories.His
             if message.target == pb.SLA_TARGET_FIRST_RESPONSE:
                 assert message.due_time.ToDatetime(tzinfo=UTC) == due_of[message.ticket_id]
     assert due_of
+
+
+def test_the_service_agrees_with_the_oracle_on_every_generated_ticket(
+    history: histories.History,
+) -> None:
+    assert disagreements(history.events, history.calendars)[:5] == []
 
 
 def test_iter_events_streams_what_generate_returns(history: histories.History) -> None:

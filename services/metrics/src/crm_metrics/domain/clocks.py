@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from crm_calendar.business_calendar import BusinessCalendar
 from crm_metrics.domain.catalog import Definitions, wait_bucket
 from crm_metrics.domain.contribution import Contribution, Dims, make_dims
-from crm_metrics.domain.facts import MentionFacts, MessageFact, TicketFacts
+from crm_metrics.domain.facts import MentionFacts, MessageFact, TicketFacts, TransitionFact
 
 OPEN_STATUSES = frozenset({"new", "open", "pending_customer", "on_hold"})
 PAUSE_STATUSES = frozenset({"pending_customer", "on_hold"})
@@ -93,13 +93,32 @@ def _dt(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
+Order = tuple[int, int, int, str]
+"""Where a fact stands among a ticket's facts: (time, ticket version, rank, id)."""
+
+
+def message_order(message_id: str, message: MessageFact, at_ms: int | None = None) -> Order:
+    """A message's place at its send time (or ``at_ms``, e.g. its delivery). At one instant
+    the service desk's order decides: the ticket version of the change that added it, and a
+    message before the status change of its own version (which it caused). Between messages
+    published without a version, the company's comes before the customer's (docs/kpis.md)."""
+    at = message.send_ms if at_ms is None else at_ms
+    return (at, message.seq, int(message.author == "customer"), message_id)
+
+
+def transition_order(transition: TransitionFact) -> Order:
+    """A status change's place: its change time, then its ticket version (see message_order);
+    the event id only separates copies of one change, never two changes."""
+    return (transition.at_ms, transition.seq, 2, transition.event_id)
+
+
 class _Timeline:
     """Status intervals of a ticket and business time on its calendar."""
 
     def __init__(self, facts: TicketFacts, calendar: BusinessCalendar | None) -> None:
         assert facts.create_ms is not None
         self.calendar = calendar
-        transitions = sorted(facts.transitions.values(), key=lambda t: (t.at_ms, t.event_id))
+        transitions = sorted(facts.transitions.values(), key=transition_order)
         self.transitions = transitions
         # [start, end, status) intervals from creation; the last is open-ended (end None).
         self.intervals: list[tuple[int, int | None, str]] = []
@@ -141,7 +160,7 @@ def _first_reply(
         if (
             message.public
             and message.author in authors
-            and (best is None or (message.send_ms, message_id) < (best[1].send_ms, best[0]))
+            and (best is None or message_order(message_id, message) < message_order(*best))
         ):
             best = (message_id, message)
     return best
@@ -216,7 +235,7 @@ def derive(
             for mid, m in zip(ids, messages, strict=True)
             if m.author == "customer"
         ),
-        key=lambda item: (item[0], item[1]),
+        key=lambda item: message_order(item[1], item[2]),
     )
     if customers and customers[0][0] < touch_ms:
         touch_ms, touch_id, touch_what = customers[0][0], customers[0][2].event_id, "message"
@@ -273,17 +292,19 @@ def derive(
         )
 
     # Next response runs after the first response.
-    if human is not None:
+    human_order = message_order(*human) if human is not None else None
+    if human is not None and human_order is not None:
         run_start: tuple[int, str] | None = None
         run = 0
         public = sorted(
             (
                 (m.send_ms, mid, m)
                 for mid, m in zip(ids, messages, strict=True)
-                if m.public and m.author in ("customer", "agent") and m.send_ms > human[1].send_ms
+                if m.public
+                and m.author in ("customer", "agent")
+                and message_order(mid, m) > human_order
             ),
-            # At the same instant the company's message comes first (docs/kpis.md).
-            key=lambda item: (item[0], item[2].author == "customer", item[1]),
+            key=lambda item: message_order(item[1], item[2]),
         )
         for send_ms, _mid, message in public:
             if message.author == "customer":
@@ -312,11 +333,10 @@ def derive(
                 run_start = None
 
     # Chasers: customer follow-ups before the first response.
-    limit = human[1].send_ms if human is not None else None
     chasers = [
         (send_ms, m.event_id)
-        for send_ms, _mid, m in customers[1:]
-        if limit is None or send_ms < limit
+        for send_ms, mid, m in customers[1:]
+        if human_order is None or message_order(mid, m) < human_order
     ]
     if chasers:
         result.clocks["chasers"] = Clock(
@@ -417,7 +437,7 @@ def _silence(
     end_id: str,
 ) -> Clock | None:
     """The longest wait with no public update from the company, up to the last resolve."""
-    timeline: list[tuple[int, str, bool]] = []  # (time, event id, from the company)
+    timeline: list[tuple[Order, int, str, bool]] = []  # (order, time, event id, from the company)
     ids = list(facts.messages)
     for message_id, message in zip(ids, messages, strict=True):
         if not message.public:
@@ -429,11 +449,11 @@ def _silence(
             at, event = delivered if delivered else (message.send_ms, message.event_id)
             company = True
         if at <= end_ms:  # after the last resolve nothing counts: the resolve ended the wait
-            timeline.append((at, event, company))
-    timeline.sort(key=lambda item: (item[0], not item[2], item[1]))  # company first on ties
+            timeline.append((message_order(message_id, message, at), at, event, company))
+    timeline.sort()
     waiting: tuple[int, str] | None = (touch_ms, touch_id)
     best: tuple[int, int, str, int, str] | None = None  # (length, start, id, end, id)
-    for at, event_id, company in timeline:
+    for _order, at, event_id, company in timeline:
         if company:
             if waiting is not None:
                 length = max(0, at - waiting[0])
@@ -503,7 +523,7 @@ def contributions(
     # Backlog: +1 at creation, -1 into resolved/closed, +1 at reopen.
     append(Contribution("backlog", create_s, dims, 1.0))
     open_now = True
-    for transition in sorted(facts.transitions.values(), key=lambda t: (t.at_ms, t.event_id)):
+    for transition in sorted(facts.transitions.values(), key=transition_order):
         when = max(transition.at_ms, facts.create_ms) // 1000
         if transition.from_status in OPEN_STATUSES and transition.to_status in DONE_STATUSES:
             append(Contribution("backlog", when, dims, -1.0))

@@ -6,6 +6,8 @@ So applying the same events in any order, any number of times, gives equal facts
 the KPIs rest on (late and out-of-order events, duplicates from an at-least-once relay).
 
 Times are integer milliseconds since the epoch (UTC): exact, cheap to compare and to store.
+Facts of one ticket at one instant keep the ticket version of the service desk's change that
+stated them (``seq``), so clocks order them the way the desk made them, never by id or arrival.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ class MessageFact:
     send_ms: int
     author: str  # "customer" | "agent" | "bot"
     public: bool
+    # The ticket version of the change that added it (MessageAdded.ticket_version; 0 unknown).
+    seq: int = 0
 
 
 @dataclass(slots=True)
@@ -35,6 +39,8 @@ class TransitionFact:
     from_status: str
     to_status: str
     reopen: bool
+    # The ticket version of the change (its snapshot's Ticket.version; 0 unknown).
+    seq: int = 0
 
 
 @dataclass(slots=True)
@@ -119,11 +125,12 @@ class TicketFacts:
             "calendar": list(self.calendar) if self.calendar else None,
             "touches": {k: list(v) for k, v in self.touches.items()},
             "messages": {
-                k: [m.event_id, m.send_ms, m.author, m.public] for k, m in self.messages.items()
+                k: [m.event_id, m.send_ms, m.author, m.public, m.seq]
+                for k, m in self.messages.items()
             },
             "deliveries": {k: list(v) for k, v in self.deliveries.items()},
             "transitions": {
-                k: [t.at_ms, t.from_status, t.to_status, t.reopen]
+                k: [t.at_ms, t.from_status, t.to_status, t.reopen, t.seq]
                 for k, t in self.transitions.items()
             },
             "sla": {k: [s.target, s.met, s.due_ms, s.at_ms] for k, s in self.sla.items()},
@@ -153,13 +160,10 @@ class TicketFacts:
         facts.snapshot_version, facts.snapshot_event_id, facts.dims = doc["snapshot"]
         facts.calendar = (doc["calendar"][0], doc["calendar"][1]) if doc["calendar"] else None
         facts.touches = {k: (v[0], v[1]) for k, v in doc["touches"].items()}
-        facts.messages = {
-            k: MessageFact(v[0], v[1], v[2], v[3]) for k, v in doc["messages"].items()
-        }
+        # A document written before the ticket versions were kept has 4 items (seq 0).
+        facts.messages = {k: MessageFact(*v) for k, v in doc["messages"].items()}
         facts.deliveries = {k: (v[0], v[1]) for k, v in doc["deliveries"].items()}
-        facts.transitions = {
-            k: TransitionFact(k, v[0], v[1], v[2], v[3]) for k, v in doc["transitions"].items()
-        }
+        facts.transitions = {k: TransitionFact(k, *v) for k, v in doc["transitions"].items()}
         facts.sla = {k: SlaOutcomeFact(k, v[0], v[1], v[2], v[3]) for k, v in doc["sla"].items()}
         facts.surveys = {
             k: SurveyFact(k, v[0], v[1], v[2], v[3], v[4], v[5]) for k, v in doc["surveys"].items()
