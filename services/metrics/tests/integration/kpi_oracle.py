@@ -105,6 +105,7 @@ KPIS: dict[str, tuple[str, str]] = {
     "unanswered_age": (COUNT, "s"),
     "nrt_wall": (DISTRIBUTION, "s"),
     "nrt_business": (DISTRIBUTION, "s"),
+    "resolved_without_reply": (COUNT, "1"),
     "resolution_wall": (DISTRIBUTION, "s"),
     "first_resolution_wall": (DISTRIBUTION, "s"),
     "first_resolution_business": (DISTRIBUTION, "s"),
@@ -290,6 +291,7 @@ class TicketClocks:
     expected_wait: float | None
     expectation_breached: bool | None
     nrt: list[tuple[datetime, float, float]]  # (reply send time, wall, business) per run
+    resolved_without_reply: list[datetime]  # the resolve that ended each unanswered run
     chasers: list[datetime]
     resolved: bool
     first_resolve: datetime | None
@@ -634,27 +636,42 @@ def _silence(first_touch: datetime, messages: Sequence[Msg], last_resolve: datet
     return longest
 
 
-def _nrt_runs(messages: Sequence[Msg], first_response: Msg) -> list[tuple[datetime, datetime]]:
+def _nrt_runs(
+    messages: Sequence[Msg],
+    first_response: Msg,
+    resolves: Sequence[tuple[datetime, int, str]],
+    version: int,
+) -> tuple[list[tuple[datetime, datetime]], list[tuple[datetime, datetime]]]:
     """``(first customer message of the run, the reply)`` for each answered run after the first
-    response; a run still unanswered is not returned."""
-    # Reading: at equal instants the desk's order (ticket version); without one the reply is
-    # taken before a customer message.
-    ordered = sorted(messages, key=Msg.order)
+    response (a run still unanswered is not returned), and ``(first message, the resolve)`` for
+    each run a resolve ended without a reply. ``resolves``: ``(change time, ticket version,
+    event id)`` of every transition into resolved. @1: a resolve does not end a run (it waits
+    for the first reply after a reopen); @2 it does, and the reopening message starts a new
+    one."""
+    # Reading: at equal instants the desk's order (ticket version; a message before the status
+    # change of its own version); messages without a version: the reply before a customer's.
+    timeline: list[tuple[tuple[datetime, int, int, str], str, datetime]] = [
+        (m.order(), "customer" if m.is_customer else "reply", m.send)
+        for m in messages
+        if m.is_customer or m.is_human_reply
+    ]
+    if version >= 2:
+        timeline += [((at, v, 2, event_id), "resolve", at) for at, v, event_id in resolves]
+    timeline.sort()
+    after = first_response.order()
     runs: list[tuple[datetime, datetime]] = []
+    ended: list[tuple[datetime, datetime]] = []
     run_start: datetime | None = None
-    after_first = False
-    for m in ordered:
-        if m.id == first_response.id:
-            after_first = True
-            continue
-        if not after_first:
-            continue
-        if m.is_customer and run_start is None:
-            run_start = m.send
-        elif m.is_human_reply and run_start is not None:
-            runs.append((run_start, m.send))
+    for order, what, at in timeline:
+        if order <= after:
+            continue  # the first response and what came before it
+        if what == "customer":
+            if run_start is None:
+                run_start = at
+        elif run_start is not None:
+            (runs if what == "reply" else ended).append((run_start, at))
             run_start = None
-    return runs
+    return runs, ended
 
 
 def _first_touch(
@@ -717,6 +734,7 @@ def _derive_ticket(
     reporting_timezone: str,
     expectations: Mapping[str, timedelta],
     frt_version: int,
+    nrt_version: int,
     now: datetime,
 ) -> TicketClocks | None:
     """Every clock and flag of one ticket, from all of its facts sorted afresh."""
@@ -795,12 +813,18 @@ def _derive_ticket(
         else None
     )
 
-    # NRT: one value per answered run of customer messages after the first response.
+    # NRT: one value per answered run of customer messages after the first response; the runs
+    # a resolve ended without a reply (always by @2's rule) counted apart.
     nrt: list[tuple[datetime, float, float]] = []
+    resolved_without_reply: list[datetime] = []
     if first is not None:
-        for run_start, reply in _nrt_runs(messages, first):
+        resolve_changes = [(at, v, eid) for at, v, eid, c in changes if c.to_status == RESOLVED]
+        answered, _ = _nrt_runs(messages, first, resolve_changes, nrt_version)
+        for run_start, reply in answered:
             business = _counting_time(run_start, reply, segments, PAUSING_STATUSES, calendar)
             nrt.append((reply, _seconds(reply - run_start), business))
+        _, ended = _nrt_runs(messages, first, resolve_changes, 2)
+        resolved_without_reply = [resolve for _, resolve in ended]
 
     # Chasers: customer messages before the first response, except the earliest one.
     before = [m for m in customer_messages if first is None or m.order() < first.order()]
@@ -873,6 +897,7 @@ def _derive_ticket(
         expected_wait=expected_wait,
         expectation_breached=expectation_breached,
         nrt=nrt,
+        resolved_without_reply=resolved_without_reply,
         chasers=chasers,
         resolved=resolved,
         first_resolve=first_resolve,
@@ -933,6 +958,8 @@ def _ticket_observations(t: TicketClocks, now: datetime) -> list[Observation]:
     for reply, wall, business in t.nrt:
         add("nrt_wall", reply, wall)
         add("nrt_business", reply, business)
+    for resolve in t.resolved_without_reply:
+        add("resolved_without_reply", resolve, 1.0)
     for at in t.chasers:
         add("chasers", at, 1.0)
     for at, change in t.backlog_changes:
@@ -1121,6 +1148,7 @@ def compute(
     channel_expectations: Mapping[str, timedelta] | None = None,
     tenant_id: str | None = None,
     frt_version: int = 1,
+    nrt_version: int = 2,
 ) -> OracleResult:
     """Compute every KPI of docs/kpis.md from ``events`` (any order, duplicates allowed).
 
@@ -1129,7 +1157,8 @@ def compute(
     (the instant of the ages, default ``end``) fixes ``unanswered_age`` and ``backlog_age``.
     ``channel_expectations`` overrides channel defaults (the social one is capped at 12 h).
     ``frt_version`` 2 counts a bot's public reply as the first response for frt_wall and
-    frt_business (company_frt reads frt_business).
+    frt_business (company_frt reads frt_business). ``nrt_version`` 1 lets a run of customer
+    messages wait through a resolve (the definition before @2).
     """
     event_list = list(events)
     facts = _collect(event_list, tenant_id)
@@ -1186,6 +1215,7 @@ def compute(
             reporting_timezone=reporting_timezone,
             expectations=expectations,
             frt_version=frt_version,
+            nrt_version=nrt_version,
             now=now,
         )
         if clocks is not None:

@@ -26,6 +26,7 @@ from crm.servicedesk.v1 import events_pb2
 from crm.servicedesk.v1 import servicedesk_pb2 as pb
 from crm_calendar import BusinessCalendar, OpeningInterval
 from crm_devstack import histories
+from crm_metrics.domain.catalog import Definitions
 from crm_metrics.domain.clocks import Settings, TicketClocks, contributions, derive
 from crm_metrics.events import FactStore, apply
 from crm_platform.context import Actor, ActorType, CallContext
@@ -405,6 +406,54 @@ def test_nrt_runs_start_at_the_first_unanswered_customer_message() -> None:
 
     assert seconds(result, "nrt_wall") == [0.5 * HOUR, 2 * HOUR]
     assert result.kpi("nrt_wall").count == 2
+
+
+def test_a_resolve_ends_an_unanswered_run_and_the_reopening_message_starts_a_new_one() -> None:
+    story = (
+        Story()
+        .created(at(9))
+        .customer(at(9))
+        .agent(at(10))
+        .customer(at(16.5))  # never answered
+        .resolve(at(17))  # resolved without a reply
+        .customer(at(14, day=1))  # reopens: a new question
+        .agent(at(15, day=1))
+        .resolve(at(16, day=1))
+    )
+
+    result = compute(story)
+
+    assert seconds(result, "nrt_wall") == [1 * HOUR]
+    assert seconds(result, "nrt_business") == [1 * HOUR]
+    assert result.kpi("resolved_without_reply").value == 1
+    assert [o.at for o in result.observations if o.kpi == "resolved_without_reply"] == [at(17)]
+    # nrt@1, kept for replay: the run waited through the night in resolved.
+    old = compute(story, nrt_version=1)
+    assert seconds(old, "nrt_wall") == [22.5 * HOUR]
+    assert old.kpi("resolved_without_reply").value == 1  # a KPI of its own, at @1
+    # The service: the same under both versions.
+    assert disagreements(story.events) == []
+    replay = Settings(definitions=Definitions.parse(["nrt_wall@1", "nrt_business@1"]))
+    clocks, _ = service_clocks(story.events, replay)[story.ticket_id]
+    assert clocks.seconds("nrt_wall#1") == 22.5 * HOUR
+    assert clocks.seconds("nrt_business#1") == old.tickets[story.ticket_id].nrt[0][2]
+    assert clocks.clocks["resolved_without_reply#1"].end_ms == at(17).timestamp() * 1000
+
+
+def test_a_customer_message_and_a_resolve_at_one_instant_take_the_desks_order() -> None:
+    # The desk took the message first: the resolve ended its run without a reply.
+    before = Story().created(at(9)).customer(at(9)).agent(at(10)).customer(at(12))
+    before.resolve(at(12))
+    # The desk resolved first: the message reopened the ticket and started a run.
+    after = Story().created(at(9)).customer(at(9)).agent(at(10)).resolve(at(12))
+    after.customer(at(12)).agent(at(13))
+
+    result = compute(before, after)
+
+    assert result.tickets[before.ticket_id].resolved_without_reply == [at(12)]
+    assert result.tickets[after.ticket_id].resolved_without_reply == []
+    assert result.tickets[after.ticket_id].nrt == [(at(13), 1 * HOUR, 1 * HOUR)]
+    assert disagreements([*before.events, *after.events]) == []
 
 
 def test_nrt_business_skips_closed_hours() -> None:
@@ -1079,6 +1128,7 @@ def test_generated_histories_have_the_realistic_mix(history: histories.History) 
     assert 0 < result.kpi("share_of_voice").value < 100
     assert result.kpi("csat").count > 0
     assert result.kpi("nrt_wall").count > 0
+    assert result.kpi("resolved_without_reply").count > 0
     assert result.kpi("green_inside_red_outside").denominator > 0
 
 

@@ -68,11 +68,15 @@ class KpiSpec:
     versions: tuple[int, ...] = (1,)
     # The aggregate another name reads (company_frt is frt_business seen from the gap).
     alias_of: str | None = None
+    # The version computed unless the definitions name another; None: the first. A rule fixed
+    # to follow the contract (KPIS.md) is a new version made current, and the older ones stay
+    # selectable for a replay (frt@2, by contrast, is an alternative next to the contract's @1).
+    current: int | None = None
 
     @property
     def version(self) -> int:
-        """The default definition version: the contract's (KPIS.md), always version 1."""
-        return self.versions[0]
+        """The default definition version: ``current``, else the first (the contract's)."""
+        return self.versions[0] if self.current is None else self.current
 
 
 _SPECS: tuple[KpiSpec, ...] = (
@@ -115,9 +119,25 @@ _SPECS: tuple[KpiSpec, ...] = (
         Kind.DISTRIBUTION,
         "s",
         "First unanswered customer message after the first response → next public human "
-        "reply, per run; at the reply.",
+        "reply, per run (v2: a resolve ends a run unanswered); at the reply.",
+        versions=(1, 2),
+        current=2,
     ),
-    KpiSpec("nrt_business", Kind.DISTRIBUTION, "s", "NRT on the business clock."),
+    KpiSpec(
+        "nrt_business",
+        Kind.DISTRIBUTION,
+        "s",
+        "NRT on the business clock (v2: a resolve ends a run unanswered).",
+        versions=(1, 2),
+        current=2,
+    ),
+    KpiSpec(
+        "resolved_without_reply",
+        Kind.COUNT,
+        "1",
+        "Runs of customer messages after the first response that a resolve ended with no "
+        "public human reply; at the resolve.",
+    ),
     KpiSpec(
         "resolution_wall",
         Kind.DISTRIBUTION,

@@ -291,46 +291,42 @@ def derive(
             "expected_wait", expected, None, None, (), (), f"expected wait ({expected_source})"
         )
 
-    # Next response runs after the first response.
+    # Next response runs after the first response (v2: a resolve ends a run unanswered).
     human_order = message_order(*human) if human is not None else None
-    if human is not None and human_order is not None:
-        run_start: tuple[int, str] | None = None
-        run = 0
-        public = sorted(
-            (
-                (m.send_ms, mid, m)
-                for mid, m in zip(ids, messages, strict=True)
-                if m.public
-                and m.author in ("customer", "agent")
-                and message_order(mid, m) > human_order
-            ),
-            key=lambda item: message_order(item[1], item[2]),
-        )
-        for send_ms, _mid, message in public:
-            if message.author == "customer":
-                if run_start is None:
-                    run_start = (send_ms, message.event_id)
-            elif run_start is not None:
-                run += 1
-                add(
-                    f"nrt_wall#{run}",
-                    run_start[0],
-                    send_ms,
-                    (run_start[1],),
-                    (message.event_id,),
-                    "first unanswered customer message → next reply",
-                )
-                business = timeline.counted_business_ms(run_start[0], send_ms, PAUSE_STATUSES)
+    if human_order is not None:
+        for kpi in ("nrt_wall", "nrt_business"):
+            replied, _ended = _runs(ids, messages, timeline, human_order, definitions.version(kpi))
+            for run, (start_ms, start_id, end_ms, end_id) in enumerate(replied, 1):
+                if kpi == "nrt_wall":
+                    add(
+                        f"nrt_wall#{run}",
+                        start_ms,
+                        end_ms,
+                        (start_id,),
+                        (end_id,),
+                        "first unanswered customer message → next reply",
+                    )
+                    continue
+                business = timeline.counted_business_ms(start_ms, end_ms, PAUSE_STATUSES)
                 add(
                     f"nrt_business#{run}",
-                    run_start[0],
-                    send_ms,
-                    (run_start[1],),
-                    (message.event_id,),
+                    start_ms,
+                    end_ms,
+                    (start_id,),
+                    (end_id,),
                     "the same run on the business clock",
                     seconds=business / 1000,
                 )
-                run_start = None
+        _replied, ended = _runs(ids, messages, timeline, human_order, 2)
+        for run, (start_ms, start_id, end_ms, end_id) in enumerate(ended, 1):
+            add(
+                f"resolved_without_reply#{run}",
+                start_ms,
+                end_ms,
+                (start_id,),
+                (end_id,),
+                "first unanswered customer message → a resolve with no reply",
+            )
 
     # Chasers: customer follow-ups before the first response.
     chasers = [
@@ -428,6 +424,46 @@ def derive(
     return result
 
 
+Run = tuple[int, str, int, str]
+"""A run of customer messages: (start, its event id, end, the event id that ended it)."""
+
+
+def _runs(
+    ids: list[str],
+    messages: list[MessageFact],
+    timeline: _Timeline,
+    after: Order,
+    version: int,
+) -> tuple[list[Run], list[Run]]:
+    """The runs of customer messages after ``after`` (the first response): those a public human
+    reply answered, and (version 2) those a resolve ended first. Version 1 lets a run wait
+    through a resolve for the first reply after a reopen; version 2 ends it at the resolve, and
+    the message reopening the ticket starts a new one."""
+    items: list[tuple[Order, int, str, str]] = []  # (order, time, event id, what)
+    for message_id, message in zip(ids, messages, strict=True):
+        if message.public and message.author in ("customer", "agent"):
+            order = message_order(message_id, message)
+            if order > after:
+                items.append((order, message.send_ms, message.event_id, message.author))
+    if version >= 2:
+        for transition in timeline.transitions:
+            order = transition_order(transition)
+            if transition.to_status == "resolved" and order > after:
+                items.append((order, transition.at_ms, transition.event_id, "resolve"))
+    items.sort()
+    answered: list[Run] = []
+    ended: list[Run] = []
+    start: tuple[int, str] | None = None
+    for _order, at_ms, event_id, what in items:
+        if what == "customer":
+            if start is None:
+                start = (at_ms, event_id)
+        elif start is not None:
+            (answered if what == "agent" else ended).append((*start, at_ms, event_id))
+            start = None
+    return answered, ended
+
+
 def _silence(
     touch_ms: int,
     touch_id: str,
@@ -514,6 +550,8 @@ def contributions(
             if kpi == "nrt_business" and clocks.calendar_missing:
                 continue
             append(Contribution(kpi, at(clock.end_ms), dims, clock.seconds))
+        elif name.startswith("resolved_without_reply#"):
+            append(Contribution("resolved_without_reply", at(clock.end_ms), dims, 1.0))
     chasers = clocks.clocks.get("chasers")
     if chasers is not None:
         for event_id in chasers.start_events:
