@@ -102,6 +102,12 @@ bench-gateway: setup ## gateway: read/write through the gateway vs direct, HTTP,
 bench-secantus: setup ## SecantusDB Python vs Rust server
 	$(PY) bench/secantus_compare.py
 
+# --- stability ----------------------------------------------------------------------------------
+N ?= 20
+.PHONY: soak-oracle
+soak-oracle: setup ## the metrics oracle tests N times in a row (N=20; K=all or a pytest -k expression); prints "N passed, M failed"
+	@bash scripts/soak-oracle.sh $(N) $(if $(K),"$(K)")
+
 .PHONY: clean
 clean: ## remove local state (data, logs, leftovers of killed test runs), keep installed tools
 	rm -rf $(CRM_HOME)/data $(CRM_HOME)/logs $(CRM_HOME)/run $(CRM_HOME)/test

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
+import sys
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,6 +41,8 @@ AGE_KPIS = {"backlog_age", "unanswered_age"}  # "now"-relative: compared by coun
 # Sketch quantiles are within 1 % of the value at the same rank; a little more for rounding.
 RELATIVE = 0.0101
 SETTLE_SECONDS = 20.0
+# The KPIs on a ticket's business calendar (or derived from one).
+BUSINESS_KPIS = ("frt_business", "nrt_business", "resolution_business", "perception_gap")
 
 
 @pytest.fixture(scope="module")
@@ -99,12 +103,14 @@ def differences(response: mpb.GetKpisResponse, oracle: Any, group_by: str = "") 
     return problems
 
 
-async def query(process: Any, history: History, group_by: str = "") -> mpb.GetKpisResponse:
+async def query(
+    process: Any, history: History, group_by: str = "", namespace: str = ""
+) -> mpb.GetKpisResponse:
     """Every KPI's totals over the whole history (whole days)."""
     start, end = _range(history)
     kpis = [name for name, spec in CATALOG.items() if not group_by or group_by in spec.dimensions]
     response: mpb.GetKpisResponse = await stub(process).GetKpis(
-        kpi_request(kpis, start, end, group_by=group_by),
+        kpi_request(kpis, start, end, group_by=group_by, namespace=namespace),
         metadata=metadata(history.tenant),
         timeout=60,
     )
@@ -112,7 +118,7 @@ async def query(process: Any, history: History, group_by: str = "") -> mpb.GetKp
 
 
 async def disagreements(
-    process: Any, history: History, oracle: Any, group_by: str = ""
+    process: Any, history: History, oracle: Any, group_by: str = "", namespace: str = ""
 ) -> list[str]:
     """The service's disagreements with the oracle once its view has settled.
 
@@ -122,7 +128,8 @@ async def disagreements(
     """
     deadline = asyncio.get_running_loop().time() + SETTLE_SECONDS
     while True:
-        problems = differences(await query(process, history, group_by), oracle, group_by)
+        response = await query(process, history, group_by, namespace)
+        problems = differences(response, oracle, group_by)
         if not problems or asyncio.get_running_loop().time() > deadline:
             return problems
         await asyncio.sleep(0.5)
@@ -238,3 +245,106 @@ async def test_two_instances_in_one_group_give_the_totals_of_one(
         await mongo.close()
         await first.stop()
         await second.stop()
+
+
+def _business_clock_was_measured(oracle: Any) -> None:
+    """The comparison means something for the business clock: it counted most tickets."""
+    for name in BUSINESS_KPIS:
+        if name in oracle.totals and name in CATALOG:
+            assert oracle.totals[name].count, f"the oracle has no {name}"
+    assert oracle.totals["frt_business"].count > TICKETS // 2
+
+
+async def test_partitions_moved_between_instances_mid_stream_keep_the_business_clock(
+    infra: Infra, history: History
+) -> None:
+    """Calendars and tickets arrive shuffled while partitions move to a second instance and
+    then back, when the first one leaves: every KPI, the business-clock ones included, equals
+    the oracle's."""
+    events = shuffled(history.events, 13)
+    topic = new_topic("oracle-move")
+    env = {"OWN_BRANDS": ",".join(history.own_brands)}
+    first = await start_metrics(infra, topic, env=env)
+    second = None
+    mongo = MongoStore(infra.mongodb_uri, _database(topic))
+    try:
+        third = len(events) // 3
+        await produce(infra.kafka_bootstrap, topic, events[:third])
+        async with asyncio.timeout(120):
+            while not await mongo.db["metric_offsets"].count_documents({"ns": "live"}):
+                await asyncio.sleep(0.05)
+        second = await start_metrics(infra, topic, env=env)  # half the partitions move over
+        await produce(infra.kafka_bootstrap, topic, events[third : 2 * third])
+        await first.stop()  # and every partition moves to the second
+        await produce(infra.kafka_bootstrap, topic, events[2 * third :])
+        await wait_caught_up(mongo, infra.kafka_bootstrap, topic, timeout=240)
+        await wait_visible(second, history.tenant, *_range(history), history.tickets)
+        oracle = oracle_of(history, events)
+        _business_clock_was_measured(oracle)
+        problems = await disagreements(second, history, oracle)
+        assert not problems, "\n".join(problems[:40])
+    finally:
+        await mongo.close()
+        await first.stop()
+        if second is not None:
+            await second.stop()
+
+
+async def _replay(
+    infra: Infra, topic: str, namespace: str, history: History
+) -> asyncio.subprocess.Process:
+    """``python -m crm_metrics replay`` with the settings the service runs with."""
+    env = {
+        **os.environ,
+        "OWN_BRANDS": ",".join(history.own_brands),
+        "MONGODB_URI": infra.mongodb_uri,
+        "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
+        "METRICS_TOPICS": topic,
+        "CONSUMER_GROUP": f"g-{topic}",
+        "MONGODB_DATABASE": _database(topic),
+        "CHECKPOINT_INTERVAL_SECONDS": "0.2",
+        "CELL_SNAPSHOT_MIN_CELLS": "2000",
+    }
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "crm_metrics",
+        "replay",
+        "--namespace",
+        namespace,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+
+
+async def test_a_replay_killed_and_resumed_gives_the_oracles_kpis_in_its_namespace(
+    infra: Infra, history: History
+) -> None:
+    """A replay into a namespace, SIGKILLed after its first checkpoints and run again, holds
+    the oracle's KPIs (business clock included) beside the live ones."""
+    events = shuffled(history.events, 17)
+    topic = new_topic("oracle-replay")
+    process = await start_metrics(infra, topic, env={"OWN_BRANDS": ",".join(history.own_brands)})
+    mongo = MongoStore(infra.mongodb_uri, _database(topic))
+    namespace = "oracle-replay"
+    try:
+        await produce(infra.kafka_bootstrap, topic, events)
+        await wait_caught_up(mongo, infra.kafka_bootstrap, topic, timeout=240)
+        killed = await _replay(infra, topic, namespace, history)
+        async with asyncio.timeout(120):
+            while not await mongo.db["metric_offsets"].count_documents({"ns": namespace}):
+                await asyncio.sleep(0.05)
+        killed.kill()
+        await killed.wait()
+        resumed = await _replay(infra, topic, namespace, history)
+        output, _ = await asyncio.wait_for(resumed.communicate(), 240)
+        assert resumed.returncode == 0, output.decode()[-3000:]
+        await wait_caught_up(mongo, infra.kafka_bootstrap, topic, namespace, timeout=60)
+        oracle = oracle_of(history, events)
+        _business_clock_was_measured(oracle)
+        problems = await disagreements(process, history, oracle, namespace=namespace)
+        assert not problems, "\n".join(problems[:40])
+    finally:
+        await mongo.close()
+        await process.stop()
