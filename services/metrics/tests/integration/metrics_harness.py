@@ -4,9 +4,10 @@ waiting until the service has checkpointed (and its view has read) everything pr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -18,11 +19,24 @@ from crm.metrics.v1 import metrics_pb2 as mpb
 from crm.metrics.v1 import metrics_pb2_grpc
 from crm_devstack.pytest_plugin import Infra
 from crm_devstack.services import ServiceProcess
+from crm_metrics.checkpoint import ensure_indexes
 from crm_platform.checkpointed import end_offsets
 from crm_platform.events import Event
 from crm_platform.mongo import MongoStore
 
 PARTITIONS = 6
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(infra: Infra, name: str) -> AsyncIterator[MongoStore]:
+    """A metrics database of its own with the service's indexes, dropped afterwards."""
+    mongo = MongoStore(infra.mongodb_uri, f"crm_metrics_{name}_{uuid.uuid4().hex[:8]}")
+    await ensure_indexes(mongo)
+    try:
+        yield mongo
+    finally:
+        await mongo.client.drop_database(mongo.db.name)
+        await mongo.close()
 
 
 def metadata(tenant: str) -> tuple[tuple[str, str], ...]:

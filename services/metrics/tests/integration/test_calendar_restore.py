@@ -14,8 +14,7 @@ Partition 0 holds the calendar events, partition 1 everything else.
 from __future__ import annotations
 
 import math
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -33,13 +32,14 @@ from crm_devstack.histories import (
 )
 from crm_devstack.pytest_plugin import Infra
 from crm_metrics.calendars import CalendarHub
-from crm_metrics.checkpoint import MetricsPartition, ensure_indexes, poll_calendars
+from crm_metrics.checkpoint import MetricsPartition, poll_calendars
 from crm_metrics.domain.clocks import Settings
 from crm_metrics.domain.cube import aggregate_class
 from crm_metrics.engine import PartitionEngine
 from crm_platform.context import Actor, ActorType, CallContext
 from crm_platform.events import Event
 from crm_platform.mongo import MongoStore
+from metrics_harness import scratch_database
 
 TOPIC = "crm.servicedesk.v1"
 CALENDARS, TICKETS = 0, 1
@@ -48,13 +48,8 @@ BUSINESS = ("frt_business", "nrt_business", "resolution_business", "company_frt"
 
 @pytest.fixture
 async def store(infra: Infra) -> AsyncIterator[MongoStore]:
-    mongo = MongoStore(infra.mongodb_uri, f"crm_metrics_cal_{uuid.uuid4().hex[:8]}")
-    await ensure_indexes(mongo)
-    try:
+    async with scratch_database(infra, "calendars") as mongo:
         yield mongo
-    finally:
-        await mongo.client.drop_database(mongo.db.name)
-        await mongo.close()
 
 
 def _calendar_event(calendar: BusinessCalendar, tenant: str, at: datetime) -> Event:
@@ -239,12 +234,11 @@ def versioned() -> tuple[list[Event], Settings]:
     return [old, *events], settings
 
 
-Schedule = Callable[[MongoStore, Log], Awaitable[None]]
-
-
-async def tickets_wait_then_the_calendar_is_checkpointed_then_a_crash(
-    store: MongoStore, log: Log, restore_order: tuple[int, int]
+@pytest.mark.parametrize("restore_order", [(CALENDARS, TICKETS), (TICKETS, CALENDARS)])
+async def test_tickets_checkpointed_waiting_for_a_calendar_stored_before_a_crash(
+    store: MongoStore, plain: tuple[list[Event], Settings], restore_order: tuple[int, int]
 ) -> None:
+    log = Log.of(*plain)
     first = Instance(store, log)
     await first.own(CALENDARS, TICKETS)
     first.read(TICKETS)
@@ -255,14 +249,6 @@ async def tickets_wait_then_the_calendar_is_checkpointed_then_a_crash(
     again = Instance(store, log)
     await again.own(*restore_order)
     await check(store, log, again)
-
-
-@pytest.mark.parametrize("restore_order", [(CALENDARS, TICKETS), (TICKETS, CALENDARS)])
-async def test_tickets_checkpointed_waiting_for_a_calendar_stored_before_a_crash(
-    store: MongoStore, plain: tuple[list[Event], Settings], restore_order: tuple[int, int]
-) -> None:
-    log = Log.of(*plain)
-    await tickets_wait_then_the_calendar_is_checkpointed_then_a_crash(store, log, restore_order)
 
 
 async def test_tickets_checkpointed_on_a_calendar_whose_own_checkpoint_was_lost(

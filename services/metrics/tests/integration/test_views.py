@@ -8,7 +8,6 @@ many checkpoints with a tiny snapshot threshold and load it again.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -20,11 +19,12 @@ from crm_devstack.histories import iter_events
 from crm_devstack.pytest_plugin import Infra
 from crm_metrics import cell_log
 from crm_metrics.calendars import CalendarHub
-from crm_metrics.checkpoint import OFFSETS, MetricsPartition, ensure_indexes
+from crm_metrics.checkpoint import OFFSETS, MetricsPartition
 from crm_metrics.domain.clocks import Settings
 from crm_metrics.domain.cube import CubeView
 from crm_metrics.view import KpiViews
 from crm_platform.mongo import MongoStore
+from metrics_harness import scratch_database
 
 TENANT, KPI, HOUR, TOPIC = "acme", "tickets_created", 490_000, "crm.servicedesk.v1"
 WHERE = {"ns": "live", "topic": TOPIC, "p": 0}
@@ -33,13 +33,8 @@ PREFIX = f"live|{TOPIC}|0|"
 
 @pytest.fixture
 async def store(infra: Infra) -> AsyncIterator[MongoStore]:
-    mongo = MongoStore(infra.mongodb_uri, f"crm_metrics_views_{uuid.uuid4().hex[:8]}")
-    await ensure_indexes(mongo)
-    try:
+    async with scratch_database(infra, "views") as mongo:
         yield mongo
-    finally:
-        await mongo.client.drop_database(mongo.db.name)
-        await mongo.close()
 
 
 async def _offsets(store: MongoStore, seq: int, snapshot: cell_log.Snapshot | None = None) -> None:
