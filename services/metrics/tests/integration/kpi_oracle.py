@@ -171,6 +171,8 @@ READINGS: tuple[str, ...] = (
     "change of its own version; between messages without a version (0) a company message "
     "before a customer message (NRT runs, silence, chasers, the first response)",
     "silence ignores messages after the last resolve",
+    "silence@2: a status change into pending_customer, on_hold or resolved ends a wait; a wait "
+    "starts only with a customer message (leaving a pause starts none)",
     "share_of_voice compares brands exactly (case-sensitive) with own_brands; empty = own",
     "the business calendar is the one named by the current snapshot's TicketSla; a named "
     "calendar version that is not known counts like no calendar (wall clock minus pauses)",
@@ -611,15 +613,32 @@ def wait_bucket(seconds: float) -> str:
     return WAIT_BUCKETS[-1][0]
 
 
-def _silence(first_touch: datetime, messages: Sequence[Msg], last_resolve: datetime) -> float:
-    """The longest wait of the customer with no public update from the company."""
-    # (order, 0 = company ends a wait, 1 = customer)
+def _silence(
+    first_touch: datetime,
+    messages: Sequence[Msg],
+    last_resolve: datetime,
+    changes: Sequence[tuple[datetime, int, str, events_pb2.TicketStatusChanged]],
+    version: int,
+) -> float:
+    """The longest wait of the customer with no public update.
+
+    @2: a public human reply (when delivered, else sent) ends a wait, and so does a status
+    change into a pausing status or into resolved; a bot's message does not. @1: any public
+    message of an agent or a bot ends a wait, nothing else does (until the last resolve). The
+    customer's next message starts a new wait."""
+    # (order, 0 = ends a wait, 1 = customer)
     items: list[tuple[tuple[datetime, int, int, str], int]] = []
     for m in messages:
-        if m.is_company_public:
+        update = m.is_human_reply if version >= 2 else m.is_company_public
+        if update:
             items.append((m.order(m.delivered or m.send), 0))
         elif m.is_customer:
             items.append((m.order(), 1))
+    if version >= 2:
+        for at, ticket_version, event_id, change in changes:
+            if change.to_status in PAUSING_STATUSES | {RESOLVED}:
+                # Reading: a status change after the messages of its own version (see Msg).
+                items.append(((at, ticket_version, 2, event_id), 0))
     items.sort()
     longest = 0.0
     waiting_since: datetime | None = first_touch
@@ -735,6 +754,7 @@ def _derive_ticket(
     expectations: Mapping[str, timedelta],
     frt_version: int,
     nrt_version: int,
+    silence_version: int,
     now: datetime,
 ) -> TicketClocks | None:
     """Every clock and flag of one ticket, from all of its facts sorted afresh."""
@@ -850,7 +870,7 @@ def _derive_ticket(
         resolution_business = _counting_time(
             created, last_resolve, segments, not_counting, calendar
         )
-        silence = _silence(first_touch, messages, last_resolve)
+        silence = _silence(first_touch, messages, last_resolve, changes, silence_version)
         fcr = len(human_replies) == 1 and current.reopen_count == 0
         zone = ZoneInfo(calendar.timezone if calendar is not None else reporting_timezone)
         same_day = created.astimezone(zone).date() == last_resolve.astimezone(zone).date()
@@ -1149,6 +1169,7 @@ def compute(
     tenant_id: str | None = None,
     frt_version: int = 1,
     nrt_version: int = 2,
+    silence_version: int = 2,
 ) -> OracleResult:
     """Compute every KPI of docs/kpis.md from ``events`` (any order, duplicates allowed).
 
@@ -1158,7 +1179,8 @@ def compute(
     ``channel_expectations`` overrides channel defaults (the social one is capped at 12 h).
     ``frt_version`` 2 counts a bot's public reply as the first response for frt_wall and
     frt_business (company_frt reads frt_business). ``nrt_version`` 1 lets a run of customer
-    messages wait through a resolve (the definition before @2).
+    messages wait through a resolve (the definition before @2); ``silence_version`` 1 lets
+    any public company message (a bot's too) end a wait, and only those.
     """
     event_list = list(events)
     facts = _collect(event_list, tenant_id)
@@ -1216,6 +1238,7 @@ def compute(
             expectations=expectations,
             frt_version=frt_version,
             nrt_version=nrt_version,
+            silence_version=silence_version,
             now=now,
         )
         if clocks is not None:

@@ -136,3 +136,17 @@ def test_a_missing_calendar_holds_back_business_clocks_only() -> None:
 def test_event_ids_are_unique_per_event() -> None:
     assert len({e.id for e in worked_example()}) == len(worked_example())
     assert uuid.UUID(worked_example()[0].id)
+
+
+def test_fixed_rules_are_current_versions_and_the_old_ones_stay_selectable() -> None:
+    current = Definitions()
+    assert current.label("silence") == "silence@2"
+    assert current.label("nrt_wall") == "nrt_wall@2"
+    assert current.label("nrt_business") == "nrt_business@2"
+    assert current.label("frt_wall") == "frt_wall@1"  # @2 is an alternative, not a fix
+    assert current.label("first_resolution_business") == "first_resolution_business@1"
+    assert current.label("resolved_without_reply") == "resolved_without_reply@1"
+    replay = Definitions.parse(["silence@1", "nrt_wall@1"])
+    assert replay.label("silence") == "silence@1"
+    assert replay.label("nrt_wall") == "nrt_wall@1"
+    assert replay.label("nrt_business") == "nrt_business@2"

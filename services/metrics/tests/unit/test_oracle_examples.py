@@ -582,16 +582,61 @@ def test_silence_is_the_longest_wait_without_a_public_update() -> None:
         Story()
         .created(at(9))
         .customer(at(9))
-        .bot(at(9.1), delivered=at(9.2))  # ends the first wait (0.2 h)
-        .customer(at(10))
-        .agent(at(13))  # 3 h
+        .bot(at(9.1), delivered=at(9.2))  # no update: the customer still waits
+        .customer(at(10))  # a chaser does not restart the wait
+        .agent(at(13))  # 4 h since 09:00
         .customer(at(14))
-        .resolve(at(18))  # the last wait, 4 h, ends at the resolve
+        .resolve(at(18.5))  # the last wait, 4.5 h, ends at the resolve
     )
 
     result = compute(story)
 
-    assert result.kpi("silence").value == 4 * HOUR
+    assert result.kpi("silence").value == 4.5 * HOUR
+    assert disagreements(story.events) == []
+
+
+def test_a_bot_acknowledgement_does_not_end_the_silence_but_silence_v1_let_it() -> None:
+    # Issue 11's example: the customer waited two hours for a human after an auto-ack.
+    story = (
+        Story()
+        .created(at(9))
+        .customer(at(9))
+        .bot(at(9))
+        .customer(at(10))  # "any update?"
+        .agent(at(11))
+        .resolve(at(11.5))
+    )
+
+    assert compute(story).kpi("silence").value == 2 * HOUR
+    assert compute(story, silence_version=1).kpi("silence").value == 1 * HOUR
+    assert disagreements(story.events) == []
+    replay = Settings(definitions=Definitions.parse(["silence@1"]))
+    clocks, _ = service_clocks(story.events, replay)[story.ticket_id]
+    assert clocks.seconds("silence") == 1 * HOUR
+
+
+def test_a_pause_or_a_resolve_ends_a_wait_and_the_customers_next_message_starts_one() -> None:
+    story = (
+        Story()
+        .created(at(9))
+        .customer(at(9))
+        .agent(at(10))  # 1 h
+        .customer(at(11))
+        .status(pb.TICKET_STATUS_ON_HOLD, at(12))  # 1 h: waiting for the carrier, said so
+        .status(pb.TICKET_STATUS_OPEN, at(15))  # no wait starts by itself
+        .resolve(at(16))
+        .customer(at(16.5))  # reopens
+        .status(pb.TICKET_STATUS_PENDING_CUSTOMER, at(18))  # 1.5 h
+        .customer(at(10, day=1))  # back to open: a new wait
+        .resolve(at(10.75, day=1))  # 0.75 h
+    )
+
+    result = compute(story)
+
+    assert result.kpi("silence").value == 1.5 * HOUR
+    # @1: only company messages end a wait: 11:00 waits until the last resolve.
+    assert compute(story, silence_version=1).kpi("silence").value == 23.75 * HOUR
+    assert disagreements(story.events) == []
 
 
 # --- SLA -----------------------------------------------------------------------------------------

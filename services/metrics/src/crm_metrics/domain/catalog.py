@@ -314,7 +314,11 @@ _SPECS: tuple[KpiSpec, ...] = (
         "silence",
         Kind.DISTRIBUTION,
         "s",
-        "Longest wall-clock wait with no public update from the company; at the last resolve.",
+        "Longest wall-clock wait with no public update: a human reply, a pause or a resolve "
+        "ends a wait, the customer's next message starts one (v1: any public company message, "
+        "a bot's included, ends it); at the last resolve.",
+        versions=(1, 2),
+        current=2,
     ),
 )
 

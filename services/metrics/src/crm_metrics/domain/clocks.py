@@ -129,6 +129,7 @@ class _Timeline:
             status, since = transition.to_status, at
         self.intervals.append((since, None, status))
         self.status = status
+        self.created_ms = facts.create_ms
 
     def business_ms(self, start: int, end: int) -> int:
         """Open time of the calendar in [start, end) (wall time without a calendar)."""
@@ -400,7 +401,15 @@ def derive(
         zone = ZoneInfo(calendar.timezone if calendar else settings.reporting_timezone)
         if _dt(create).astimezone(zone).date() == _dt(last_ms).astimezone(zone).date():
             result.flags.add("same_day_resolution")
-        silence = _silence(touch_ms, touch_id, messages, facts, last_ms, last.event_id)
+        silence = _silence(
+            touch_ms,
+            touch_id,
+            messages,
+            facts,
+            timeline if definitions.version("silence") >= 2 else None,
+            last_ms,
+            last.event_id,
+        )
         if silence is not None:
             result.clocks["silence"] = silence
 
@@ -469,23 +478,37 @@ def _silence(
     touch_id: str,
     messages: list[MessageFact],
     facts: TicketFacts,
+    statuses: _Timeline | None,
     end_ms: int,
     end_id: str,
 ) -> Clock | None:
-    """The longest wait with no public update from the company, up to the last resolve."""
-    timeline: list[tuple[Order, int, str, bool]] = []  # (order, time, event id, from the company)
+    """The longest wait with no public update, up to the last resolve.
+
+    Version 2 (``statuses`` given): a public human reply (delivered, else sent) ends a wait, and
+    so does a transition into a pausing status or into resolved; a bot's acknowledgement does
+    not, nor do the customer's chasers. Version 1 (``statuses`` None): any public message from
+    the company, a bot's included, ends a wait. The customer's next message starts a new one.
+    """
+    timeline: list[tuple[Order, int, str, bool]] = []  # (order, time, event id, an update)
     ids = list(facts.messages)
     for message_id, message in zip(ids, messages, strict=True):
         if not message.public:
             continue
         if message.author == "customer":
             at, event, company = message.send_ms, message.event_id, False
+        elif statuses is not None and message.author != "agent":
+            continue  # a bot's message is no update (v2)
         else:
             delivered = facts.deliveries.get(message_id)
             at, event = delivered if delivered else (message.send_ms, message.event_id)
             company = True
         if at <= end_ms:  # after the last resolve nothing counts: the resolve ended the wait
             timeline.append((message_order(message_id, message, at), at, event, company))
+    if statuses is not None:
+        for transition in statuses.transitions:
+            at = max(transition.at_ms, statuses.created_ms)
+            if transition.to_status in PAUSE_STATUSES | {"resolved"} and at <= end_ms:
+                timeline.append((transition_order(transition), at, transition.event_id, True))
     timeline.sort()
     waiting: tuple[int, str] | None = (touch_ms, touch_id)
     best: tuple[int, int, str, int, str] | None = None  # (length, start, id, end, id)
@@ -511,7 +534,8 @@ def _silence(
         best[3],
         (best[2],),
         (best[4],),
-        "longest wait with no public update from the company",
+        "longest wait with no public update"
+        + (" (a human reply, a pause or a resolve)" if statuses is not None else ""),
     )
 
 
