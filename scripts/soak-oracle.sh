@@ -9,7 +9,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-20}
-select=${2:-shuffled or killed or two_instances}
+select=${2:-shuffled or killed_mid_stream or two_instances}
 [ "$select" = all ] && select=""
 tests=services/metrics/tests/integration/test_oracle.py
 home=${CRM_HOME:-$PWD/.crm}

@@ -41,6 +41,7 @@ AGE_KPIS = {"backlog_age", "unanswered_age"}  # "now"-relative: compared by coun
 # Sketch quantiles are within 1 % of the value at the same rank; a little more for rounding.
 RELATIVE = 0.0101
 SETTLE_SECONDS = 20.0
+MAX_KPIS_PER_REQUEST = 40  # GetKpisRequest.kpis allows at most 40: the catalog is asked in parts
 # The KPIs on a ticket's business calendar (or derived from one).
 BUSINESS_KPIS = ("frt_business", "nrt_business", "resolution_business", "perception_gap")
 
@@ -109,12 +110,25 @@ async def query(
     """Every KPI's totals over the whole history (whole days)."""
     start, end = _range(history)
     kpis = [name for name, spec in CATALOG.items() if not group_by or group_by in spec.dimensions]
-    response: mpb.GetKpisResponse = await stub(process).GetKpis(
-        kpi_request(kpis, start, end, group_by=group_by, namespace=namespace),
-        metadata=metadata(history.tenant),
-        timeout=60,
-    )
-    return response
+    merged = mpb.GetKpisResponse()
+    groups: dict[str, mpb.KpiGroup] = {}
+    for first in range(0, len(kpis), MAX_KPIS_PER_REQUEST):
+        response: mpb.GetKpisResponse = await stub(process).GetKpis(
+            kpi_request(
+                kpis[first : first + MAX_KPIS_PER_REQUEST],
+                start,
+                end,
+                group_by=group_by,
+                namespace=namespace,
+            ),
+            metadata=metadata(history.tenant),
+            timeout=60,
+        )
+        for group in response.groups:
+            if group.value not in groups:
+                groups[group.value] = merged.groups.add(value=group.value)
+            groups[group.value].totals.extend(group.totals)
+    return merged
 
 
 async def disagreements(
