@@ -3,6 +3,7 @@ KPIs for its namespace, the query views and the handlers."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 import grpc
@@ -27,23 +28,43 @@ from crm_platform.mongo import MongoStore
 from crm_platform.readiness import database_ready
 from crm_platform.server import ServiceParts
 
+log = logging.getLogger(__name__)
+
 SERVICE_NAMES = [metrics_pb2.DESCRIPTOR.services_by_name["MetricsService"].full_name]
 
 
 def group_id(settings: MetricsSettings) -> str:
     """The consumer group of a namespace (the live one, or a replay's own)."""
-    if settings.namespace == "live":
+    if settings.namespace == LIVE:
         return settings.consumer_group
     return f"{settings.consumer_group}-{settings.namespace}"
 
 
 async def register_namespace(mongo: MongoStore, settings: MetricsSettings) -> list[str]:
-    """Record the namespace's definitions; refuse to mix two definition sets in one."""
+    """Record the namespace's definitions.
+
+    A replay's namespace is computed under one definition set for good: a process with other
+    definitions is refused. The live namespace follows the release: when its definitions change
+    the record is replaced, and each partition recomputes from the topic as it loads (its
+    checkpoint says which definitions its cells were derived under).
+    """
     labels = settings.kpi_settings().definitions.labels()
     existing = await mongo.db[NAMESPACES].find_one({"_id": settings.namespace})
     if existing is None:
         await mongo.db[NAMESPACES].update_one(
             {"_id": settings.namespace}, {"$setOnInsert": {"definitions": labels}}, upsert=True
+        )
+    elif existing["definitions"] != labels and settings.namespace == LIVE:
+        added = sorted(set(labels) - set(existing["definitions"]))
+        dropped = sorted(set(existing["definitions"]) - set(labels))
+        log.warning(
+            "the live namespace's KPI definitions change (new: %s; gone: %s); "
+            "its partitions recompute from the topic as they load",
+            ", ".join(added) or "-",
+            ", ".join(dropped) or "-",
+        )
+        await mongo.db[NAMESPACES].update_one(
+            {"_id": settings.namespace}, {"$set": {"definitions": labels}}
         )
     elif existing["definitions"] != labels:
         raise FailedPrecondition(

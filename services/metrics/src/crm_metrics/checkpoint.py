@@ -51,7 +51,8 @@ SNAPSHOT_MIN_CELLS = 200_000
 """A partition's cells are snapshot once its log holds this many cells and more than the cube."""
 
 FORMAT = 3
-"""The layout of a partition's state; state of another layout is dropped and recomputed."""
+"""The layout of a partition's state; state of another layout is dropped and recomputed (so is
+state computed under other KPI definitions: see ``MetricsPartition.load``)."""
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,7 @@ class MetricsPartition:
         self._snapshot_min_cells = snapshot_min_cells
         self._logged = 0  # cells in the log since the snapshot
         self._stored_calendars: set[tuple[str, str, int]] = set()  # this partition's copies
+        self._definitions = settings.definitions.labels()
 
     # -- PartitionState -----------------------------------------------------------------------
 
@@ -125,6 +127,13 @@ class MetricsPartition:
         doc = await db[OFFSETS].find_one({"_id": self._id_prefix})
         if doc is not None and doc.get("format") != FORMAT:
             log.warning("%s: state of an older layout; recomputing it from the topic", self.tp)
+            await self._drop()
+            doc = None
+        elif doc is not None and doc.get("definitions") != self._definitions:
+            tp = self.tp
+            # Cells of one partition are all derived under one definition set: a release whose
+            # definitions differ (a new KPI, a rule's new version made current) recomputes.
+            log.warning("%s: state of other KPI definitions; recomputing it from the topic", tp)
             await self._drop()
             doc = None
         try:
@@ -210,6 +219,7 @@ class MetricsPartition:
                 "next_offset": offset,
                 "seq": seq,
                 "format": FORMAT,
+                "definitions": self._definitions,
                 "watermark_ms": self.engine.watermark_ms,
                 **self._where,
                 "updated_ms": int(time.time() * 1000),

@@ -33,6 +33,7 @@ from crm_devstack.histories import (
 from crm_devstack.pytest_plugin import Infra
 from crm_metrics.calendars import CalendarHub
 from crm_metrics.checkpoint import MetricsPartition, poll_calendars
+from crm_metrics.domain.catalog import Definitions
 from crm_metrics.domain.clocks import Settings
 from crm_metrics.domain.cube import aggregate_class
 from crm_metrics.engine import PartitionEngine
@@ -427,3 +428,29 @@ async def test_a_replay_that_sees_the_calendar_late_restored_mid_way(
     live = Instance(store, log)  # the namespace's cells are its own: the live one is empty
     await live.own(CALENDARS, TICKETS)
     assert live.cells() == {}
+
+
+async def test_state_of_other_definitions_is_recomputed_on_load(
+    store: MongoStore, plain: tuple[list[Event], Settings]
+) -> None:
+    """An upgrade whose KPI definitions differ (a rule's new version made current) recomputes
+    each partition from the topic, business clock included, instead of mixing two rules."""
+    events, current = plain
+    older = Settings(
+        definitions=Definitions.parse(["nrt_wall@1", "nrt_business@1", "silence@1"]),
+        own_brands=current.own_brands,
+    )
+    before, after = Log.of(events, older), Log.of(events, current)
+    assert before.expected != after.expected, "the two definition sets must disagree here"
+    first = Instance(store, before)
+    await first.own(CALENDARS, TICKETS)
+    await check(store, before, first)
+    first.crash()
+    same = MetricsPartition(store, "live", TopicPartition(TOPIC, TICKETS), older, CalendarHub())
+    assert await same.load() == len(before.records[TICKETS])  # same definitions: restored
+    same.close()
+    upgraded = Instance(store, after)
+    await upgraded.own(CALENDARS, TICKETS)
+    assert all(part.engine.next_offset == 0 for part in upgraded.parts.values())
+    assert upgraded.cells() == {}
+    await check(store, after, upgraded)

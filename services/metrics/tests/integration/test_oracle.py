@@ -43,7 +43,13 @@ RELATIVE = 0.0101
 SETTLE_SECONDS = 20.0
 MAX_KPIS_PER_REQUEST = 40  # GetKpisRequest.kpis allows at most 40: the catalog is asked in parts
 # The KPIs on a ticket's business calendar (or derived from one).
-BUSINESS_KPIS = ("frt_business", "nrt_business", "resolution_business", "perception_gap")
+BUSINESS_KPIS = (
+    "frt_business",
+    "nrt_business",
+    "resolution_business",
+    "first_resolution_business",
+    "perception_gap",
+)
 
 
 @pytest.fixture(scope="module")
