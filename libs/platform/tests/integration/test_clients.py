@@ -45,6 +45,8 @@ from crm_platform.telemetry import configure_telemetry
 
 CONTACTS = pb.DESCRIPTOR.services_by_name["ContactsService"]
 GET_CONTACT = f"/{CONTACTS.full_name}/GetContact"
+WIRE_TIMEOUT_GRAIN = 0.010
+"""How much gRPC's encoding of a 1 to 10 s deadline may round it up on one hop."""
 METADATA = (("x-tenant-id", "acme"), ("x-actor-id", "zapier"), ("x-actor-type", "integration"))
 
 
@@ -177,8 +179,19 @@ async def test_callee_serves_the_callers_tenant_and_actor_within_the_callers_dea
 ) -> None:
     reply = await services.relay(pb.GetContactRequest(id="c1"), metadata=METADATA, timeout=2)
     assert (reply.contact.tenant_id, reply.contact.owner_id) == ("acme", "integration:zapier")
-    # What was left of the caller's 2 s (printed to the millisecond, so a fast hop reads 2.000).
-    assert 1.0 < float(reply.contact.job_title) <= 2.0
+    # What was left of the caller's 2 s, printed to the millisecond. gRPC sends a deadline as a
+    # `grpc-timeout` of limited precision and the C core rounds it up (to 10 ms between 1 and
+    # 10 s: a 2.000 s timeout can arrive as 2.009 s), so each of the two hops (test → relay →
+    # callee) may add up to 10 ms; nothing else may.
+    assert 1.0 < float(reply.contact.job_title) <= 2.0 + 2 * WIRE_TIMEOUT_GRAIN
+
+
+@pytest.mark.usefixtures("in_background_work")
+async def test_one_hop_adds_no_more_than_the_wire_rounding_to_a_deadline(
+    services: Services,
+) -> None:
+    reply = await services.contacts.GetContact(pb.GetContactRequest(id="c1"), timeout=2)
+    assert 1.0 < float(reply.contact.job_title) <= 2.0 + WIRE_TIMEOUT_GRAIN
 
 
 @pytest.mark.usefixtures("in_background_work")
