@@ -18,6 +18,9 @@ from crm_platform.errors import FailedPrecondition
 Document = dict[str, Any]
 T = TypeVar("T")
 
+CONCURRENT_UPDATE = "CONCURRENT_UPDATE"
+"""The FAILED_PRECONDITION of a write that lost an optimistic-concurrency race."""
+
 
 class MongoStore:
     """The service's database: a client, its database, and transactions with automatic retry."""
@@ -75,5 +78,5 @@ async def replace_version(
     )
     if result.matched_count != 1:  # a concurrent writer won (normally a write conflict)
         raise FailedPrecondition(
-            "CONCURRENT_UPDATE", f"{kind}/{doc['_id']}", "changed meanwhile; read it again"
+            CONCURRENT_UPDATE, f"{kind}/{doc['_id']}", "changed meanwhile; read it again"
         )

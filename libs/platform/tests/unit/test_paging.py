@@ -1,4 +1,4 @@
-"""Keyset pagination: page sizes and opaque, query-bound page tokens."""
+"""Keyset pagination: page sizes, opaque query-bound page tokens, and cutting a page."""
 
 from __future__ import annotations
 
@@ -11,16 +11,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crm_contacts.domain import (
+from crm_platform.errors import InvalidArgument
+from crm_platform.paging import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
     CursorValue,
+    PageQuery,
     decode_page_token,
     encode_page_token,
     filter_fingerprint,
     resolve_page_size,
 )
-from crm_platform.errors import InvalidArgument
 
 QUERY = filter_fingerprint({"tenant": "t1", "filter": "tier = GOLD", "order_by": "update_time"})
 
@@ -140,3 +141,37 @@ def test_any_json_payload_is_decoded_or_refused(payload: object) -> None:
     token = base64.urlsafe_b64encode(document.encode()).decode()
     with contextlib.suppress(InvalidArgument):
         decode_page_token(token, QUERY)
+
+
+def test_a_page_query_without_token_starts_at_the_beginning() -> None:
+    query = PageQuery.of({"tenant": "t1"}, 0, "")
+    assert query.after is None
+    assert query.size == DEFAULT_PAGE_SIZE
+    assert query.limit == DEFAULT_PAGE_SIZE + 1
+
+
+def test_the_last_page_has_no_next_token() -> None:
+    query = PageQuery.of({"tenant": "t1"}, 3, "")
+    assert query.page(["a", "b", "c"], lambda item: [item]) == (["a", "b", "c"], "")
+
+
+def test_a_full_page_with_more_behind_continues_after_its_last_item() -> None:
+    criteria = {"tenant": "t1", "tier": "GOLD"}
+    query = PageQuery.of(criteria, 2, "")
+    page, token = query.page(["a", "b", "c"], lambda item: [item])
+    assert page == ["a", "b"]
+    following = PageQuery.of(criteria, 2, token)
+    assert following.after == ("b",)
+    assert token == encode_page_token(["b"], filter_fingerprint(criteria))
+
+
+def test_a_page_token_of_another_query_is_refused() -> None:
+    _, token = PageQuery.of({"tenant": "t1"}, 1, "").page(["a", "b"], lambda item: [item])
+    with pytest.raises(InvalidArgument) as caught:
+        PageQuery.of({"tenant": "t2"}, 1, token)
+    assert caught.value.violations[0].field == "page_token"
+
+
+def test_a_page_query_refuses_a_negative_size() -> None:
+    with pytest.raises(InvalidArgument):
+        PageQuery.of({"tenant": "t1"}, -1, "")

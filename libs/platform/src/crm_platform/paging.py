@@ -6,6 +6,14 @@ query's filters and order, so a token cannot be replayed against a different que
 is base64url of a small JSON document; it is opaque to clients but not secret or signed: a
 forged token only moves the starting point inside the caller's own tenant-scoped query, so
 callers must include the tenant in the fingerprint criteria and keep the query tenant-scoped.
+
+A handler pages a keyset query (here in id order) with :class:`PageQuery`::
+
+    query = PageQuery.of({"op": "ListContacts", "tenant": tenant, **filters},
+                         request.page_size, request.page_token)
+    after = str(query.after[0]) if query.after else None
+    contacts = await repository.list(tenant, filters, after, query.limit)
+    page, next_token = query.page(contacts, lambda contact: [contact.id])
 """
 
 from __future__ import annotations
@@ -16,8 +24,10 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from crm_platform.errors import InvalidArgument
 
@@ -29,6 +39,8 @@ _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 CursorValue = str | int | float | bool | datetime | None
 """A sort-key value a cursor can hold (datetimes keep their time zone, floats must be finite)."""
+
+T = TypeVar("T")
 
 
 def resolve_page_size(requested: int, *, field: str = "page_size") -> int:
@@ -140,3 +152,41 @@ def decode_page_token(
             "was issued for a different filter or order; start again without a page token",
         )
     return after
+
+
+@dataclass(frozen=True, slots=True)
+class PageQuery:
+    """One page of a keyset query: where it starts, how many items it holds, and its query's
+    fingerprint (to issue the next page's token).
+
+    Fetch :attr:`limit` items (one more than the page) after :attr:`after`; :meth:`page` cuts
+    them to the page and says whether another follows.
+    """
+
+    after: tuple[CursorValue, ...] | None
+    size: int
+    fingerprint: str
+
+    @classmethod
+    def of(cls, criteria: Mapping[str, object], page_size: int, page_token: str) -> PageQuery:
+        """The page a request asks for; ``InvalidArgument`` for a negative size or a token
+        that is malformed or was issued for other ``criteria`` (see :func:`filter_fingerprint`).
+        """
+        fingerprint = filter_fingerprint(criteria)
+        after = decode_page_token(page_token, fingerprint)
+        return cls(after, resolve_page_size(page_size), fingerprint)
+
+    @property
+    def limit(self) -> int:
+        """How many items to fetch: one more than the page, to know whether more follow."""
+        return self.size + 1
+
+    def page(
+        self, items: Sequence[T], sort_key: Callable[[T], Sequence[CursorValue]]
+    ) -> tuple[list[T], str]:
+        """The page's items and the next page's token (``""`` when this is the last page);
+        ``sort_key`` gives an item's sort-key values, in the query's order."""
+        if len(items) <= self.size:
+            return list(items), ""
+        page = list(items[: self.size])
+        return page, encode_page_token(sort_key(page[-1]), self.fingerprint)
