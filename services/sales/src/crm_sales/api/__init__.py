@@ -1,0 +1,1 @@
+"""The gRPC side of the sales service: handlers and message conversion."""

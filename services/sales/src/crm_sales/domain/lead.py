@@ -1,0 +1,240 @@
+"""Leads: someone who may buy, from a source, worked until qualified or disqualified.
+
+Status: NEW → WORKING → QUALIFIED | DISQUALIFIED (with a reason); NEW may go straight to
+QUALIFIED or DISQUALIFIED. QUALIFIED → CONVERTED is conversion (not built yet). Any other
+change is FAILED_PRECONDITION ``ILLEGAL_LEAD_TRANSITION``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+
+from crm_platform.errors import FailedPrecondition
+from crm_sales.domain._checks import Violations, check_version, join_path, parse_update_mask
+
+ILLEGAL_LEAD_TRANSITION = "ILLEGAL_LEAD_TRANSITION"
+
+
+class LeadSource(StrEnum):
+    """Where a lead came from."""
+
+    WEB_FORM = "web_form"
+    SOCIAL = "social"
+    CAMPAIGN = "campaign"
+    REFERRAL = "referral"
+    APPOINTMENT = "appointment"
+    EVENT = "event"
+    PARTNER = "partner"
+    PHONE = "phone"
+    IMPORT = "import"
+
+
+class LeadStatus(StrEnum):
+    """Where a lead is in qualification."""
+
+    NEW = "new"
+    WORKING = "working"
+    QUALIFIED = "qualified"
+    DISQUALIFIED = "disqualified"
+    CONVERTED = "converted"
+
+
+LEAD_TRANSITIONS: dict[LeadStatus, frozenset[LeadStatus]] = {
+    LeadStatus.NEW: frozenset({LeadStatus.WORKING, LeadStatus.QUALIFIED, LeadStatus.DISQUALIFIED}),
+    LeadStatus.WORKING: frozenset({LeadStatus.QUALIFIED, LeadStatus.DISQUALIFIED}),
+    LeadStatus.QUALIFIED: frozenset({LeadStatus.CONVERTED}),
+    LeadStatus.DISQUALIFIED: frozenset(),
+    LeadStatus.CONVERTED: frozenset(),
+}
+"""The status changes a lead may make."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeadInput:
+    """What a caller sets on a lead."""
+
+    contact_id: str = ""
+    person_name: str = ""
+    company_name: str = ""
+    email: str = ""
+    phone: str = ""
+    source: LeadSource | None = None
+    campaign_id: str = ""
+    owner_id: str = ""
+    origin_mention_id: str = ""
+
+
+LEAD_MASK = (
+    "contact_id",
+    "person_name",
+    "company_name",
+    "email",
+    "phone",
+    "source",
+    "campaign_id",
+    "owner_id",
+    "origin_mention_id",
+)
+"""The fields an update may change (not the status)."""
+
+_WHO = ("contact_id", "person_name", "company_name", "email", "phone")
+
+
+@dataclass(frozen=True, slots=True)
+class Lead:
+    """A lead at one version."""
+
+    id: str
+    tenant_id: str
+    contact_id: str
+    person_name: str
+    company_name: str
+    email: str
+    phone: str
+    source: LeadSource
+    campaign_id: str
+    owner_id: str
+    status: LeadStatus
+    disqualify_reason: str
+    origin_mention_id: str
+    event_key: str
+    """The Kafka key of its events: the contact id on create, else the lead id (kept)."""
+    version: int
+    create_time: datetime
+    update_time: datetime
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        id: str,
+        tenant_id: str,
+        fields: LeadInput,
+        now: datetime,
+        field_prefix: str = "lead",
+    ) -> Lead:
+        """Version 1, status NEW; ``InvalidArgument`` listing every bad field."""
+        violations = Violations()
+        clean = _clean(fields)
+        _check(clean, violations, field_prefix)
+        violations.raise_if_any()
+        assert clean.source is not None  # checked above
+        return cls(
+            id=id,
+            tenant_id=tenant_id,
+            contact_id=clean.contact_id,
+            person_name=clean.person_name,
+            company_name=clean.company_name,
+            email=clean.email,
+            phone=clean.phone,
+            source=clean.source,
+            campaign_id=clean.campaign_id,
+            owner_id=clean.owner_id,
+            status=LeadStatus.NEW,
+            disqualify_reason="",
+            origin_mention_id=clean.origin_mention_id,
+            event_key=clean.contact_id or id,
+            version=1,
+            create_time=now,
+            update_time=now,
+        )
+
+    @property
+    def subject(self) -> str:
+        """The aggregate's name in errors and events."""
+        return f"leads/{self.id}"
+
+    def apply_update(
+        self,
+        changes: LeadInput,
+        paths: Sequence[str],
+        expected_version: int | None,
+        now: datetime,
+        *,
+        field_prefix: str = "lead",
+    ) -> LeadUpdate:
+        """The next version with the fields ``paths`` names replaced: ``InvalidArgument``,
+        then ``StaleVersion``; no change, no new version."""
+        violations = Violations()
+        named = parse_update_mask(paths, LEAD_MASK, violations)
+        clean = _clean(changes)
+        merged = replace(
+            LeadInput(**{name: getattr(self, name) for name in LEAD_MASK}),
+            **{name: getattr(clean, name) for name in named},
+        )
+        _check(merged, violations, field_prefix)
+        violations.raise_if_any()
+        check_version(self.subject, expected_version, self.version)
+        changed = tuple(name for name in named if getattr(self, name) != getattr(merged, name))
+        if not changed:
+            return LeadUpdate(self, ())
+        updated = replace(
+            self,
+            **{name: getattr(merged, name) for name in changed},
+            version=self.version + 1,
+            update_time=now,
+        )
+        return LeadUpdate(updated, changed)
+
+    def start_working(self, expected_version: int | None, now: datetime) -> Lead:
+        """NEW → WORKING."""
+        return self._become(LeadStatus.WORKING, "", expected_version, now)
+
+    def qualify(self, expected_version: int | None, now: datetime) -> Lead:
+        """NEW or WORKING → QUALIFIED."""
+        return self._become(LeadStatus.QUALIFIED, "", expected_version, now)
+
+    def disqualify(self, reason: str, expected_version: int | None, now: datetime) -> Lead:
+        """NEW or WORKING → DISQUALIFIED with a non-blank ``reason``."""
+        why = reason.strip()
+        if not why:
+            violations = Violations()
+            violations.add("reason", "must be non-blank: say why the lead is disqualified")
+            violations.raise_if_any()
+        return self._become(LeadStatus.DISQUALIFIED, why, expected_version, now)
+
+    def _become(
+        self, status: LeadStatus, reason: str, expected_version: int | None, now: datetime
+    ) -> Lead:
+        check_version(self.subject, expected_version, self.version)
+        if status not in LEAD_TRANSITIONS[self.status]:
+            raise FailedPrecondition(
+                ILLEGAL_LEAD_TRANSITION,
+                self.subject,
+                f"is {self.status.value}: cannot become {status.value}",
+            )
+        return replace(
+            self,
+            status=status,
+            disqualify_reason=reason,
+            version=self.version + 1,
+            update_time=now,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LeadUpdate:
+    """The outcome of an update: the lead and the fields that changed."""
+
+    lead: Lead
+    changed_paths: tuple[str, ...]
+
+
+def _clean(fields: LeadInput) -> LeadInput:
+    return replace(
+        fields,
+        **{name: getattr(fields, name).strip() for name in LEAD_MASK if name != "source"},
+    )
+
+
+def _check(fields: LeadInput, violations: Violations, prefix: str) -> None:
+    if fields.source is None:
+        violations.add(join_path(prefix, "source"), "is required")
+    if not any(getattr(fields, name) for name in _WHO):
+        violations.add(
+            prefix or "lead",
+            "a lead needs contact_id or at least one of person_name, company_name, email, phone",
+        )

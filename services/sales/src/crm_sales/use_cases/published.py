@@ -1,0 +1,148 @@
+"""The events the sales service publishes (``crm.sales.v1``), one per change.
+
+Keys (documented in proto/crm/sales/v1/events.proto): an opportunity's or lead's events carry
+the ``event_key`` it got on create (the contact id where there is one; for an account deal with
+no single contact the organisation id); a pipeline's events carry the pipeline id.
+"""
+
+from __future__ import annotations
+
+from google.protobuf.field_mask_pb2 import FieldMask
+from google.protobuf.message import Message
+
+from crm.sales.v1 import events_pb2 as events
+from crm_platform.context import CallContext
+from crm_platform.events import Event
+from crm_sales.api import convert
+from crm_sales.domain.lead import Lead, LeadStatus, LeadUpdate
+from crm_sales.domain.opportunity import Opportunity, OpportunityUpdate, StageChange
+from crm_sales.domain.pipeline import Pipeline, PipelineRevision, StageKind
+
+SOURCE = "/crm/sales"
+
+
+def _opportunity_event(payload: Message, opportunity: Opportunity, call: CallContext) -> Event:
+    return Event.of(
+        payload,
+        source=SOURCE,
+        subject=f"opportunities/{opportunity.id}",
+        key=opportunity.event_key,
+        call=call,
+        time=opportunity.update_time,
+    )
+
+
+def _lead_event(payload: Message, lead: Lead, call: CallContext) -> Event:
+    return Event.of(
+        payload,
+        source=SOURCE,
+        subject=f"leads/{lead.id}",
+        key=lead.event_key,
+        call=call,
+        time=lead.update_time,
+    )
+
+
+def _pipeline_event(payload: Message, pipeline: Pipeline, call: CallContext) -> Event:
+    # A pipeline is about no customer: keyed by its own id (documented exception).
+    return Event.of(
+        payload,
+        source=SOURCE,
+        subject=f"pipelines/{pipeline.id}",
+        key=pipeline.id,
+        call=call,
+        time=pipeline.update_time,
+    )
+
+
+def pipeline_created(pipeline: Pipeline, call: CallContext) -> Event:
+    """``PipelineCreated``."""
+    payload = events.PipelineCreated(pipeline=convert.pipeline_to_pb(pipeline))
+    return _pipeline_event(payload, pipeline, call)
+
+
+def pipeline_updated(revision: PipelineRevision, previous_version: int, call: CallContext) -> Event:
+    """``PipelineUpdated`` for a new version."""
+    payload = events.PipelineUpdated(
+        pipeline=convert.pipeline_to_pb(revision.pipeline),
+        changed_fields=FieldMask(paths=revision.changed_paths),
+        previous_version=previous_version,
+    )
+    return _pipeline_event(payload, revision.pipeline, call)
+
+
+def opportunity_created(opportunity: Opportunity, call: CallContext) -> Event:
+    """``OpportunityCreated``."""
+    payload = events.OpportunityCreated(opportunity=convert.opportunity_to_pb(opportunity))
+    return _opportunity_event(payload, opportunity, call)
+
+
+def opportunity_updated(
+    update: OpportunityUpdate, previous_version: int, call: CallContext
+) -> Event:
+    """``OpportunityUpdated`` for a change of the fields ``update`` names."""
+    payload = events.OpportunityUpdated(
+        opportunity=convert.opportunity_to_pb(update.opportunity),
+        changed_fields=FieldMask(paths=update.changed_paths),
+        previous_version=previous_version,
+    )
+    return _opportunity_event(payload, update.opportunity, call)
+
+
+def opportunity_stage_event(
+    opportunity: Opportunity,
+    change: StageChange,
+    previous_status: StageKind,
+    previous_version: int,
+    call: CallContext,
+) -> Event:
+    """The event of a stage change: ``OpportunityReopened`` out of a closed stage, else
+    ``OpportunityWon`` / ``OpportunityLost`` into a closed one, else
+    ``OpportunityStageChanged``."""
+    kind: type[
+        events.OpportunityStageChanged
+        | events.OpportunityWon
+        | events.OpportunityLost
+        | events.OpportunityReopened
+    ]
+    if previous_status.closed:
+        kind = events.OpportunityReopened
+    elif change.to_kind is StageKind.WON:
+        kind = events.OpportunityWon
+    elif change.to_kind is StageKind.LOST:
+        kind = events.OpportunityLost
+    else:
+        kind = events.OpportunityStageChanged
+    payload = kind(
+        opportunity=convert.opportunity_to_pb(opportunity),
+        change=convert.stage_change_to_pb(change),
+        previous_version=previous_version,
+    )
+    return _opportunity_event(payload, opportunity, call)
+
+
+def lead_created(lead: Lead, call: CallContext) -> Event:
+    """``LeadCreated``."""
+    return _lead_event(events.LeadCreated(lead=convert.lead_to_pb(lead)), lead, call)
+
+
+def lead_updated(update: LeadUpdate, previous_version: int, call: CallContext) -> Event:
+    """``LeadUpdated`` for a change of the fields ``update`` names."""
+    payload = events.LeadUpdated(
+        lead=convert.lead_to_pb(update.lead),
+        changed_fields=FieldMask(paths=update.changed_paths),
+        previous_version=previous_version,
+    )
+    return _lead_event(payload, update.lead, call)
+
+
+def lead_status_changed(
+    lead: Lead, previous_status: LeadStatus, previous_version: int, call: CallContext
+) -> Event:
+    """``LeadStatusChanged``."""
+    payload = events.LeadStatusChanged(
+        lead=convert.lead_to_pb(lead),
+        previous_status=convert.enum_to_pb(previous_status),  # type: ignore[arg-type]
+        previous_version=previous_version,
+    )
+    return _lead_event(payload, lead, call)
