@@ -186,8 +186,8 @@ class Pipeline(_message.Message):
     """Output only. The pipeline version; 1 on create, incremented by every change."""
     @_builtins.property
     def stages(self) -> _containers.RepeatedCompositeFieldContainer[Global___Stage]:
-        """The stages in order. At least one OPEN, one WON and one LOST stage; stage ids unique. WON
-        stages have a win probability of 100, LOST stages of 0.
+        """The stages in order, at most 50. The server requires at least one OPEN, one WON and one
+        LOST stage and unique stage ids; WON stages have a win probability of 100, LOST ones of 0.
         """
 
     @_builtins.property
@@ -516,7 +516,9 @@ class Opportunity(_message.Message):
     amount_minor: _builtins.int
     """The value of the deal in minor units of `currency`; never negative."""
     currency: _builtins.str
-    """ISO 4217 code of the amount's currency, e.g. "EUR". Required."""
+    """ISO 4217 code of the amount's currency, e.g. "EUR". Required on create (the server checks
+    the code against ISO 4217).
+    """
     expected_close_date: _builtins.str
     """When the deal is expected to close, as an ISO 8601 date "YYYY-MM-DD"; empty if unknown."""
     pipeline_id: _builtins.str
@@ -907,8 +909,8 @@ class UpdateOpportunityRequest(_message.Message):
 
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
-        """The fields to change, as paths of Opportunity; lists are replaced as a whole. `amount`
-        changes `amount_minor` and `currency` together; `*` means every field listed here.
+        """The fields to change, as paths of Opportunity; lists are replaced as a whole; `*` means
+        every field listed here. Changing `currency` does not convert `amount_minor`: name both.
         """
 
     def __init__(

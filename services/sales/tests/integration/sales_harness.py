@@ -1,0 +1,138 @@
+"""Shared pieces of the sales integration tests."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+
+import grpc
+import pytest
+from aiokafka import AIOKafkaConsumer
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from crm.sales.v1 import sales_pb2 as pb
+from crm.sales.v1 import sales_pb2_grpc
+from crm_platform.events import Event
+from crm_platform.mongo import MongoStore
+from crm_platform.server import RunningService
+from crm_sales.settings import TOPIC
+
+TENANT = "acme"
+OTHER_TENANT = "globex"
+
+
+def metadata(tenant: str = TENANT, actor: str = "alice") -> tuple[tuple[str, str], ...]:
+    """Request metadata of an authenticated agent of ``tenant``."""
+    return (("x-tenant-id", tenant), ("x-actor-id", actor), ("x-actor-type", "agent"))
+
+
+@dataclass
+class SalesUnderTest:
+    """A running sales service, a stub to call it, and its database."""
+
+    stub: sales_pb2_grpc.SalesServiceAsyncStub
+    mongo: MongoStore
+    service: RunningService
+    address: str
+
+
+def stages() -> list[pb.Stage]:
+    """A small pipeline: two open stages, then won and lost."""
+    return [
+        pb.Stage(id="qualify", name="Qualify", win_probability_percent=10, kind=pb.STAGE_KIND_OPEN),
+        pb.Stage(
+            id="proposal", name="Proposal", win_probability_percent=60, kind=pb.STAGE_KIND_OPEN
+        ),
+        pb.Stage(id="won", name="Won", win_probability_percent=100, kind=pb.STAGE_KIND_WON),
+        pb.Stage(id="lost", name="Lost", win_probability_percent=0, kind=pb.STAGE_KIND_LOST),
+    ]
+
+
+async def create_pipeline(sales: SalesUnderTest, tenant: str = TENANT) -> pb.Pipeline:
+    """A new pipeline with :func:`stages`."""
+    reply = await sales.stub.CreatePipeline(
+        pb.CreatePipelineRequest(pipeline=pb.Pipeline(name="Direct sales", stages=stages())),
+        metadata=metadata(tenant),
+    )
+    pipeline: pb.Pipeline = reply.pipeline
+    return pipeline
+
+
+def unique_id(prefix: str) -> str:
+    """An id no other test uses (events on the shared topic are told apart by key)."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+async def create_opportunity(
+    sales: SalesUnderTest, pipeline_id: str, *, tenant: str = TENANT, **fields: object
+) -> pb.Opportunity:
+    """A new EUR opportunity of ``pipeline_id`` with a fresh primary contact."""
+    values: dict[str, object] = {
+        "name": "200 seats",
+        "account_id": unique_id("org"),
+        "primary_contact_id": unique_id("contact"),
+        "amount_minor": 1_250_000,
+        "currency": "EUR",
+        "pipeline_id": pipeline_id,
+    }
+    values.update(fields)
+    reply = await sales.stub.CreateOpportunity(
+        pb.CreateOpportunityRequest(opportunity=pb.Opportunity(**values)),  # type: ignore[arg-type]
+        metadata=metadata(tenant),
+    )
+    opportunity: pb.Opportunity = reply.opportunity
+    return opportunity
+
+
+async def events_for(bootstrap: str, key: str, count: int) -> list[Event]:
+    """Read ``crm.sales.v1`` from the start until ``count`` events with record key ``key``
+    arrived (in partition order, which is the order per key)."""
+    consumer = AIOKafkaConsumer(
+        TOPIC, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    found: list[Event] = []
+    try:
+        async with asyncio.timeout(30):
+            while len(found) < count:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    for record in records:
+                        if record.key == key.encode():
+                            found.append(
+                                Event.from_kafka(record.key, record.value, list(record.headers))
+                            )
+    finally:
+        await consumer.stop()
+    return found
+
+
+def violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
+    """The field violations of an INVALID_ARGUMENT answer."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None, "no rich status details"
+    for detail in status.details:
+        bad_request = error_details_pb2.BadRequest()
+        if detail.Unpack(bad_request):
+            return {v.field: v.description for v in bad_request.field_violations}
+    raise AssertionError("no BadRequest detail")
+
+
+def precondition_types(error: grpc.aio.AioRpcError) -> set[str]:
+    """The violation types of a FAILED_PRECONDITION answer's PreconditionFailure."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None, "no rich status details"
+    for detail in status.details:
+        failure = error_details_pb2.PreconditionFailure()
+        if detail.Unpack(failure):
+            return {v.type for v in failure.violations}
+    raise AssertionError("no PreconditionFailure detail")
+
+
+async def refused(call: object, code: grpc.StatusCode) -> grpc.aio.AioRpcError:
+    """The error ``call`` fails with, which must have status ``code``."""
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call  # type: ignore[misc]
+    assert info.value.code() == code, info.value.details()
+    return info.value
