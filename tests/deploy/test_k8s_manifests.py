@@ -170,6 +170,15 @@ SERVICES = (
         30,
         peers={"CONTACTS_ADDRESS": "contacts"},
     ),
+    # Outbox relay only, as contacts: 15 s to publish what is pending and close; + 5 s.
+    ServiceSpec(
+        "sales",
+        "sales",
+        "crm_sales",
+        "crm_sales.settings:SalesSettings",
+        ("crm.sales.v1",),
+        20,
+    ),
     # The consumer's checkpoint of its partitions (10 s), then the view refresher's stop (10 s);
     # + 5 s. It consumes both domain topics and dead-letters into their `.dlq` topics.
     ServiceSpec(

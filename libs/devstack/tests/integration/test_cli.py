@@ -28,7 +28,7 @@ def _crm_dev(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
 
 
 def test_up_status_down(tmp_path: Path) -> None:
-    kafka, controller, mongo, contacts, servicedesk, metrics, gateway, http = free_ports(8)
+    kafka, controller, mongo, contacts, servicedesk, sales, metrics, gateway, http = free_ports(9)
     home = tmp_path / "crm"
     # Reuse the fetched jars (and the class-data archive) instead of fetching them again.
     (crm_home() / "kafka").mkdir(parents=True, exist_ok=True)
@@ -42,6 +42,7 @@ def test_up_status_down(tmp_path: Path) -> None:
         "CRM_MONGODB_PORT": str(mongo),
         "CRM_CONTACTS_PORT": str(contacts),
         "CRM_SERVICEDESK_PORT": str(servicedesk),
+        "CRM_SALES_PORT": str(sales),
         "CRM_METRICS_PORT": str(metrics),
         "CRM_GATEWAY_PORT": str(gateway),
         "CRM_GATEWAY_HTTP_PORT": str(http),
@@ -52,6 +53,7 @@ def test_up_status_down(tmp_path: Path) -> None:
         assert f"127.0.0.1:{kafka}" in up.stdout
         assert f"127.0.0.1:{contacts}" in up.stdout
         assert f"127.0.0.1:{servicedesk}" in up.stdout
+        assert f"127.0.0.1:{sales}" in up.stdout
         assert f"127.0.0.1:{metrics}" in up.stdout
         assert f"127.0.0.1:{gateway}" in up.stdout
         assert f"http://127.0.0.1:{http}" in up.stdout
@@ -62,6 +64,7 @@ def test_up_status_down(tmp_path: Path) -> None:
             "secantus",
             "contacts",
             "servicedesk",
+            "sales",
             "metrics",
             "gateway",
         ]
@@ -72,7 +75,7 @@ def test_up_status_down(tmp_path: Path) -> None:
 
         status = _crm_dev(env, "status")
         assert status.returncode == 0, status.stdout + status.stderr
-        assert status.stdout.count("SERVING") == 6
+        assert status.stdout.count("SERVING") == 7
     finally:
         down = _crm_dev(env, "down")
     assert down.returncode == 0, down.stdout + down.stderr
