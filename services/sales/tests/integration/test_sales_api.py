@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import grpc
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from crm.sales.v1 import events_pb2
@@ -14,6 +15,8 @@ from sales_harness import (
     create_pipeline,
     events_for,
     metadata,
+    precondition_types,
+    refused,
     unique_id,
 )
 
@@ -167,6 +170,22 @@ async def test_create_with_a_request_id_twice_creates_once(sales: SalesUnderTest
     assert first.opportunity == second.opportunity
     count = await sales.mongo.db["opportunities"].count_documents({"name": "Retry me"})
     assert count == 1
+
+
+async def test_a_request_id_reused_for_another_request_is_refused(sales: SalesUnderTest) -> None:
+    request_id = unique_id("req")
+    first = pb.CreateLeadRequest(
+        lead=pb.Lead(person_name="A", source=pb.LEAD_SOURCE_REFERRAL), request_id=request_id
+    )
+    await sales.stub.CreateLead(first, metadata=metadata())
+    other = pb.CreateLeadRequest(
+        lead=pb.Lead(person_name="B", source=pb.LEAD_SOURCE_REFERRAL), request_id=request_id
+    )
+    error = await refused(
+        sales.stub.CreateLead(other, metadata=metadata()), grpc.StatusCode.FAILED_PRECONDITION
+    )
+    assert precondition_types(error) == {"REQUEST_ID_REUSED"}
+    assert await sales.mongo.db["leads"].count_documents({"person_name": "B"}) == 0
 
 
 async def test_lead_created_then_worked_then_qualified_publishes_in_order(
