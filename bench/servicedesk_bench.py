@@ -1022,7 +1022,7 @@ def cpu_breakdown(args: argparse.Namespace) -> list[str]:
     from crm.servicedesk.v1 import events_pb2 as epb
     from crm_platform.context import Actor, ActorType, CallContext
     from crm_platform.events import Event
-    from crm_servicedesk.api import convert
+    from crm_servicedesk import contract
     from crm_servicedesk.api.social import mention_draft
     from crm_servicedesk.desk import mention_facts
     from crm_servicedesk.domain.mention import Mention
@@ -1096,7 +1096,7 @@ def cpu_breakdown(args: argparse.Namespace) -> list[str]:
     def events() -> None:
         for m in mentions:
             Event.of(
-                epb.MentionReceived(mention=convert.mention_to_proto(m)),
+                epb.MentionReceived(mention=contract.mention_to_proto(m)),
                 source="/crm/servicedesk",
                 subject=f"mentions/{m.mention_id}",
                 key=m.author_key,

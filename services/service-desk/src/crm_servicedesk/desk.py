@@ -31,7 +31,8 @@ from crm_platform.events import Event
 from crm_platform.mongo import replace_version
 from crm_platform.outbox import Outbox
 from crm_platform.timers import Timer, TimerEvents, TimerStore
-from crm_servicedesk.api import convert
+from crm_servicedesk import contract
+from crm_servicedesk.domain.configuration import Agent, CalendarRecord
 from crm_servicedesk.domain.mention import Mention
 from crm_servicedesk.domain.routing import (
     ActionKind,
@@ -41,6 +42,7 @@ from crm_servicedesk.domain.routing import (
     RoutingRule,
     TicketFacts,
     Trigger,
+    action_to_document,
     choose_agent,
     evaluate,
 )
@@ -72,8 +74,6 @@ from crm_servicedesk.storage import (
     POLICIES,
     RULES,
     SURVEYS,
-    Agent,
-    CalendarRecord,
     ServiceDeskStore,
     scoped_id,
 )
@@ -310,7 +310,7 @@ class ServiceDesk:
         ticket = await self._apply_policy(ticket, session)
         # First on the topic: the routing decisions taken while opening it follow it.
         facts.payloads.insert(
-            0, (events_pb2.TicketCreated(ticket=convert.ticket_to_proto(ticket)), at, None)
+            0, (events_pb2.TicketCreated(ticket=contract.ticket_to_proto(ticket)), at, None)
         )
         if draft.first_message.strip():
             message = Message(
@@ -327,7 +327,7 @@ class ServiceDesk:
             facts.messages.append(message)
             facts.add(
                 events_pb2.MessageAdded(
-                    message=convert.message_to_proto(message),
+                    message=contract.message_to_proto(message),
                     contact_id=ticket.contact_id,
                     ticket_version=ticket.version,
                 ),
@@ -362,7 +362,7 @@ class ServiceDesk:
             paths = sorted(set(changed) | _routed_fields(ticket, updated))
             facts.add(
                 events_pb2.TicketUpdated(
-                    ticket=convert.ticket_to_proto(replace(updated, version=ticket.version + 1)),
+                    ticket=contract.ticket_to_proto(replace(updated, version=ticket.version + 1)),
                     changed_fields=FieldMask(paths=paths),
                     previous_version=ticket.version,
                 ),
@@ -406,8 +406,8 @@ class ServiceDesk:
                 events_pb2.InteractionLinked(
                     ticket_id=ticket.ticket_id,
                     contact_id=ticket.contact_id,
-                    interaction=convert.interaction_to_proto(interaction),
-                    first_touch_time=convert.timestamp(linked.first_touch_at),
+                    interaction=contract.interaction_to_proto(interaction),
+                    first_touch_time=contract.timestamp(linked.first_touch_at),
                 ),
                 at,
             )
@@ -456,7 +456,7 @@ class ServiceDesk:
             facts.messages.append(message)
             facts.add(
                 events_pb2.MessageAdded(
-                    message=convert.message_to_proto(message),
+                    message=contract.message_to_proto(message),
                     contact_id=ticket.contact_id,
                     first_response=first_response,
                     # The version this change gives the ticket (see _change_ticket).
@@ -520,8 +520,8 @@ class ServiceDesk:
                 ticket_id=ticket_id,
                 contact_id=ticket.contact_id,
                 message_id=message_id,
-                kind=convert.RECEIPT_KINDS[kind],
-                time=convert.timestamp(at),
+                kind=contract.RECEIPT_KINDS[kind],
+                time=contract.timestamp(at),
             )
             await self.outbox.add(
                 [self._event(event, ticket.contact_id, f"tickets/{ticket_id}", at)],
@@ -629,9 +629,9 @@ class ServiceDesk:
                 breach = events_pb2.SlaBreached(
                     ticket_id=after.ticket_id,
                     contact_id=after.contact_id,
-                    target=convert.SLA_TARGETS[clock.target],
-                    due_time=convert.timestamp(clock.due_at),
-                    fire_time=convert.timestamp(now),
+                    target=contract.SLA_TARGETS[clock.target],
+                    due_time=contract.timestamp(clock.due_at),
+                    fire_time=contract.timestamp(now),
                 )
                 breaches.append((breach, clock.due_at, SLA_ACTOR))
             newly_met = clock.state is ClockState.MET and (
@@ -642,9 +642,9 @@ class ServiceDesk:
                     events_pb2.SlaTargetMet(
                         ticket_id=after.ticket_id,
                         contact_id=after.contact_id,
-                        target=convert.SLA_TARGETS[clock.target],
-                        due_time=convert.timestamp(clock.due_at),
-                        met_time=convert.timestamp(clock.stopped_at),
+                        target=contract.SLA_TARGETS[clock.target],
+                        due_time=contract.timestamp(clock.due_at),
+                        met_time=contract.timestamp(clock.stopped_at),
                     ),
                     clock.stopped_at,
                 )
@@ -653,7 +653,7 @@ class ServiceDesk:
             events_pb2.SlaClocksChanged(
                 ticket_id=after.ticket_id,
                 contact_id=after.contact_id,
-                sla=convert.sla_to_proto(after.sla),
+                sla=contract.sla_to_proto(after.sla),
             ),
             now,
         )
@@ -708,11 +708,11 @@ class ServiceDesk:
     ) -> None:
         facts.add(
             events_pb2.TicketStatusChanged(
-                ticket=convert.ticket_to_proto(replace(after, version=before.version + 1)),
-                from_status=convert.TICKET_STATUSES[change.from_status],
-                to_status=convert.TICKET_STATUSES[change.to_status],
+                ticket=contract.ticket_to_proto(replace(after, version=before.version + 1)),
+                from_status=contract.TICKET_STATUSES[change.from_status],
+                to_status=contract.TICKET_STATUSES[change.to_status],
                 reason=change.reason,
-                change_time=convert.timestamp(change.at),
+                change_time=contract.timestamp(change.at),
                 reopen=change.reopen,
             ),
             change.at,
@@ -725,7 +725,7 @@ class ServiceDesk:
                 survey = self._new_survey(after, change.at, "resolved")
                 facts.surveys.append(survey)
                 facts.add(
-                    events_pb2.SurveySent(survey=convert.survey_to_proto(survey, change.at)),
+                    events_pb2.SurveySent(survey=contract.survey_to_proto(survey, change.at)),
                     change.at,
                 )
 
@@ -800,10 +800,10 @@ class ServiceDesk:
                 events_pb2.SlaAtRisk(
                     ticket_id=ticket_id,
                     contact_id=before.contact_id,
-                    target=convert.SLA_TARGETS[target],
-                    due_time=convert.timestamp(clock.due_at),
-                    at_risk_time=convert.timestamp(clock.at_risk_at),
-                    fire_time=convert.timestamp(now),
+                    target=contract.SLA_TARGETS[target],
+                    due_time=contract.timestamp(clock.due_at),
+                    at_risk_time=contract.timestamp(clock.at_risk_at),
+                    fire_time=contract.timestamp(now),
                 ),
                 clock.at_risk_at,
                 SLA_ACTOR,
@@ -843,7 +843,7 @@ class ServiceDesk:
                     events_pb2.TicketRouted(
                         ticket_id=ticket.ticket_id,
                         contact_id=ticket.contact_id,
-                        decisions=[convert.routing_record_to_proto(record)],
+                        decisions=[contract.routing_record_to_proto(record)],
                     ),
                     at,
                     Actor(ActorType.RULE, record.rule_id),
@@ -899,7 +899,7 @@ class ServiceDesk:
                     rule_id=decision.rule_id,
                     rule_version=decision.rule_version,
                     trigger=trigger.value,
-                    action=convert.action_to_document(action),
+                    action=action_to_document(action),
                     assigned_agent_id=agent_id,
                     decided_at=at,
                 )
@@ -957,7 +957,7 @@ class ServiceDesk:
             await self.store.surveys.insert_one(
                 SURVEYS.to_document(survey) | {"tenant_id": tenant_id}, session=session
             )
-            event = events_pb2.SurveySent(survey=convert.survey_to_proto(survey, at))
+            event = events_pb2.SurveySent(survey=contract.survey_to_proto(survey, at))
             await self.outbox.add(
                 [self._event(event, ticket.contact_id, f"surveys/{survey.survey_id}", at)],
                 session,
@@ -986,7 +986,7 @@ class ServiceDesk:
                 raise FailedPrecondition(
                     "SURVEY_ANSWERED", f"survey/{survey_id}", "the survey was already answered"
                 )
-            event = events_pb2.SurveyAnswered(survey=convert.survey_to_proto(answered, at))
+            event = events_pb2.SurveyAnswered(survey=contract.survey_to_proto(answered, at))
             await self.outbox.add(
                 [
                     self._event(
@@ -1160,7 +1160,7 @@ class ServiceDesk:
                             rule_id=opener.rule_id,
                             rule_version=opener.rule_version,
                             trigger=Trigger.MENTION_RECEIVED.value,
-                            action=convert.action_to_document(opener.action),
+                            action=action_to_document(opener.action),
                             assigned_agent_id="",
                             decided_at=at,
                         )
@@ -1174,7 +1174,7 @@ class ServiceDesk:
             await self.store.insert_mentions(stored, session)
             events = [
                 self._event(
-                    events_pb2.MentionReceived(mention=convert.mention_to_proto(m)),
+                    events_pb2.MentionReceived(mention=contract.mention_to_proto(m)),
                     m.author_contact_id or m.author_key,
                     f"mentions/{m.mention_id}",
                     m.posted_at,

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import Enum
 from typing import Any, Generic, TypeVar
@@ -35,8 +34,9 @@ from pymongo.errors import DuplicateKeyError
 from crm_calendar.business_calendar import BusinessCalendar, OpeningInterval
 from crm_platform.errors import FailedPrecondition, NotFound, Unavailable
 from crm_platform.mongo import Document, MongoStore, replace_version
+from crm_servicedesk.domain.configuration import Agent, CalendarRecord
 from crm_servicedesk.domain.mention import Mention
-from crm_servicedesk.domain.routing import AgentLoad, RoutingRule
+from crm_servicedesk.domain.routing import RoutingRule
 from crm_servicedesk.domain.sla_policy import SlaPolicy
 from crm_servicedesk.domain.survey import Survey
 from crm_servicedesk.domain.ticket import Message, Ticket
@@ -86,39 +86,7 @@ MENTIONS = Codec(Mention, "mention_id")
 SURVEYS = Codec(Survey, "survey_id")
 
 
-@dataclass(frozen=True, slots=True)
-class Agent:
-    """An agent as stored: who they are, their teams and skills, and their open tickets."""
-
-    agent_id: str
-    tenant_id: str
-    display_name: str
-    team_ids: tuple[str, ...]
-    skills: tuple[str, ...]
-    available: bool
-    open_tickets: int = 0
-
-    def load(self) -> AgentLoad:
-        """The view of the agent that assignment strategies decide on."""
-        return AgentLoad(
-            agent_id=self.agent_id,
-            team_ids=frozenset(self.team_ids),
-            skills=frozenset(self.skills),
-            open_tickets=self.open_tickets,
-            available=self.available,
-        )
-
-
 AGENTS = Codec(Agent, "agent_id")
-
-
-@dataclass(frozen=True, slots=True)
-class CalendarRecord:
-    """A calendar version as stored: the rules, and their name and change time."""
-
-    calendar: BusinessCalendar
-    name: str
-    updated_at: datetime
 
 
 def calendar_to_document(record: CalendarRecord, tenant_id: str) -> Document:

@@ -14,12 +14,14 @@ from crm.servicedesk.v1 import servicedesk_pb2 as pb
 from crm_calendar.business_calendar import BusinessCalendar
 from crm_platform.context import current_call
 from crm_platform.errors import FieldViolation, InvalidArgument, StaleVersion
+from crm_servicedesk import contract
 from crm_servicedesk.api import convert
 from crm_servicedesk.desk import ServiceDesk, new_id
+from crm_servicedesk.domain.configuration import Agent, CalendarRecord
 from crm_servicedesk.domain.routing import RoutingRule
 from crm_servicedesk.domain.sla_clock import ClockKind
 from crm_servicedesk.domain.sla_policy import SlaPolicy
-from crm_servicedesk.storage import AGENTS, POLICIES, RULES, Agent, CalendarRecord, scoped_id
+from crm_servicedesk.storage import AGENTS, POLICIES, RULES, scoped_id
 
 Context = Any
 
@@ -51,18 +53,6 @@ def _check_reachable(policy: SlaPolicy, calendar: BusinessCalendar, now: datetim
         raise InvalidArgument(violations)
 
 
-def agent_to_proto(agent: Agent) -> pb.Agent:
-    """An agent as in the API."""
-    return pb.Agent(
-        id=agent.agent_id,
-        display_name=agent.display_name,
-        team_ids=agent.team_ids,
-        skills=agent.skills,
-        available=agent.available,
-        open_tickets=agent.open_tickets,
-    )
-
-
 class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServicer):
     """The configuration handlers."""
 
@@ -77,7 +67,7 @@ class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServ
     ) -> pb.BusinessCalendar:
         calendar = convert.calendar_from_proto(message, ident, version)
         record = CalendarRecord(calendar, message.name.strip(), self.desk.now())
-        proto = convert.calendar_to_proto(calendar, record.name, record.updated_at)
+        proto = contract.calendar_to_proto(calendar, record.name, record.updated_at)
         await self.desk.save_config(
             "calendar", record, events_pb2.CalendarChanged(calendar=proto), ident, version
         )
@@ -96,7 +86,7 @@ class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServ
         """The current version of a calendar."""
         record = await self.store.calendar(current_call().tenant_id, request.id)
         return pb.GetCalendarResponse(
-            calendar=convert.calendar_to_proto(record.calendar, record.name, record.updated_at)
+            calendar=contract.calendar_to_proto(record.calendar, record.name, record.updated_at)
         )
 
     async def UpdateCalendar(
@@ -116,7 +106,9 @@ class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServ
         """Every calendar of the tenant."""
         records = await self.store.list_calendars(current_call().tenant_id)
         return pb.ListCalendarsResponse(
-            calendars=[convert.calendar_to_proto(r.calendar, r.name, r.updated_at) for r in records]
+            calendars=[
+                contract.calendar_to_proto(r.calendar, r.name, r.updated_at) for r in records
+            ]
         )
 
     # -- SLA policies ----------------------------------------------------------------------
@@ -129,7 +121,7 @@ class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServ
         if policy.calendar_id:
             record = await self.store.calendar(tenant_id, policy.calendar_id)  # or NOT_FOUND
             _check_reachable(policy, record.calendar, self.desk.now())
-        proto = convert.policy_to_proto(policy)
+        proto = contract.policy_to_proto(policy)
         await self.desk.save_config(
             "policy", policy, events_pb2.SlaPolicyChanged(policy=proto), ident, version
         )
@@ -164,7 +156,7 @@ class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServ
             self.store.policies, POLICIES, current_call().tenant_id
         )
         policies.sort(key=lambda p: (p.position, p.policy_id))
-        return pb.ListSlaPoliciesResponse(policies=[convert.policy_to_proto(p) for p in policies])
+        return pb.ListSlaPoliciesResponse(policies=[contract.policy_to_proto(p) for p in policies])
 
     # -- routing rules ---------------------------------------------------------------------
 
@@ -176,7 +168,7 @@ class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServ
         rule = RoutingRule.create(
             rule_id=new_id(),
             name=message.name,
-            triggers=[convert.TRIGGER_OF[t] for t in message.triggers],
+            triggers=[contract.TRIGGER_OF[t] for t in message.triggers],
             actions=[convert.action_from_proto(a) for a in message.actions],
             now=self.desk.now(),
             condition=convert.condition_from_proto(message.condition),
@@ -184,7 +176,7 @@ class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServ
             enabled=message.enabled,
             stop_processing=message.stop_processing,
         )
-        proto = convert.rule_to_proto(rule)
+        proto = contract.rule_to_proto(rule)
         await self.desk.save_config(
             "rule", rule, events_pb2.RoutingRuleChanged(rule=proto), rule.rule_id, 1
         )
@@ -205,12 +197,12 @@ class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServ
             name=message.name,
             position=message.position,
             enabled=message.enabled,
-            triggers=[convert.TRIGGER_OF[t] for t in message.triggers],
+            triggers=[contract.TRIGGER_OF[t] for t in message.triggers],
             condition=convert.condition_from_proto(message.condition),
             actions=[convert.action_from_proto(a) for a in message.actions],
             stop_processing=message.stop_processing,
         )
-        proto = convert.rule_to_proto(rule)
+        proto = contract.rule_to_proto(rule)
         if rule.version != current.version:
             await self.desk.save_config(
                 "rule", rule, events_pb2.RoutingRuleChanged(rule=proto), rule.rule_id, rule.version
@@ -223,7 +215,7 @@ class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServ
         """Rules in evaluation order."""
         rules = await self.store.list_all(self.store.rules, RULES, current_call().tenant_id)
         rules.sort(key=lambda r: (r.position, r.rule_id))
-        return pb.ListRoutingRulesResponse(rules=[convert.rule_to_proto(r) for r in rules])
+        return pb.ListRoutingRulesResponse(rules=[contract.rule_to_proto(r) for r in rules])
 
     # -- agents ----------------------------------------------------------------------------
 
@@ -242,7 +234,7 @@ class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServ
             available=message.available,
             open_tickets=int(existing["open_tickets"]) if existing else 0,
         )
-        proto = agent_to_proto(agent)
+        proto = contract.agent_to_proto(agent)
         await self.desk.save_config("agent", agent, events_pb2.AgentChanged(agent=proto), doc_id, 0)
         return pb.PutAgentResponse(agent=proto)
 
@@ -255,4 +247,4 @@ class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServ
             query["team_ids"] = request.team_id
         cursor = self.store.agents.find(query).sort("_id", 1).limit(10_000)
         agents = [AGENTS.from_document(doc) async for doc in cursor]
-        return pb.ListAgentsResponse(agents=[agent_to_proto(a) for a in agents])
+        return pb.ListAgentsResponse(agents=[contract.agent_to_proto(a) for a in agents])

@@ -8,6 +8,7 @@ from typing import Any
 from crm.servicedesk.v1 import servicedesk_pb2 as pb
 from crm.servicedesk.v1 import servicedesk_pb2_grpc
 from crm_platform.context import current_call
+from crm_servicedesk import contract
 from crm_servicedesk.api import convert
 from crm_servicedesk.api.tickets import decode_page_token, encode_page_token
 from crm_servicedesk.desk import MentionDraft, ServiceDesk
@@ -44,9 +45,9 @@ class SocialListeningService(servicedesk_pb2_grpc.SocialListeningServiceServicer
         """One mention; a repeat returns the stored one, marked duplicate."""
         result = await self.desk.ingest_mentions([mention_draft(request.mention)])
         if result.mentions:
-            return pb.IngestMentionResponse(mention=convert.mention_to_proto(result.mentions[0]))
+            return pb.IngestMentionResponse(mention=contract.mention_to_proto(result.mentions[0]))
         stored = await self.desk.get_mention(f"{request.mention.network}:{request.mention.post_id}")
-        return pb.IngestMentionResponse(mention=convert.mention_to_proto(stored), duplicate=True)
+        return pb.IngestMentionResponse(mention=contract.mention_to_proto(stored), duplicate=True)
 
     async def IngestMentions(
         self, request_iterator: AsyncIterator[pb.IngestMentionsRequest], context: Context
@@ -69,7 +70,7 @@ class SocialListeningService(servicedesk_pb2_grpc.SocialListeningServiceServicer
     ) -> pb.GetMentionResponse:
         """One mention by id (``<network>:<post id>``)."""
         mention = await self.desk.get_mention(request.id)
-        return pb.GetMentionResponse(mention=convert.mention_to_proto(mention))
+        return pb.GetMentionResponse(mention=contract.mention_to_proto(mention))
 
     async def ListMentions(
         self, request: pb.ListMentionsRequest, context: Context
@@ -97,6 +98,6 @@ class SocialListeningService(servicedesk_pb2_grpc.SocialListeningServiceServicer
             docs = docs[:size]
             token = encode_page_token(docs[-1]["posted_at"], str(docs[-1]["_id"]))
         return pb.ListMentionsResponse(
-            mentions=[convert.mention_to_proto(MENTIONS.from_document(d)) for d in docs],
+            mentions=[contract.mention_to_proto(MENTIONS.from_document(d)) for d in docs],
             next_page_token=token,
         )

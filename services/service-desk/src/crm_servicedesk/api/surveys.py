@@ -7,6 +7,7 @@ from typing import Any
 from crm.servicedesk.v1 import servicedesk_pb2 as pb
 from crm.servicedesk.v1 import servicedesk_pb2_grpc
 from crm_platform.context import current_call
+from crm_servicedesk import contract
 from crm_servicedesk.api import convert
 from crm_servicedesk.desk import ServiceDesk
 from crm_servicedesk.storage import SURVEYS
@@ -25,7 +26,7 @@ class SurveyService(servicedesk_pb2_grpc.SurveyServiceServicer):
     ) -> pb.SendSurveyResponse:
         """A survey about a ticket, now."""
         survey = await self.desk.send_survey(request.ticket_id)
-        return pb.SendSurveyResponse(survey=convert.survey_to_proto(survey, self.desk.now()))
+        return pb.SendSurveyResponse(survey=contract.survey_to_proto(survey, self.desk.now()))
 
     async def AnswerSurvey(
         self, request: pb.AnswerSurveyRequest, context: Context
@@ -34,14 +35,14 @@ class SurveyService(servicedesk_pb2_grpc.SurveyServiceServicer):
         survey = await self.desk.answer_survey(
             request.survey_id, convert.answer_from_proto(request.answer)
         )
-        return pb.AnswerSurveyResponse(survey=convert.survey_to_proto(survey, self.desk.now()))
+        return pb.AnswerSurveyResponse(survey=contract.survey_to_proto(survey, self.desk.now()))
 
     async def GetSurvey(
         self, request: pb.GetSurveyRequest, context: Context
     ) -> pb.GetSurveyResponse:
         """One survey."""
         survey = await self.desk.get_survey(request.id)
-        return pb.GetSurveyResponse(survey=convert.survey_to_proto(survey, self.desk.now()))
+        return pb.GetSurveyResponse(survey=contract.survey_to_proto(survey, self.desk.now()))
 
     async def ListSurveys(
         self, request: pb.ListSurveysRequest, context: Context
@@ -55,4 +56,4 @@ class SurveyService(servicedesk_pb2_grpc.SurveyServiceServicer):
         cursor = self.desk.store.surveys.find(query).sort("sent_at", -1).limit(500)
         now = self.desk.now()
         surveys = [SURVEYS.from_document(doc) async for doc in cursor]
-        return pb.ListSurveysResponse(surveys=[convert.survey_to_proto(s, now) for s in surveys])
+        return pb.ListSurveysResponse(surveys=[contract.survey_to_proto(s, now) for s in surveys])

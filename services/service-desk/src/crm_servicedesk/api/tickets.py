@@ -18,6 +18,7 @@ from crm.servicedesk.v1 import servicedesk_pb2 as pb
 from crm.servicedesk.v1 import servicedesk_pb2_grpc
 from crm_platform.context import current_call
 from crm_platform.errors import InvalidArgument
+from crm_servicedesk import contract
 from crm_servicedesk.api import convert
 from crm_servicedesk.desk import ContactDirectory, MessageDraft, ServiceDesk, TicketDraft
 
@@ -65,9 +66,9 @@ class TicketService(servicedesk_pb2_grpc.TicketServiceServicer):
             identity = request.requester_identity
             requester = await self.contacts.lookup(identity.kind, identity.value, identity.network)
         draft = TicketDraft(
-            type=convert.TICKET_TYPE_OF[ticket.type],
-            channel=convert.CHANNEL_OF[ticket.channel],
-            priority=convert.PRIORITY_OF.get(ticket.priority),
+            type=contract.TICKET_TYPE_OF[ticket.type],
+            channel=contract.CHANNEL_OF[ticket.channel],
+            priority=contract.PRIORITY_OF.get(ticket.priority),
             subject=ticket.subject,
             description=ticket.description,
             assignee_id=ticket.assignee_id,
@@ -87,14 +88,14 @@ class TicketService(servicedesk_pb2_grpc.TicketServiceServicer):
         created = await self.desk.create_ticket(
             draft, requester, request_id=request.request_id, fingerprint=fingerprint(request)
         )
-        return pb.CreateTicketResponse(ticket=convert.ticket_to_proto(created))
+        return pb.CreateTicketResponse(ticket=contract.ticket_to_proto(created))
 
     async def GetTicket(
         self, request: pb.GetTicketRequest, context: Context
     ) -> pb.GetTicketResponse:
         """One ticket."""
         ticket = await self.desk.get_ticket(request.id)
-        return pb.GetTicketResponse(ticket=convert.ticket_to_proto(ticket))
+        return pb.GetTicketResponse(ticket=contract.ticket_to_proto(ticket))
 
     async def ListTickets(
         self, request: pb.ListTicketsRequest, context: Context
@@ -103,7 +104,7 @@ class TicketService(servicedesk_pb2_grpc.TicketServiceServicer):
         filters: dict[str, Any] = {}
         if request.statuses:
             filters["status"] = {
-                "$in": [convert.TICKET_STATUS_OF[s].value for s in request.statuses]
+                "$in": [contract.TICKET_STATUS_OF[s].value for s in request.statuses]
             }
         for name in ("contact_id", "assignee_id", "team_id"):
             if getattr(request, name):
@@ -117,7 +118,7 @@ class TicketService(servicedesk_pb2_grpc.TicketServiceServicer):
             tickets = tickets[:size]
             token = encode_page_token(tickets[-1].created_at, tickets[-1].ticket_id)
         return pb.ListTicketsResponse(
-            tickets=[convert.ticket_to_proto(t) for t in tickets], next_page_token=token
+            tickets=[contract.ticket_to_proto(t) for t in tickets], next_page_token=token
         )
 
     async def UpdateTicket(
@@ -131,7 +132,7 @@ class TicketService(servicedesk_pb2_grpc.TicketServiceServicer):
         if "type" in changes and changes["type"] is None:
             raise InvalidArgument.single("ticket.type", "must be set when in the update mask")
         ticket = await self.desk.update_ticket(request.ticket.id, changes, request.expected_version)
-        return pb.UpdateTicketResponse(ticket=convert.ticket_to_proto(ticket))
+        return pb.UpdateTicketResponse(ticket=contract.ticket_to_proto(ticket))
 
     async def TransitionTicket(
         self, request: pb.TransitionTicketRequest, context: Context
@@ -139,11 +140,11 @@ class TicketService(servicedesk_pb2_grpc.TicketServiceServicer):
         """Move the ticket along its lifecycle."""
         ticket = await self.desk.transition(
             request.id,
-            convert.TICKET_STATUS_OF[request.status],
+            contract.TICKET_STATUS_OF[request.status],
             request.reason,
             request.expected_version,
         )
-        return pb.TransitionTicketResponse(ticket=convert.ticket_to_proto(ticket))
+        return pb.TransitionTicketResponse(ticket=contract.ticket_to_proto(ticket))
 
     async def LinkInteraction(
         self, request: pb.LinkInteractionRequest, context: Context
@@ -152,7 +153,7 @@ class TicketService(servicedesk_pb2_grpc.TicketServiceServicer):
         ticket = await self.desk.link_interaction(
             request.ticket_id, convert.interaction_from_proto(request.interaction)
         )
-        return pb.LinkInteractionResponse(ticket=convert.ticket_to_proto(ticket))
+        return pb.LinkInteractionResponse(ticket=contract.ticket_to_proto(ticket))
 
     async def AddMessage(
         self, request: pb.AddMessageRequest, context: Context
@@ -160,10 +161,10 @@ class TicketService(servicedesk_pb2_grpc.TicketServiceServicer):
         """Add a message to the conversation."""
         message = request.message
         draft = MessageDraft(
-            author_type=convert.AUTHOR_TYPE_OF[message.author_type],
+            author_type=contract.AUTHOR_TYPE_OF[message.author_type],
             author_id=message.author_id,
-            visibility=convert.VISIBILITY_OF[message.visibility],
-            channel=convert.CHANNEL_OF.get(message.channel),
+            visibility=contract.VISIBILITY_OF[message.visibility],
+            channel=contract.CHANNEL_OF.get(message.channel),
             body=message.body,
             sent_at=convert.optional_time(message, "send_time", "message.send_time"),
         )
@@ -174,7 +175,7 @@ class TicketService(servicedesk_pb2_grpc.TicketServiceServicer):
             fingerprint=fingerprint(request),
         )
         return pb.AddMessageResponse(
-            message=convert.message_to_proto(added), ticket=convert.ticket_to_proto(ticket)
+            message=contract.message_to_proto(added), ticket=contract.ticket_to_proto(ticket)
         )
 
     async def ListMessages(
@@ -182,7 +183,7 @@ class TicketService(servicedesk_pb2_grpc.TicketServiceServicer):
     ) -> pb.ListMessagesResponse:
         """The conversation in send order."""
         messages = await self.desk.list_messages(request.ticket_id, request.include_internal)
-        return pb.ListMessagesResponse(messages=[convert.message_to_proto(m) for m in messages])
+        return pb.ListMessagesResponse(messages=[contract.message_to_proto(m) for m in messages])
 
     async def RecordReceipt(
         self, request: pb.RecordReceiptRequest, context: Context
@@ -191,7 +192,7 @@ class TicketService(servicedesk_pb2_grpc.TicketServiceServicer):
         message = await self.desk.record_receipt(
             request.ticket_id,
             request.message_id,
-            convert.RECEIPT_KIND_OF[request.kind],
+            contract.RECEIPT_KIND_OF[request.kind],
             convert.from_timestamp(request.time, "time"),
         )
-        return pb.RecordReceiptResponse(message=convert.message_to_proto(message))
+        return pb.RecordReceiptResponse(message=contract.message_to_proto(message))
