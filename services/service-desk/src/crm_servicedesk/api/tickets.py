@@ -7,28 +7,23 @@ actor in the call context; domain errors become gRPC statuses in the platform in
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from datetime import datetime
 from typing import Any
-
-from google.protobuf.message import Message as ProtoMessage
 
 from crm.servicedesk.v1 import servicedesk_pb2 as pb
 from crm.servicedesk.v1 import servicedesk_pb2_grpc
 from crm_platform.context import current_call
 from crm_platform.errors import InvalidArgument
+from crm_platform.idempotency import IdempotentRequest
 from crm_servicedesk import contract
 from crm_servicedesk.api import convert
-from crm_servicedesk.desk import ContactDirectory, MessageDraft, ServiceDesk, TicketDraft
+from crm_servicedesk.usecases.contacts import ContactDirectory
+from crm_servicedesk.usecases.conversation import Conversation, MessageDraft
+from crm_servicedesk.usecases.tickets import TicketDraft, Tickets
 
 Context = Any  # grpc.aio.ServicerContext; the handlers do not use it
 DEFAULT_PAGE_SIZE = 50
-
-
-def fingerprint(request: ProtoMessage) -> str:
-    """What a request asked for, to tell a retry from a reuse of its request_id."""
-    return hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
 
 
 def encode_page_token(created_at: datetime, ident: str) -> str:
@@ -51,8 +46,11 @@ def decode_page_token(token: str) -> tuple[datetime, str] | None:
 class TicketService(servicedesk_pb2_grpc.TicketServiceServicer):
     """The ticket handlers."""
 
-    def __init__(self, desk: ServiceDesk, contacts: ContactDirectory) -> None:
-        self.desk = desk
+    def __init__(
+        self, tickets: Tickets, conversation: Conversation, contacts: ContactDirectory
+    ) -> None:
+        self.tickets = tickets
+        self.conversation = conversation
         self.contacts = contacts
 
     async def CreateTicket(
@@ -85,16 +83,17 @@ class TicketService(servicedesk_pb2_grpc.TicketServiceServicer):
             ),
             first_message=request.first_message,
         )
-        created = await self.desk.create_ticket(
-            draft, requester, request_id=request.request_id, fingerprint=fingerprint(request)
+        idempotent = IdempotentRequest.of(
+            current_call().tenant_id, "ticket", request.request_id, request
         )
+        created = await self.tickets.create_ticket(draft, requester, request=idempotent)
         return pb.CreateTicketResponse(ticket=contract.ticket_to_proto(created))
 
     async def GetTicket(
         self, request: pb.GetTicketRequest, context: Context
     ) -> pb.GetTicketResponse:
         """One ticket."""
-        ticket = await self.desk.get_ticket(request.id)
+        ticket = await self.tickets.get_ticket(request.id)
         return pb.GetTicketResponse(ticket=contract.ticket_to_proto(ticket))
 
     async def ListTickets(
@@ -110,8 +109,8 @@ class TicketService(servicedesk_pb2_grpc.TicketServiceServicer):
             if getattr(request, name):
                 filters[name] = getattr(request, name)
         size = request.page_size or DEFAULT_PAGE_SIZE
-        tickets = await self.desk.store.list_tickets(
-            current_call().tenant_id, filters, size + 1, decode_page_token(request.page_token)
+        tickets = await self.tickets.list_tickets(
+            filters, size + 1, decode_page_token(request.page_token)
         )
         token = ""
         if len(tickets) > size:
@@ -131,14 +130,16 @@ class TicketService(servicedesk_pb2_grpc.TicketServiceServicer):
         changes = convert.ticket_changes(request.ticket, paths)
         if "type" in changes and changes["type"] is None:
             raise InvalidArgument.single("ticket.type", "must be set when in the update mask")
-        ticket = await self.desk.update_ticket(request.ticket.id, changes, request.expected_version)
+        ticket = await self.tickets.update_ticket(
+            request.ticket.id, changes, request.expected_version
+        )
         return pb.UpdateTicketResponse(ticket=contract.ticket_to_proto(ticket))
 
     async def TransitionTicket(
         self, request: pb.TransitionTicketRequest, context: Context
     ) -> pb.TransitionTicketResponse:
         """Move the ticket along its lifecycle."""
-        ticket = await self.desk.transition(
+        ticket = await self.tickets.transition(
             request.id,
             contract.TICKET_STATUS_OF[request.status],
             request.reason,
@@ -150,7 +151,7 @@ class TicketService(servicedesk_pb2_grpc.TicketServiceServicer):
         self, request: pb.LinkInteractionRequest, context: Context
     ) -> pb.LinkInteractionResponse:
         """Link an earlier interaction."""
-        ticket = await self.desk.link_interaction(
+        ticket = await self.tickets.link_interaction(
             request.ticket_id, convert.interaction_from_proto(request.interaction)
         )
         return pb.LinkInteractionResponse(ticket=contract.ticket_to_proto(ticket))
@@ -168,11 +169,11 @@ class TicketService(servicedesk_pb2_grpc.TicketServiceServicer):
             body=message.body,
             sent_at=convert.optional_time(message, "send_time", "message.send_time"),
         )
-        added, ticket = await self.desk.add_message(
-            request.ticket_id,
-            draft,
-            request_id=request.request_id,
-            fingerprint=fingerprint(request),
+        idempotent = IdempotentRequest.of(
+            current_call().tenant_id, "message", request.request_id, request
+        )
+        added, ticket = await self.conversation.add_message(
+            request.ticket_id, draft, request=idempotent
         )
         return pb.AddMessageResponse(
             message=contract.message_to_proto(added), ticket=contract.ticket_to_proto(ticket)
@@ -182,14 +183,16 @@ class TicketService(servicedesk_pb2_grpc.TicketServiceServicer):
         self, request: pb.ListMessagesRequest, context: Context
     ) -> pb.ListMessagesResponse:
         """The conversation in send order."""
-        messages = await self.desk.list_messages(request.ticket_id, request.include_internal)
+        messages = await self.conversation.list_messages(
+            request.ticket_id, request.include_internal
+        )
         return pb.ListMessagesResponse(messages=[contract.message_to_proto(m) for m in messages])
 
     async def RecordReceipt(
         self, request: pb.RecordReceiptRequest, context: Context
     ) -> pb.RecordReceiptResponse:
         """A delivery or read receipt."""
-        message = await self.desk.record_receipt(
+        message = await self.conversation.record_receipt(
             request.ticket_id,
             request.message_id,
             contract.RECEIPT_KIND_OF[request.kind],
