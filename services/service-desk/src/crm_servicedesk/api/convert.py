@@ -14,6 +14,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from crm.servicedesk.v1 import servicedesk_pb2 as pb
 from crm_calendar.business_calendar import BusinessCalendar, OpeningInterval
 from crm_platform.errors import FieldViolation, InvalidArgument
+from crm_platform.paging import CursorValue
 from crm_servicedesk.contract import (
     ACTION_KIND_OF,
     CHANNEL_OF,
@@ -195,3 +196,16 @@ def answer_from_proto(message: pb.SurveyAnswer) -> SurveyAnswer:
     fields: Any = message  # HasField's stub only takes literal names
     scores = {name: getattr(message, name) if fields.HasField(name) else None for name in SCORES}
     return SurveyAnswer(comment=message.comment, **scores)
+
+
+# -- paging -----------------------------------------------------------------------------------
+
+
+def keyset_position(after: tuple[CursorValue, ...] | None) -> tuple[datetime, str] | None:
+    """The (time, id) keyset position of a page token's sort key (None: the first page);
+    INVALID_ARGUMENT for a token whose sort key is not one."""
+    if after is None:
+        return None
+    if len(after) == 2 and isinstance(after[0], datetime) and isinstance(after[1], str):
+        return after[0], after[1]
+    raise InvalidArgument.single("page_token", "is not a valid page token")

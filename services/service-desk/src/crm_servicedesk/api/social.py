@@ -7,13 +7,13 @@ from typing import Any
 
 from crm.servicedesk.v1 import servicedesk_pb2 as pb
 from crm.servicedesk.v1 import servicedesk_pb2_grpc
+from crm_platform.context import current_call
+from crm_platform.paging import PageQuery
 from crm_servicedesk import contract
 from crm_servicedesk.api import convert
-from crm_servicedesk.api.tickets import decode_page_token, encode_page_token
 from crm_servicedesk.usecases.social import MentionDraft, SocialListening
 
 Context = Any
-DEFAULT_PAGE_SIZE = 50
 
 
 def mention_draft(message: pb.Mention, path: str = "mention") -> MentionDraft:
@@ -76,14 +76,19 @@ class SocialListeningService(servicedesk_pb2_grpc.SocialListeningServiceServicer
         self, request: pb.ListMentionsRequest, context: Context
     ) -> pb.ListMentionsResponse:
         """Mentions newest first (by post time)."""
-        size = request.page_size or DEFAULT_PAGE_SIZE
-        mentions = await self.social.list_mentions(
-            request.author_contact_id, size + 1, decode_page_token(request.page_token)
+        query = PageQuery.of(
+            {
+                "op": "ListMentions",
+                "tenant": current_call().tenant_id,
+                "author_contact_id": request.author_contact_id,
+            },
+            request.page_size,
+            request.page_token,
         )
-        token = ""
-        if len(mentions) > size:
-            mentions = mentions[:size]
-            token = encode_page_token(mentions[-1].posted_at, mentions[-1].mention_id)
+        mentions = await self.social.list_mentions(
+            request.author_contact_id, query.limit, convert.keyset_position(query.after)
+        )
+        page, token = query.page(mentions, lambda m: [m.posted_at, m.mention_id])
         return pb.ListMentionsResponse(
-            mentions=[contract.mention_to_proto(m) for m in mentions], next_page_token=token
+            mentions=[contract.mention_to_proto(m) for m in page], next_page_token=token
         )

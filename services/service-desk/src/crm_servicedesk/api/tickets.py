@@ -6,9 +6,6 @@ actor in the call context; domain errors become gRPC statuses in the platform in
 
 from __future__ import annotations
 
-import base64
-import json
-from datetime import datetime
 from typing import Any
 
 from crm.servicedesk.v1 import servicedesk_pb2 as pb
@@ -16,6 +13,7 @@ from crm.servicedesk.v1 import servicedesk_pb2_grpc
 from crm_platform.context import current_call
 from crm_platform.errors import InvalidArgument
 from crm_platform.idempotency import IdempotentRequest
+from crm_platform.paging import PageQuery
 from crm_servicedesk import contract
 from crm_servicedesk.api import convert
 from crm_servicedesk.usecases.contacts import ContactDirectory
@@ -23,24 +21,6 @@ from crm_servicedesk.usecases.conversation import Conversation, MessageDraft
 from crm_servicedesk.usecases.tickets import TicketDraft, Tickets
 
 Context = Any  # grpc.aio.ServicerContext; the handlers do not use it
-DEFAULT_PAGE_SIZE = 50
-
-
-def encode_page_token(created_at: datetime, ident: str) -> str:
-    """An opaque keyset position."""
-    raw = json.dumps({"t": created_at.isoformat(), "i": ident}).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def decode_page_token(token: str) -> tuple[datetime, str] | None:
-    """The keyset position of a token; INVALID_ARGUMENT for a token this server did not make."""
-    if not token:
-        return None
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return datetime.fromisoformat(data["t"]), str(data["i"])
-    except (ValueError, KeyError, TypeError):
-        raise InvalidArgument.single("page_token", "is not a token from a previous page") from None
 
 
 class TicketService(servicedesk_pb2_grpc.TicketServiceServicer):
@@ -108,16 +88,17 @@ class TicketService(servicedesk_pb2_grpc.TicketServiceServicer):
         for name in ("contact_id", "assignee_id", "team_id"):
             if getattr(request, name):
                 filters[name] = getattr(request, name)
-        size = request.page_size or DEFAULT_PAGE_SIZE
-        tickets = await self.tickets.list_tickets(
-            filters, size + 1, decode_page_token(request.page_token)
+        query = PageQuery.of(
+            {"op": "ListTickets", "tenant": current_call().tenant_id, "filters": filters},
+            request.page_size,
+            request.page_token,
         )
-        token = ""
-        if len(tickets) > size:
-            tickets = tickets[:size]
-            token = encode_page_token(tickets[-1].created_at, tickets[-1].ticket_id)
+        tickets = await self.tickets.list_tickets(
+            filters, query.limit, convert.keyset_position(query.after)
+        )
+        page, token = query.page(tickets, lambda t: [t.created_at, t.ticket_id])
         return pb.ListTicketsResponse(
-            tickets=[contract.ticket_to_proto(t) for t in tickets], next_page_token=token
+            tickets=[contract.ticket_to_proto(t) for t in page], next_page_token=token
         )
 
     async def UpdateTicket(
