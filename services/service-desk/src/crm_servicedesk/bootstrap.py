@@ -81,7 +81,7 @@ async def bootstrap(settings: ServiceDeskSettings) -> ServiceParts:
             TicketService(desk.tickets, desk.conversation, contacts), server
         )
         servicedesk_pb2_grpc.add_ServiceDeskConfigServiceServicer_to_server(
-            ServiceDeskConfigService(desk.configuration, store), server
+            ServiceDeskConfigService(desk.configuration), server
         )
         servicedesk_pb2_grpc.add_SocialListeningServiceServicer_to_server(
             SocialListeningService(desk.social), server

@@ -20,7 +20,6 @@ from crm_servicedesk.domain.configuration import Agent, CalendarRecord
 from crm_servicedesk.domain.routing import RoutingRule
 from crm_servicedesk.domain.sla_clock import ClockKind
 from crm_servicedesk.domain.sla_policy import SlaPolicy
-from crm_servicedesk.storage import ServiceDeskStore
 from crm_servicedesk.usecases.changes import new_id
 from crm_servicedesk.usecases.configuration import Configuration
 
@@ -57,9 +56,8 @@ def _check_reachable(policy: SlaPolicy, calendar: BusinessCalendar, now: datetim
 class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServicer):
     """The configuration handlers."""
 
-    def __init__(self, configuration: Configuration, store: ServiceDeskStore) -> None:
+    def __init__(self, configuration: Configuration) -> None:
         self.configuration = configuration
-        self.store = store
 
     # -- calendars -------------------------------------------------------------------------
 
@@ -82,7 +80,7 @@ class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServ
         self, request: pb.GetCalendarRequest, context: Context
     ) -> pb.GetCalendarResponse:
         """The current version of a calendar."""
-        record = await self.store.calendar(current_call().tenant_id, request.id)
+        record = await self.configuration.calendar(request.id)
         return pb.GetCalendarResponse(
             calendar=contract.calendar_to_proto(record.calendar, record.name, record.updated_at)
         )
@@ -92,7 +90,7 @@ class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServ
     ) -> pb.UpdateCalendarResponse:
         """The next version of a calendar."""
         _require_id(request.calendar.id, "calendar.id")
-        current = await self.store.calendar(current_call().tenant_id, request.calendar.id)
+        current = await self.configuration.calendar(request.calendar.id)
         version = current.calendar.version
         _check_version("calendar", request.calendar.id, request.expected_version, version)
         calendar = await self._save_calendar(request.calendar, request.calendar.id, version + 1)
@@ -102,7 +100,7 @@ class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServ
         self, request: pb.ListCalendarsRequest, context: Context
     ) -> pb.ListCalendarsResponse:
         """Every calendar of the tenant."""
-        records = await self.store.list_calendars(current_call().tenant_id)
+        records = await self.configuration.calendars()
         return pb.ListCalendarsResponse(
             calendars=[
                 contract.calendar_to_proto(r.calendar, r.name, r.updated_at) for r in records
@@ -121,7 +119,7 @@ class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServ
             at=self.configuration.now(),
         )
         if policy.calendar_id:
-            record = await self.store.calendar(tenant_id, policy.calendar_id)  # or NOT_FOUND
+            record = await self.configuration.calendar(policy.calendar_id)  # or NOT_FOUND
             _check_reachable(policy, record.calendar, self.configuration.now())
         await self.configuration.save_policy(policy)
         return contract.policy_to_proto(policy)
@@ -139,8 +137,7 @@ class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServ
     ) -> pb.UpdateSlaPolicyResponse:
         """The next version of an SLA policy."""
         _require_id(request.policy.id, "policy.id")
-        tenant_id = current_call().tenant_id
-        current = await self.store.sla_policy(tenant_id, request.policy.id)
+        current = await self.configuration.sla_policy(request.policy.id)
         _check_version("policy", request.policy.id, request.expected_version, current.version)
         policy = await self._save_policy(request.policy, request.policy.id, current.version + 1)
         return pb.UpdateSlaPolicyResponse(policy=policy)
@@ -149,8 +146,7 @@ class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServ
         self, request: pb.ListSlaPoliciesRequest, context: Context
     ) -> pb.ListSlaPoliciesResponse:
         """Policies in matching order."""
-        policies = await self.store.sla_policies(current_call().tenant_id)
-        policies.sort(key=lambda p: (p.position, p.policy_id))
+        policies = await self.configuration.sla_policies()
         return pb.ListSlaPoliciesResponse(policies=[contract.policy_to_proto(p) for p in policies])
 
     # -- routing rules ---------------------------------------------------------------------
@@ -180,7 +176,7 @@ class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServ
         """The next version of a rule."""
         message = request.rule
         _require_id(message.id, "rule.id")
-        current = await self.store.routing_rule(current_call().tenant_id, message.id)
+        current = await self.configuration.routing_rule(message.id)
         _check_version("rule", message.id, request.expected_version, current.version)
         rule = current.revised(
             now=self.configuration.now(),
@@ -200,8 +196,7 @@ class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServ
         self, request: pb.ListRoutingRulesRequest, context: Context
     ) -> pb.ListRoutingRulesResponse:
         """Rules in evaluation order."""
-        rules = await self.store.routing_rules(current_call().tenant_id)
-        rules.sort(key=lambda r: (r.position, r.rule_id))
+        rules = await self.configuration.routing_rules()
         return pb.ListRoutingRulesResponse(rules=[contract.rule_to_proto(r) for r in rules])
 
     # -- agents ----------------------------------------------------------------------------
@@ -210,7 +205,7 @@ class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServ
         """Create or replace an agent; the open-ticket count is the server's."""
         tenant_id = current_call().tenant_id
         message = request.agent
-        existing = await self.store.agent(tenant_id, message.id)
+        existing = await self.configuration.agent(message.id)
         agent = Agent(
             agent_id=message.id,
             tenant_id=tenant_id,
@@ -227,5 +222,5 @@ class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServ
         self, request: pb.ListAgentsRequest, context: Context
     ) -> pb.ListAgentsResponse:
         """Agents (of one team), with their open-ticket counts."""
-        agents = await self.store.list_agents(current_call().tenant_id, request.team_id)
+        agents = await self.configuration.agents(request.team_id)
         return pb.ListAgentsResponse(agents=[contract.agent_to_proto(a) for a in agents])

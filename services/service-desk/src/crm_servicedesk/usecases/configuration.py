@@ -21,7 +21,7 @@ from crm_servicedesk.usecases.changes import TicketChanges
 
 
 class Configuration:
-    """Stores configuration items of the caller's tenant and publishes their changes."""
+    """The configuration items of the caller's tenant: read, stored, their changes published."""
 
     def __init__(
         self, store: ServiceDeskStore, changes: TicketChanges, now: Callable[[], datetime]
@@ -29,6 +29,44 @@ class Configuration:
         self.store = store
         self.changes = changes
         self.now = now
+
+    # -- reads -----------------------------------------------------------------------------
+
+    async def calendar(self, calendar_id: str) -> CalendarRecord:
+        """The current version of a calendar."""
+        return await self.store.calendar(current_call().tenant_id, calendar_id)
+
+    async def calendars(self) -> list[CalendarRecord]:
+        """Every calendar (current versions)."""
+        return await self.store.list_calendars(current_call().tenant_id)
+
+    async def sla_policy(self, policy_id: str) -> SlaPolicy:
+        """The current version of an SLA policy."""
+        return await self.store.sla_policy(current_call().tenant_id, policy_id)
+
+    async def sla_policies(self) -> list[SlaPolicy]:
+        """SLA policies in matching order."""
+        policies = await self.store.sla_policies(current_call().tenant_id)
+        return sorted(policies, key=lambda p: (p.position, p.policy_id))
+
+    async def routing_rule(self, rule_id: str) -> RoutingRule:
+        """The current version of a routing rule."""
+        return await self.store.routing_rule(current_call().tenant_id, rule_id)
+
+    async def routing_rules(self) -> list[RoutingRule]:
+        """Routing rules in evaluation order."""
+        rules = await self.store.routing_rules(current_call().tenant_id)
+        return sorted(rules, key=lambda r: (r.position, r.rule_id))
+
+    async def agent(self, agent_id: str) -> Agent | None:
+        """An agent, if there is one of this id."""
+        return await self.store.agent(current_call().tenant_id, agent_id)
+
+    async def agents(self, team_id: str = "") -> list[Agent]:
+        """Agents (of one team), in id order."""
+        return await self.store.list_agents(current_call().tenant_id, team_id)
+
+    # -- changes ---------------------------------------------------------------------------
 
     async def save_calendar(self, record: CalendarRecord) -> None:
         """Store a calendar version (and make it the current one)."""
