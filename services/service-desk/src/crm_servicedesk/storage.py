@@ -10,8 +10,12 @@ every query scoped by it:
   the same transaction as the ticket change that moves it), ``routing_cursors``
   (round-robin position per team);
 * ``mentions`` (``_id`` = ``<tenant>|<network>:<post id>``: the database enforces one per
-  post), ``surveys``, ``idempotency``;
-* ``timers`` (crm_platform.timers) and ``outbox`` (crm_platform.outbox).
+  post), ``surveys``;
+* ``idempotency`` (crm_platform.idempotency), ``timers`` (crm_platform.timers) and ``outbox``
+  (crm_platform.outbox).
+
+The use cases see only :class:`ServiceDeskStore`'s methods; this is the one module of the service
+that knows the collections (and PyMongo).
 
 Aggregates are frozen dataclasses; :class:`Codec` maps them to documents and back with
 pydantic (validated on the way in, so a corrupt document fails loudly, not later).
