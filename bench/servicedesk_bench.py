@@ -85,7 +85,7 @@ from crm_servicedesk.domain.values import (
 )
 from crm_servicedesk.settings import TOPIC, ServiceDeskSettings
 from crm_servicedesk.storage import TICKETS, ServiceDeskStore
-from crm_servicedesk.usecases.sla import timer_plan
+from crm_servicedesk.use_cases.sla import timer_plan
 
 DESK = "servicedesk"
 CONTACTS = "contacts"
@@ -932,7 +932,7 @@ PROFILE_GROUPS = [
 MENTION_STEPS = [
     ("IngestMentions handler (everything below)", "api/social.py", "IngestMentions"),
     ("  request validation (protovalidate)", "interceptors.py", "_validate"),
-    ("  SocialListening.ingest_mentions", "usecases/social.py", "ingest_mentions"),
+    ("  SocialListening.ingest_mentions", "use_cases/social.py", "ingest_mentions"),
     ("    Mention.ingest (checks + sentiment)", "domain/mention.py", "ingest"),
     ("      VADER polarity", "domain/sentiment.py", "polarity"),
     ("    existing_mentions (2 finds, decode)", "storage.py", "existing_mentions"),
@@ -952,12 +952,12 @@ TIMER_STEPS = [
     ("TimerWorker.fire_due (everything below)", "crm_platform/timers.py", "fire_due"),
     ("  TimerStore.due (find due timers)", "crm_platform/timers.py", "due"),
     ("  TimerStore.mark_fired (find + update_many)", "crm_platform/timers.py", "mark_fired"),
-    ("  SlaTimers.fire", "usecases/sla_timers.py", "fire"),
+    ("  SlaTimers.fire", "use_cases/sla_timers.py", "fire"),
     ("    read the ticket (find + TICKETS decode)", "storage.py", "ticket"),
     ("      Codec.from_document (pydantic)", "storage.py", "from_document"),
-    ("    routing (Router.route: list rules, evaluate)", "usecases/routing.py", "route"),
-    ("    apply_policy (list policies, select)", "usecases/sla.py", "apply_policy"),
-    ("    TicketChanges.write (save ticket, timers, events)", "usecases/changes.py", "write"),
+    ("    routing (Router.route: list rules, evaluate)", "use_cases/routing.py", "route"),
+    ("    apply_policy (list policies, select)", "use_cases/sla.py", "apply_policy"),
+    ("    TicketChanges.write (save ticket, timers, events)", "use_cases/changes.py", "write"),
     ("      save_ticket (to_document + replace)", "storage.py", "save_ticket"),
     ("      Codec.to_document (pydantic + _bson)", "storage.py", "to_document"),
     ("      sla_to_proto (SlaClocksChanged)", "contract.py", "sla_to_proto"),
@@ -1028,7 +1028,7 @@ def cpu_breakdown(args: argparse.Namespace) -> list[str]:
     from crm_servicedesk.domain.routing import Trigger, evaluate
     from crm_servicedesk.domain.sentiment import polarity
     from crm_servicedesk.storage import MENTIONS, scoped_id
-    from crm_servicedesk.usecases.routing import mention_facts
+    from crm_servicedesk.use_cases.routing import mention_facts
 
     corpus = mention_corpus(args.batch * 4, 7, "b-", args.authors)
     requests = batches(corpus, args.batch)

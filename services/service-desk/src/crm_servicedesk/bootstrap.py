@@ -22,8 +22,8 @@ from crm_servicedesk.api.tickets import TicketService
 from crm_servicedesk.contacts_directory import GrpcContactDirectory
 from crm_servicedesk.settings import TOPIC, ServiceDeskSettings
 from crm_servicedesk.storage import ServiceDeskStore
-from crm_servicedesk.usecases import ServiceDesk
-from crm_servicedesk.usecases.changes import utc_now
+from crm_servicedesk.use_cases import ServiceDesk
+from crm_servicedesk.use_cases.changes import utc_now
 
 SERVICE_NAMES = [
     servicedesk_pb2.DESCRIPTOR.services_by_name[name].full_name

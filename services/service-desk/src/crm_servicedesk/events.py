@@ -1,7 +1,7 @@
 """The service desk's events (``crm.servicedesk.v1`` ``events.proto``): their payloads, built
 from the domain, and their envelope.
 
-The use cases (:mod:`crm_servicedesk.usecases`) decide *what* happened; this module says how it
+The use cases (:mod:`crm_servicedesk.use_cases`) decide *what* happened; this module says how it
 reads on the topic. Payloads embed the contract's resource messages
 (:mod:`crm_servicedesk.contract`), the same ones the API answers with.
 """

@@ -1,5 +1,5 @@
 """What a ticket change publishes about its SLA clocks, and which timers it needs: the pure part
-of the SLA use cases (crm_servicedesk.usecases.sla), called directly."""
+of the SLA use cases (crm_servicedesk.use_cases.sla), called directly."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from crm_servicedesk.domain.values import (
     Visibility,
 )
 from crm_servicedesk.events import SLA_ACTOR
-from crm_servicedesk.usecases.sla import sla_facts, timer_plan
+from crm_servicedesk.use_cases.sla import sla_facts, timer_plan
 
 T0 = datetime(2026, 1, 12, 8, 0, tzinfo=UTC)
 FR = SlaTarget.FIRST_RESPONSE

@@ -20,8 +20,8 @@ from crm_servicedesk.domain.configuration import Agent, CalendarRecord
 from crm_servicedesk.domain.routing import RoutingRule
 from crm_servicedesk.domain.sla_clock import ClockKind
 from crm_servicedesk.domain.sla_policy import SlaPolicy
-from crm_servicedesk.usecases.changes import new_id
-from crm_servicedesk.usecases.configuration import Configuration
+from crm_servicedesk.use_cases.changes import new_id
+from crm_servicedesk.use_cases.configuration import Configuration
 
 Context = Any
 

@@ -11,7 +11,7 @@ from crm_platform.context import current_call
 from crm_platform.paging import PageQuery
 from crm_servicedesk import contract
 from crm_servicedesk.api import convert
-from crm_servicedesk.usecases.social import MentionDraft, SocialListening
+from crm_servicedesk.use_cases.social import MentionDraft, SocialListening
 
 Context = Any
 

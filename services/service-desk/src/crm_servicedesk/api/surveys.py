@@ -8,7 +8,7 @@ from crm.servicedesk.v1 import servicedesk_pb2 as pb
 from crm.servicedesk.v1 import servicedesk_pb2_grpc
 from crm_servicedesk import contract
 from crm_servicedesk.api import convert
-from crm_servicedesk.usecases.surveys import Surveys
+from crm_servicedesk.use_cases.surveys import Surveys
 
 Context = Any
 

@@ -16,9 +16,9 @@ from crm_platform.idempotency import IdempotentRequest
 from crm_platform.paging import PageQuery
 from crm_servicedesk import contract
 from crm_servicedesk.api import convert
-from crm_servicedesk.usecases.contacts import ContactDirectory
-from crm_servicedesk.usecases.conversation import Conversation, MessageDraft
-from crm_servicedesk.usecases.tickets import TicketDraft, Tickets
+from crm_servicedesk.use_cases.contacts import ContactDirectory
+from crm_servicedesk.use_cases.conversation import Conversation, MessageDraft
+from crm_servicedesk.use_cases.tickets import TicketDraft, Tickets
 
 Context = Any  # grpc.aio.ServicerContext; the handlers do not use it
 

@@ -12,7 +12,7 @@ from crm_servicedesk import events
 from crm_servicedesk.domain.survey import Survey, SurveyAnswer
 from crm_servicedesk.domain.ticket import Ticket
 from crm_servicedesk.storage import ServiceDeskStore
-from crm_servicedesk.usecases.changes import TicketChanges, new_id
+from crm_servicedesk.use_cases.changes import TicketChanges, new_id
 
 
 class Surveys:

@@ -3,7 +3,7 @@ durable timers that watch them.
 
 A ticket's timers are named ``<ticket>:<target>:<kind>`` (kind ``at_risk`` or ``breach``); every
 change arms the ones whose due time moved and cancels the ones that must no longer fire. What a
-timer does when it fires is :mod:`crm_servicedesk.usecases.sla_timers`.
+timer does when it fires is :mod:`crm_servicedesk.use_cases.sla_timers`.
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ from crm_servicedesk import events
 from crm_servicedesk.domain.ticket import Message, Ticket
 from crm_servicedesk.domain.values import AuthorType, Channel, Visibility
 from crm_servicedesk.storage import ServiceDeskStore
-from crm_servicedesk.usecases.changes import TicketChange, TicketChanges, new_id
-from crm_servicedesk.usecases.tickets import Tickets
+from crm_servicedesk.use_cases.changes import TicketChange, TicketChanges, new_id
+from crm_servicedesk.use_cases.tickets import Tickets
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,16 +22,16 @@ from datetime import datetime, timedelta
 from crm_platform.timers import TimerStore
 from crm_platform.unit_of_work import UnitOfWork
 from crm_servicedesk.storage import ServiceDeskStore
-from crm_servicedesk.usecases.changes import TicketChanges, utc_now
-from crm_servicedesk.usecases.configuration import Configuration
-from crm_servicedesk.usecases.contacts import ContactDirectory
-from crm_servicedesk.usecases.conversation import Conversation
-from crm_servicedesk.usecases.routing import Router
-from crm_servicedesk.usecases.sla import ServiceLevels
-from crm_servicedesk.usecases.sla_timers import SlaTimers
-from crm_servicedesk.usecases.social import SocialListening
-from crm_servicedesk.usecases.surveys import Surveys
-from crm_servicedesk.usecases.tickets import Tickets
+from crm_servicedesk.use_cases.changes import TicketChanges, utc_now
+from crm_servicedesk.use_cases.configuration import Configuration
+from crm_servicedesk.use_cases.contacts import ContactDirectory
+from crm_servicedesk.use_cases.conversation import Conversation
+from crm_servicedesk.use_cases.routing import Router
+from crm_servicedesk.use_cases.sla import ServiceLevels
+from crm_servicedesk.use_cases.sla_timers import SlaTimers
+from crm_servicedesk.use_cases.social import SocialListening
+from crm_servicedesk.use_cases.surveys import Surveys
+from crm_servicedesk.use_cases.tickets import Tickets
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,9 +14,9 @@ from crm_servicedesk.domain.routing import Trigger
 from crm_servicedesk.domain.values import SlaTarget
 from crm_servicedesk.events import SLA_ACTOR
 from crm_servicedesk.storage import ServiceDeskStore, Session
-from crm_servicedesk.usecases.changes import TicketChange, TicketChanges
-from crm_servicedesk.usecases.routing import Router
-from crm_servicedesk.usecases.sla import TIMER_BREACH, ServiceLevels
+from crm_servicedesk.use_cases.changes import TicketChange, TicketChanges
+from crm_servicedesk.use_cases.routing import Router
+from crm_servicedesk.use_cases.sla import TIMER_BREACH, ServiceLevels
 
 
 class SlaTimers:

@@ -36,7 +36,7 @@ from crm_servicedesk.domain.survey import Survey
 from crm_servicedesk.domain.ticket import Message, Ticket
 from crm_servicedesk.events import Fact
 from crm_servicedesk.storage import ServiceDeskStore, Session
-from crm_servicedesk.usecases.sla import ServiceLevels, sla_facts
+from crm_servicedesk.use_cases.sla import ServiceLevels, sla_facts
 
 R = TypeVar("R")
 # A ticket changed concurrently (a timer firing while an agent replies) is read again.

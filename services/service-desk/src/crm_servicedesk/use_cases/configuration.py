@@ -17,7 +17,7 @@ from crm_servicedesk.domain.configuration import Agent, CalendarRecord
 from crm_servicedesk.domain.routing import RoutingRule
 from crm_servicedesk.domain.sla_policy import SlaPolicy
 from crm_servicedesk.storage import ServiceDeskStore, scoped_id
-from crm_servicedesk.usecases.changes import TicketChanges
+from crm_servicedesk.use_cases.changes import TicketChanges
 
 
 class Configuration:

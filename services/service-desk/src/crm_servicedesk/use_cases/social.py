@@ -23,10 +23,10 @@ from crm_servicedesk.domain.routing import (
 from crm_servicedesk.domain.ticket import Interaction, RoutingRecord
 from crm_servicedesk.domain.values import Channel, InteractionKind, TicketType
 from crm_servicedesk.storage import ServiceDeskStore
-from crm_servicedesk.usecases.changes import TicketChange, TicketChanges
-from crm_servicedesk.usecases.contacts import ContactDirectory, ContactRef, SocialAuthor
-from crm_servicedesk.usecases.routing import mention_facts
-from crm_servicedesk.usecases.tickets import TicketDraft, Tickets
+from crm_servicedesk.use_cases.changes import TicketChange, TicketChanges
+from crm_servicedesk.use_cases.contacts import ContactDirectory, ContactRef, SocialAuthor
+from crm_servicedesk.use_cases.routing import mention_facts
+from crm_servicedesk.use_cases.tickets import TicketDraft, Tickets
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from crm_servicedesk.domain.routing import (
 from crm_servicedesk.domain.ticket import RoutingRecord, Ticket
 from crm_servicedesk.domain.values import Channel, Priority, SlaTarget
 from crm_servicedesk.storage import ServiceDeskStore, Session
-from crm_servicedesk.usecases.changes import TicketChange, turns_taken
+from crm_servicedesk.use_cases.changes import TicketChange, turns_taken
 
 # How an escalated ticket is marked (rules can test it: "escalate once").
 ESCALATED_TAG = "escalated"

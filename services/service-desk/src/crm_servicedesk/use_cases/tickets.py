@@ -24,11 +24,11 @@ from crm_servicedesk.domain.values import (
     Visibility,
 )
 from crm_servicedesk.storage import ServiceDeskStore, Session
-from crm_servicedesk.usecases.changes import TicketChange, TicketChanges, new_id
-from crm_servicedesk.usecases.contacts import ContactRef
-from crm_servicedesk.usecases.routing import Router
-from crm_servicedesk.usecases.sla import ServiceLevels
-from crm_servicedesk.usecases.surveys import Surveys
+from crm_servicedesk.use_cases.changes import TicketChange, TicketChanges, new_id
+from crm_servicedesk.use_cases.contacts import ContactRef
+from crm_servicedesk.use_cases.routing import Router
+from crm_servicedesk.use_cases.sla import ServiceLevels
+from crm_servicedesk.use_cases.surveys import Surveys
 
 
 @dataclass(frozen=True, slots=True)
