@@ -1,4 +1,4 @@
-"""Build the contacts service from its settings: database, outbox relay, handlers."""
+"""Build the contacts service from its settings: database, outbox relay, use cases, handlers."""
 
 from __future__ import annotations
 
@@ -8,10 +8,14 @@ from crm.contacts.v1 import contacts_pb2, contacts_pb2_grpc
 from crm_contacts.api.service import ContactsService
 from crm_contacts.settings import TOPIC, ContactsSettings
 from crm_contacts.storage import ContactStore
+from crm_contacts.use_cases import Contacts, Organizations
+from crm_platform.clock import process_clock
+from crm_platform.idempotency import RequestLog
 from crm_platform.mongo import MongoStore
 from crm_platform.outbox import Outbox, OutboxRelay, RelayLease
 from crm_platform.readiness import database_ready, producer_ready
 from crm_platform.server import ServiceParts
+from crm_platform.unit_of_work import UnitOfWork
 
 SERVICE_NAME = contacts_pb2.DESCRIPTOR.services_by_name["ContactsService"].full_name
 
@@ -20,8 +24,11 @@ async def bootstrap(settings: ContactsSettings) -> ServiceParts:
     """Wire the service's collaborators and hand them to the shared runner."""
     mongo = MongoStore(settings.mongodb_uri, settings.database_name, app_name="crm-contacts")
     outbox = Outbox(mongo.db, TOPIC)
-    store = ContactStore(mongo, outbox)
+    requests = RequestLog(mongo.db)
+    unit_of_work = UnitOfWork(mongo, outbox, requests)
+    store = ContactStore(mongo.db)
     await store.ensure_indexes()
+    await requests.ensure_indexes()
     relay = OutboxRelay(
         outbox,
         RelayLease(mongo.db, "contacts-relay", ttl_seconds=15),
@@ -30,7 +37,13 @@ async def bootstrap(settings: ContactsSettings) -> ServiceParts:
         batch_size=settings.outbox_batch_size,
         poll_interval=settings.outbox_poll_interval_seconds,
     )
-    service = ContactsService(store, default_phone_region=settings.default_phone_region)
+    clock = process_clock()
+    region = settings.default_phone_region
+    service = ContactsService(
+        Contacts(store, unit_of_work, clock, default_region=region),
+        Organizations(store, unit_of_work, clock),
+        default_phone_region=region,
+    )
 
     def register(server: grpc.aio.Server) -> None:
         contacts_pb2_grpc.add_ContactsServiceServicer_to_server(service, server)

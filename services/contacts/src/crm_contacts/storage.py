@@ -1,4 +1,5 @@
-"""Contacts and organisations in the service's own database, with their events in the outbox.
+"""Contacts and organisations in the service's own database: the repository the use cases
+(:mod:`crm_contacts.use_cases`) read and write through, in their transaction's session.
 
 Collections (database ``crm_contacts`` by default):
 
@@ -9,41 +10,29 @@ Collections (database ``crm_contacts`` by default):
   by identity is one indexed read. (A separate key collection would cost two more round trips per
   create; the field is absent, not empty, for a contact without identities.)
 * ``idempotency`` — ``_id`` = ``<tenant>|<operation>|<request id>``: a retried create returns
-  the first result instead of creating twice.
-* ``outbox`` — the events, written in the same transaction as the state (see crm_platform.outbox).
+  the first result instead of creating twice (see crm_platform.idempotency).
+* ``outbox`` — the events, written in the same transaction as the state (see
+  crm_platform.unit_of_work and crm_platform.outbox).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from crm_contacts.domain.contact import Consent, Contact, ContactUpdate, LifecycleStage
+from crm_contacts.domain.contact import Consent, Contact, LifecycleStage
 from crm_contacts.domain.identity import Identity, IdentityKey, IdentityKind, SocialNetwork
-from crm_contacts.domain.organization import Organization, OrganizationUpdate
+from crm_contacts.domain.organization import Organization
 from crm_contacts.domain.tier import Tier
-from crm_platform.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from crm_platform.events import Event
-from crm_platform.mongo import Document, MongoStore, replace_version
-from crm_platform.outbox import Outbox
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Idempotency:
-    """A create's idempotency key and a fingerprint of its request: a retry (same key, same
-    request) returns the first result; the same key with another request is refused."""
-
-    request_id: str
-    fingerprint: str
+from crm_platform.errors import AlreadyExists, NotFound
+from crm_platform.mongo import Document, replace_version
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,15 +166,11 @@ def organization_from_document(doc: Mapping[str, Any]) -> Organization:
 
 
 class ContactStore:
-    """Reads and transactional writes of contacts and organisations."""
+    """Reads and writes of contacts and organisations; a write takes its transaction's session."""
 
-    def __init__(self, store: MongoStore, outbox: Outbox) -> None:
-        self.store = store
-        self.outbox = outbox
-        db = store.db
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.contacts: AsyncCollection[Document] = db["contacts"]
         self.organizations: AsyncCollection[Document] = db["organizations"]
-        self.idempotency: AsyncCollection[Document] = db["idempotency"]
 
     async def ensure_indexes(self) -> None:
         """Indexes for the list filters (keyset order is ``_id``) and name prefix search."""
@@ -203,13 +188,16 @@ class ContactStore:
         )
         await self.organizations.create_index([tenant, key])
         await self.organizations.create_index([tenant, ("name_folded", ASCENDING), key])
-        await self.idempotency.create_index("created_at", expireAfterSeconds=7 * 24 * 3600)
 
     # --- contacts ---------------------------------------------------------------------------
 
-    async def get_contact(self, tenant_id: str, contact_id: str) -> Contact:
+    async def get_contact(
+        self, tenant_id: str, contact_id: str, session: AsyncClientSession | None = None
+    ) -> Contact:
         """The contact, or ``NotFound`` (also when it belongs to another tenant)."""
-        doc = await self.contacts.find_one({"_id": contact_id, "tenant_id": tenant_id})
+        doc = await self.contacts.find_one(
+            {"_id": contact_id, "tenant_id": tenant_id}, session=session
+        )
         if doc is None:
             raise NotFound("contact", contact_id)
         return contact_from_document(doc)
@@ -245,68 +233,19 @@ class ContactStore:
                     owners[key] = owner
         return owners
 
-    async def create_contact(
-        self,
-        contact: Contact,
-        event: Event,
-        *,
-        idempotency: Idempotency | None = None,
-        now: datetime,
-    ) -> Contact:
-        """Insert a new contact, claim its identities and queue its event, all or nothing.
+    async def insert_contact(self, contact: Contact, session: AsyncClientSession) -> None:
+        """Store a new contact; a taken identity is a ``DuplicateKeyError`` (see
+        :meth:`identity_conflict`)."""
+        await self.contacts.insert_one(contact_to_document(contact), session=session)
 
-        With an idempotency key, a retry of the same create returns the contact created first.
-        """
-
-        async def work(session: AsyncClientSession) -> Contact:
-            earlier = await self._earlier_result(
-                self.contacts, "contact", contact.tenant_id, idempotency, session
-            )
-            if earlier is not None:
-                return contact_from_document(earlier)
-            await self._check_organization(contact, session)
-            await self.contacts.insert_one(contact_to_document(contact), session=session)
-            if idempotency:
-                await self._remember(
-                    contact.tenant_id, "contact", idempotency, contact.id, now, session
-                )
-            await self.outbox.add([event], session, sequence=contact.version)
-            return contact
-
-        return await self._write(work)
-
-    async def update_contact(
-        self,
-        tenant_id: str,
-        contact_id: str,
-        change: Callable[[Contact], ContactUpdate],
-        event_for: Callable[[ContactUpdate, int], Event],
-    ) -> Contact:
-        """Apply a domain change to the current contact; write it and its event if it changed.
-
-        The replace is conditional on the version that was read, so a concurrent update makes
-        this one fail (``CONCURRENT_UPDATE``) rather than overwrite it.
-        """
-
-        async def work(session: AsyncClientSession) -> Contact:
-            current = contact_from_document(
-                await self._must_find(self.contacts, "contact", tenant_id, contact_id, session)
-            )
-            update = change(current)
-            if not update.changed_paths:
-                return current
-            new = update.contact
-            if "organization_id" in update.changed_paths:
-                await self._check_organization(new, session)
-            await replace_version(
-                self.contacts, "contacts", current.version, contact_to_document(new), session
-            )
-            await self.outbox.add(
-                [event_for(update, current.version)], session, sequence=new.version
-            )
-            return new
-
-        return await self._write(work)
+    async def replace_contact(
+        self, read_version: int, contact: Contact, session: AsyncClientSession
+    ) -> None:
+        """Store a changed contact if it is still at ``read_version``; otherwise
+        FAILED_PRECONDITION ``CONCURRENT_UPDATE`` (it changed meanwhile)."""
+        await replace_version(
+            self.contacts, "contacts", read_version, contact_to_document(contact), session
+        )
 
     async def list_contacts(
         self, tenant_id: str, filters: Mapping[str, str], after_id: str | None, limit: int
@@ -334,75 +273,44 @@ class ContactStore:
 
     # --- organisations ----------------------------------------------------------------------
 
-    async def get_organization(self, tenant_id: str, organization_id: str) -> Organization:
+    async def get_organization(
+        self, tenant_id: str, organization_id: str, session: AsyncClientSession | None = None
+    ) -> Organization:
         """The organisation, or ``NotFound`` (also when it belongs to another tenant)."""
-        doc = await self.organizations.find_one({"_id": organization_id, "tenant_id": tenant_id})
+        doc = await self.organizations.find_one(
+            {"_id": organization_id, "tenant_id": tenant_id}, session=session
+        )
         if doc is None:
             raise NotFound("organization", organization_id)
         return organization_from_document(doc)
 
-    async def create_organization(
-        self,
-        organization: Organization,
-        event: Event,
-        *,
-        idempotency: Idempotency | None = None,
-        now: datetime,
-    ) -> Organization:
-        """Insert a new organisation and queue its event; idempotent (see :class:`Idempotency`)."""
+    async def organization_exists(
+        self, tenant_id: str, organization_id: str, session: AsyncClientSession
+    ) -> bool:
+        """Whether the tenant has this organisation (reads only its id)."""
+        found = await self.organizations.find_one(
+            {"_id": organization_id, "tenant_id": tenant_id}, {"_id": 1}, session=session
+        )
+        return found is not None
 
-        async def work(session: AsyncClientSession) -> Organization:
-            tenant_id = organization.tenant_id
-            earlier = await self._earlier_result(
-                self.organizations, "organization", tenant_id, idempotency, session
-            )
-            if earlier is not None:
-                return organization_from_document(earlier)
-            await self.organizations.insert_one(
-                organization_to_document(organization), session=session
-            )
-            if idempotency:
-                await self._remember(
-                    tenant_id, "organization", idempotency, organization.id, now, session
-                )
-            await self.outbox.add([event], session, sequence=organization.version)
-            return organization
+    async def insert_organization(
+        self, organization: Organization, session: AsyncClientSession
+    ) -> None:
+        """Store a new organisation."""
+        await self.organizations.insert_one(organization_to_document(organization), session=session)
 
-        return await self._write(work)
-
-    async def update_organization(
-        self,
-        tenant_id: str,
-        organization_id: str,
-        change: Callable[[Organization], OrganizationUpdate],
-        event_for: Callable[[OrganizationUpdate, int], Event],
-    ) -> Organization:
-        """Apply a domain change to the current organisation (see :meth:`update_contact`)."""
-
-        async def work(session: AsyncClientSession) -> Organization:
-            current = organization_from_document(
-                await self._must_find(
-                    self.organizations, "organization", tenant_id, organization_id, session
-                )
-            )
-            update = change(current)
-            if not update.changed_paths:
-                return current
-            await replace_version(
-                self.organizations,
-                "organizations",
-                current.version,
-                organization_to_document(update.organization),
-                session,
-            )
-            await self.outbox.add(
-                [event_for(update, current.version)],
-                session,
-                sequence=update.organization.version,
-            )
-            return update.organization
-
-        return await self._write(work)
+    async def replace_organization(
+        self, read_version: int, organization: Organization, session: AsyncClientSession
+    ) -> None:
+        """Store a changed organisation if it is still at ``read_version`` (see
+        :meth:`replace_contact`)."""
+        await replace_version(
+            self.organizations,
+            "organizations",
+            read_version,
+            organization_to_document(organization),
+            session,
+        )
 
     async def list_organizations(
         self, tenant_id: str, filters: Mapping[str, str], after_id: str | None, limit: int
@@ -414,91 +322,16 @@ class ContactStore:
         cursor = self.organizations.find(query).sort("_id", ASCENDING).limit(limit)
         return [organization_from_document(doc) async for doc in cursor]
 
-    # --- helpers ----------------------------------------------------------------------------
+    # --- unique keys ------------------------------------------------------------------------
 
-    async def _write(self, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
-        """Run a write transaction, then wake the relay; unique-key collisions become domain
-        outcomes: a taken identity is ``AlreadyExists``, and a concurrent create with the same
-        request id is retried once (the retry returns the winner's result)."""
-        try:
-            result = await self.store.in_transaction(work)
-        except DuplicateKeyError as exc:
-            taken = (exc.details or {}).get("keyValue", {}).get("identity_keys")
-            if taken is not None:
-                owner = await self.contacts.find_one({"identity_keys": taken}, {"_id": 1})
-                identity = str(taken).partition("|")[2]
-                holder = owner["_id"] if owner else "another contact"
-                raise AlreadyExists(
-                    "identity", identity, f"already belongs to contact {holder}"
-                ) from None
-            result = await self.store.in_transaction(work)
-        self.outbox.notify_committed()
-        return result
-
-    async def _must_find(
-        self,
-        collection: AsyncCollection[Document],
-        kind: str,
-        tenant_id: str,
-        ident: str,
-        session: AsyncClientSession,
-    ) -> Document:
-        doc = await collection.find_one({"_id": ident, "tenant_id": tenant_id}, session=session)
-        if doc is None:
-            raise NotFound(kind, ident)
-        return doc
-
-    async def _check_organization(self, contact: Contact, session: AsyncClientSession) -> None:
-        """A contact may only belong to an organisation that exists in its tenant."""
-        if not contact.organization_id:
+    async def identity_conflict(self, exc: DuplicateKeyError) -> None:
+        """A write's duplicate key as the domain outcome it stands for: a taken identity is
+        ``AlreadyExists`` (naming its owner); any other key returns (a concurrent create with
+        the same request id: running the write again returns the winner's result)."""
+        taken = (exc.details or {}).get("keyValue", {}).get("identity_keys")
+        if taken is None:
             return
-        found = await self.organizations.find_one(
-            {"_id": contact.organization_id, "tenant_id": contact.tenant_id},
-            {"_id": 1},
-            session=session,
-        )
-        if found is None:
-            raise InvalidArgument.single("contact.organization_id", "no such organization")
-
-    async def _earlier_result(
-        self,
-        collection: AsyncCollection[Document],
-        kind: str,
-        tenant_id: str,
-        key: Idempotency | None,
-        session: AsyncClientSession,
-    ) -> Document | None:
-        """What the first create with this idempotency key made, if it already ran."""
-        if key is None:
-            return None
-        doc = await self.idempotency.find_one(
-            {"_id": f"{tenant_id}|{kind}|{key.request_id}"}, session=session
-        )
-        if doc is None:
-            return None
-        if doc.get("fingerprint") != key.fingerprint:
-            raise FailedPrecondition(
-                "REQUEST_ID_REUSED",
-                f"request_id {key.request_id}",
-                "was already used for a different request; use a new request_id",
-            )
-        return await self._must_find(collection, kind, tenant_id, str(doc["result_id"]), session)
-
-    async def _remember(
-        self,
-        tenant_id: str,
-        kind: str,
-        key: Idempotency,
-        result_id: str,
-        now: datetime,
-        session: AsyncClientSession,
-    ) -> None:
-        await self.idempotency.insert_one(
-            {
-                "_id": f"{tenant_id}|{kind}|{key.request_id}",
-                "fingerprint": key.fingerprint,
-                "result_id": result_id,
-                "created_at": now,
-            },
-            session=session,
-        )
+        owner = await self.contacts.find_one({"identity_keys": taken}, {"_id": 1})
+        identity = str(taken).partition("|")[2]
+        holder = owner["_id"] if owner else "another contact"
+        raise AlreadyExists("identity", identity, f"already belongs to contact {holder}") from None

@@ -1,4 +1,4 @@
-"""The contacts domain: contacts, organisations, identities and paging, as plain Python.
+"""The contacts domain: contacts, organisations and identities, as plain Python.
 
 Nothing here imports gRPC, protobuf or a database driver; the API layer converts messages to
 these types and maps :mod:`crm_platform.errors` to status codes.
@@ -38,30 +38,18 @@ from crm_contacts.domain.organization import (
     OrganizationInput,
     OrganizationUpdate,
 )
-from crm_contacts.domain.paging import (
-    DEFAULT_PAGE_SIZE,
-    MAX_PAGE_SIZE,
-    CursorValue,
-    decode_page_token,
-    encode_page_token,
-    filter_fingerprint,
-    resolve_page_size,
-)
 from crm_contacts.domain.tier import Tier
 
 __all__ = [
     "CONTACT_MASK",
-    "DEFAULT_PAGE_SIZE",
     "ILLEGAL_LIFECYCLE_TRANSITION",
     "LIFECYCLE_TRANSITIONS",
-    "MAX_PAGE_SIZE",
     "ORGANIZATION_MASK",
     "Consent",
     "ConsentInput",
     "Contact",
     "ContactInput",
     "ContactUpdate",
-    "CursorValue",
     "Identity",
     "IdentityInput",
     "IdentityKey",
@@ -75,9 +63,6 @@ __all__ = [
     "Tier",
     "can_move",
     "check_phone_region",
-    "decode_page_token",
-    "encode_page_token",
-    "filter_fingerprint",
     "lookup_key",
     "normalise_domain_name",
     "normalise_email",
@@ -85,5 +70,4 @@ __all__ = [
     "normalise_phone",
     "normalise_social_handle",
     "parse_identity",
-    "resolve_page_size",
 ]
