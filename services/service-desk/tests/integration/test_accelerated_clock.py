@@ -66,7 +66,10 @@ async def test_sla_breach_fires_on_the_accelerated_clock(
         breach = of_type(events, events_pb2.SlaBreached, ticket.id)[0][1]
         at_risk = of_type(events, events_pb2.SlaAtRisk, ticket.id)
         fired = breach.fire_time.ToDatetime(tzinfo=UTC)
-        # Two simulated hours are two wall seconds: not at once, not hours later.
-        assert due <= fired < due + timedelta(minutes=30)
-        assert 1.5 <= seen_wall - opened_wall < 15
+        # Two simulated hours are two wall seconds: never early, and stamped on the simulated
+        # clock (a wall-clock stamp would be two days off). How late a timer fires on a busy
+        # machine is a benchmark's figure (make bench-timers), not this test's: a second of wall
+        # lateness is an hour here, so the bound only excludes the wrong clock.
+        assert due <= fired < due + timedelta(hours=12)
+        assert 1.5 <= seen_wall - opened_wall
         assert len(at_risk) == 1
