@@ -163,7 +163,7 @@ async def test_tokens_with_bad_claims_are_unauthenticated(
 async def test_a_token_signed_by_another_key_or_tampered_is_refused(
     gateway_stack: GatewayStack,
 ) -> None:
-    from crm_gateway.credentials import SigningKey
+    from crm_platform.credentials import SigningKey
 
     stranger = SigningKey.generate()
     forged = stranger.mint(
