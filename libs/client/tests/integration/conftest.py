@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from crm_devstack.pytest_plugin import Infra
-from gateway_harness import GatewayStack, start_gateway_stack
+from crm_testing.gateway import GatewayStack, start_gateway_stack
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ import pytest
 from crm.gateway.v1 import gateway_pb2
 from crm_client import AsyncCrmClient, CrmClient, CrmError
 from crm_client.cli import main
-from gateway_harness import GatewayStack
+from crm_testing.gateway import GatewayStack
 
 pytestmark = pytest.mark.integration
 

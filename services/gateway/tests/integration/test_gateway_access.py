@@ -26,7 +26,7 @@ from crm.metrics.v1 import metrics_pb2 as mpb
 from crm.servicedesk.v1 import servicedesk_pb2 as spb
 from crm_gateway.domain.roles import GRANTS, Role
 from crm_gateway.routes import ROUTES
-from gateway_harness import GatewayStack, bearer
+from crm_testing.gateway import GatewayStack, bearer
 
 pytestmark = pytest.mark.integration
 
