@@ -14,7 +14,7 @@ from google.protobuf.duration_pb2 import Duration
 from crm.servicedesk.v1 import events_pb2
 from crm.servicedesk.v1 import servicedesk_pb2 as pb
 from crm_platform.clock import CLOCK_VARS, accelerated_env
-from servicedesk_harness import new_tenant, of_type, read_events, running_desk
+from crm_testing.servicedesk import new_tenant, of_type, read_events, running_desk
 
 pytestmark = pytest.mark.integration
 
