@@ -71,5 +71,5 @@ async def test_sla_breach_fires_on_the_accelerated_clock(
         # machine is a benchmark's figure (make bench-timers), not this test's: a second of wall
         # lateness is an hour here, so the bound only excludes the wrong clock.
         assert due <= fired < due + timedelta(hours=12)
-        assert 1.5 <= seen_wall - opened_wall
+        assert seen_wall - opened_wall >= 1.5
         assert len(at_risk) == 1
