@@ -19,7 +19,7 @@ $(UV):
 	python3 -m venv $(CRM_HOME)/tools
 	$(CRM_HOME)/tools/bin/pip install --quiet uv==$(UV_VERSION)
 
-.venv/.synced: $(UV) uv.lock pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
+.venv/.synced: $(UV) uv.lock pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml) tests/support/pyproject.toml
 	$(UV) sync --frozen --all-packages
 	@touch $@
 

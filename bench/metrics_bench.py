@@ -5,7 +5,7 @@ service as a real process, prints the figures, and stops. Each figure is compare
 run with its limit or peer:
 
 ``throughput``
-    ``--tickets`` generated tickets (``crm_devstack.histories``, ~15 events each, over
+    ``--tickets`` generated tickets (``crm_testing.histories``, ~15 events each, over
     ``--days``) are produced to a topic of their own. A bare aiokafka consumer reads them all
     and decodes each envelope and payload (the ceiling any Python consumer has); then the
     metrics service consumes the same records from the start (facts, clocks, aggregates,
@@ -51,7 +51,6 @@ from crm.metrics.v1 import metrics_pb2 as mpb
 from crm.metrics.v1 import metrics_pb2_grpc
 from crm.servicedesk.v1 import events_pb2 as ev
 from crm.servicedesk.v1 import servicedesk_pb2 as pb
-from crm_devstack.histories import iter_events
 from crm_devstack.procs import free_ports
 from crm_devstack.services import ServiceProcess, service_spec
 from crm_devstack.stack import Stack, StackConfig
@@ -67,6 +66,7 @@ from crm_platform.context import Actor, ActorType, CallContext
 from crm_platform.events import Event
 from crm_platform.interceptors import ServiceInterceptor
 from crm_platform.mongo import MongoStore
+from crm_testing.histories import iter_events
 
 TOPIC = "bench-metrics"
 PARTITIONS = 6

@@ -73,7 +73,6 @@ from crm_devstack.stack import Stack, StackConfig
 from crm_platform.mongo import MongoStore
 from crm_platform.server import RunningService
 from crm_platform.timers import Timer, TimerStore
-from crm_servicedesk.desk import timer_plan
 from crm_servicedesk.domain.sla_policy import SlaPolicy
 from crm_servicedesk.domain.ticket import Message, Ticket
 from crm_servicedesk.domain.values import (
@@ -85,7 +84,8 @@ from crm_servicedesk.domain.values import (
     Visibility,
 )
 from crm_servicedesk.settings import TOPIC, ServiceDeskSettings
-from crm_servicedesk.storage import POLICIES, TICKETS, ServiceDeskStore
+from crm_servicedesk.storage import TICKETS, ServiceDeskStore
+from crm_servicedesk.use_cases.sla import timer_plan
 
 DESK = "servicedesk"
 CONTACTS = "contacts"
@@ -922,7 +922,7 @@ PROFILE_GROUPS = [
     ("select.epoll", "waiting (epoll)"),
     ("asyncio", "asyncio event loop"),
     ("crm_servicedesk/domain", "service desk domain"),
-    ("crm_servicedesk", "service desk desk/storage/convert/api"),
+    ("crm_servicedesk", "service desk use cases/storage/contract/api"),
     ("crm_platform", "crm_platform (outbox, events, timers, interceptors)"),
     ("servicedesk_bench", "benchmark client"),
 ]
@@ -932,7 +932,7 @@ PROFILE_GROUPS = [
 MENTION_STEPS = [
     ("IngestMentions handler (everything below)", "api/social.py", "IngestMentions"),
     ("  request validation (protovalidate)", "interceptors.py", "_validate"),
-    ("  ServiceDesk.ingest_mentions", "desk.py", "ingest_mentions"),
+    ("  SocialListening.ingest_mentions", "use_cases/social.py", "ingest_mentions"),
     ("    Mention.ingest (checks + sentiment)", "domain/mention.py", "ingest"),
     ("      VADER polarity", "domain/sentiment.py", "polarity"),
     ("    existing_mentions (2 finds, decode)", "storage.py", "existing_mentions"),
@@ -940,7 +940,7 @@ MENTION_STEPS = [
     ("    routing rules: evaluate", "domain/routing.py", "evaluate"),
     ("    insert_mentions (codec + insert_many)", "storage.py", "insert_mentions"),
     ("      MENTIONS.to_document (pydantic + _bson)", "storage.py", "to_document"),
-    ("    MentionReceived protos (mention_to_proto)", "api/convert.py", "mention_to_proto"),
+    ("    MentionReceived protos (mention_to_proto)", "contract.py", "mention_to_proto"),
     ("    Event.of (serialise, id, headers)", "crm_platform/events.py", "of"),
     ("    Outbox.add (documents + insert_many)", "crm_platform/outbox.py", "add"),
     ("    commit", "client_session.py", "commit_transaction"),
@@ -952,15 +952,15 @@ TIMER_STEPS = [
     ("TimerWorker.fire_due (everything below)", "crm_platform/timers.py", "fire_due"),
     ("  TimerStore.due (find due timers)", "crm_platform/timers.py", "due"),
     ("  TimerStore.mark_fired (find + update_many)", "crm_platform/timers.py", "mark_fired"),
-    ("  ServiceDesk.fire_timer", "desk.py", "fire_timer"),
+    ("  SlaTimers.fire", "use_cases/sla_timers.py", "fire"),
     ("    read the ticket (find + TICKETS decode)", "storage.py", "ticket"),
     ("      Codec.from_document (pydantic)", "storage.py", "from_document"),
-    ("    routing (_route: list rules, evaluate)", "desk.py", "_route"),
-    ("    _apply_policy (list policies, select)", "desk.py", "_apply_policy"),
-    ("    _publish (save ticket, timers, events)", "desk.py", "_publish"),
+    ("    routing (Router.route: list rules, evaluate)", "use_cases/routing.py", "route"),
+    ("    apply_policy (list policies, select)", "use_cases/sla.py", "apply_policy"),
+    ("    TicketChanges.write (save ticket, timers, events)", "use_cases/changes.py", "write"),
     ("      save_ticket (to_document + replace)", "storage.py", "save_ticket"),
     ("      Codec.to_document (pydantic + _bson)", "storage.py", "to_document"),
-    ("      sla_to_proto (SlaClocksChanged)", "api/convert.py", "sla_to_proto"),
+    ("      sla_to_proto (SlaClocksChanged)", "contract.py", "sla_to_proto"),
     ("      Outbox.add", "crm_platform/outbox.py", "add"),
     ("  commit", "client_session.py", "commit_transaction"),
     ("TimerWorker._until_next_due", "crm_platform/timers.py", "_until_next_due"),
@@ -1022,13 +1022,13 @@ def cpu_breakdown(args: argparse.Namespace) -> list[str]:
     from crm.servicedesk.v1 import events_pb2 as epb
     from crm_platform.context import Actor, ActorType, CallContext
     from crm_platform.events import Event
-    from crm_servicedesk.api import convert
+    from crm_servicedesk import contract
     from crm_servicedesk.api.social import mention_draft
-    from crm_servicedesk.desk import mention_facts
     from crm_servicedesk.domain.mention import Mention
     from crm_servicedesk.domain.routing import Trigger, evaluate
     from crm_servicedesk.domain.sentiment import polarity
     from crm_servicedesk.storage import MENTIONS, scoped_id
+    from crm_servicedesk.use_cases.routing import mention_facts
 
     corpus = mention_corpus(args.batch * 4, 7, "b-", args.authors)
     requests = batches(corpus, args.batch)
@@ -1096,7 +1096,7 @@ def cpu_breakdown(args: argparse.Namespace) -> list[str]:
     def events() -> None:
         for m in mentions:
             Event.of(
-                epb.MentionReceived(mention=convert.mention_to_proto(m)),
+                epb.MentionReceived(mention=contract.mention_to_proto(m)),
                 source="/crm/servicedesk",
                 subject=f"mentions/{m.mention_id}",
                 key=m.author_key,
@@ -1317,7 +1317,7 @@ def open_ticket(
         assert first_response is not None
         assert first_response.due_at == due
     ticket = replace(ticket, version=changes)
-    # As ServiceDesk._arm_timers schedules them.
+    # As ServiceLevels.arm_timers schedules them.
     timers = [
         Timer(
             timer_id=timer_id,
@@ -1358,7 +1358,7 @@ async def bench_timers(rig: Rig, args: argparse.Namespace) -> list[str]:
             metadata=meta,
         )
         contacts.append(response.contact.id)
-    (policy,) = await rig.store.list_all(rig.store.policies, POLICIES, tenant)
+    (policy,) = await rig.store.sla_policies(tenant)
     tail = BreachTail(rig.kafka, tenant)
     await tail.start()
     start = time.time()

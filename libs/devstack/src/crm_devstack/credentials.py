@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from crm_gateway.credentials import (
+from crm_platform.credentials import (
     SigningKey,
     load_signing_key,
     save_signing_key,

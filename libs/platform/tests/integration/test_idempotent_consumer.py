@@ -21,7 +21,7 @@ from crm_platform.consumer import (
 from crm_platform.context import Actor, ActorType, CallContext
 from crm_platform.events import Event
 from crm_platform.mongo import MongoStore
-from kafka_helpers import read_topic
+from crm_testing.kafka import read_topic
 
 CALL = CallContext("acme", Actor(ActorType.SYSTEM, "test"))
 

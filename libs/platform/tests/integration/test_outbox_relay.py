@@ -13,7 +13,7 @@ from crm_platform.context import Actor, ActorType, CallContext
 from crm_platform.events import Event
 from crm_platform.mongo import MongoStore
 from crm_platform.outbox import Outbox, OutboxRelay, RelayLease
-from kafka_helpers import read_topic
+from crm_testing.kafka import read_topic
 
 CALL = CallContext("acme", Actor(ActorType.AGENT, "alice"))
 

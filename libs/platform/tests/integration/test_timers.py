@@ -18,7 +18,7 @@ from crm_platform.events import Event
 from crm_platform.mongo import MongoStore
 from crm_platform.outbox import Outbox, OutboxRelay, RelayLease
 from crm_platform.timers import Timer, TimerState, TimerStore, TimerWorker
-from kafka_helpers import read_topic
+from crm_testing.kafka import read_topic
 
 TENANT = "acme"
 

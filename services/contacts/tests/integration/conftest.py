@@ -11,7 +11,6 @@ import pytest
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from contacts_harness import ContactsUnderTest
 from crm.contacts.v1 import contacts_pb2_grpc
 from crm_contacts.bootstrap import bootstrap
 from crm_contacts.settings import TOPIC, ContactsSettings
@@ -19,6 +18,7 @@ from crm_devstack.procs import free_ports
 from crm_platform.mongo import MongoStore
 from crm_platform.server import RunningService
 from crm_platform.telemetry import configure_telemetry
+from crm_testing.contacts import ContactsUnderTest
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,8 @@ from grpc_status import rpc_status
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from contacts_harness import ContactsUnderTest, metadata
 from crm.contacts.v1 import contacts_pb2 as pb
+from crm_testing.contacts import ContactsUnderTest, metadata
 
 COLLECTIONS = ("contacts", "organizations", "identity_keys", "idempotency", "outbox")
 

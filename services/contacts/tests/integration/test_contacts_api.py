@@ -13,11 +13,11 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from contacts_harness import ContactsUnderTest, metadata
 from crm.contacts.v1 import contacts_pb2 as pb
 from crm.contacts.v1 import events_pb2
 from crm_contacts.settings import TOPIC
 from crm_platform.events import Event
+from crm_testing.contacts import ContactsUnderTest, metadata
 
 EMAIL = pb.IDENTITY_KIND_EMAIL
 PHONE = pb.IDENTITY_KIND_PHONE

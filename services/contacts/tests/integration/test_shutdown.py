@@ -10,10 +10,10 @@ from typing import Any
 import grpc
 from aiokafka import AIOKafkaConsumer
 
-from contacts_harness import metadata
 from crm.contacts.v1 import contacts_pb2 as pb
 from crm.contacts.v1 import contacts_pb2_grpc
 from crm_contacts.settings import TOPIC
+from crm_testing.contacts import metadata
 
 
 async def test_sigterm_under_load_keeps_every_accepted_create_and_publishes_its_event(

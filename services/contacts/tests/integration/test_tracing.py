@@ -12,10 +12,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from contacts_harness import ContactsUnderTest, metadata
 from crm.contacts.v1 import contacts_pb2 as pb
 from crm_contacts.settings import TOPIC
 from crm_platform.consumer import IdempotentConsumer, ReceivedEvent
+from crm_testing.contacts import ContactsUnderTest, metadata
 
 
 async def test_one_trace_spans_rpc_database_kafka_and_consumer(

@@ -21,9 +21,9 @@ from typing import Any
 
 import jwt
 
-from crm_gateway.credentials import API_KEY_PREFIX, hash_secret
 from crm_gateway.domain.roles import Role
 from crm_platform.context import Actor, ActorType
+from crm_platform.credentials import API_KEY_PREFIX, hash_secret
 
 _TENANT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _ACTOR = re.compile(r"^[\w.@:-]{1,128}$")

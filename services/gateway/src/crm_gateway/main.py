@@ -1,7 +1,7 @@
 """Entrypoint of the gateway.
 
 ``python -m crm_gateway`` (or ``crm-gateway``) serves; ``python -m crm_gateway credentials
-init|token|api-key`` makes keys, tokens and API keys (see :mod:`crm_gateway.credentials`).
+init|token|api-key`` makes keys, tokens and API keys (see :mod:`crm_gateway.credentials_cli`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 def main() -> None:
     """Serve until SIGTERM, or run the ``credentials`` command."""
     if len(sys.argv) > 1 and sys.argv[1] == "credentials":
-        from crm_gateway.credentials import main as credentials_main
+        from crm_gateway.credentials_cli import main as credentials_main
 
         raise SystemExit(credentials_main(sys.argv[2:]))
     from crm_gateway.server import run

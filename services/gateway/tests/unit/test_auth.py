@@ -7,9 +7,9 @@ import time
 import pytest
 
 from crm_gateway.auth import AuthenticationError, Authenticator
-from crm_gateway.credentials import SigningKey, new_api_key
 from crm_gateway.domain.roles import Role
 from crm_platform.context import ActorType
+from crm_platform.credentials import SigningKey, new_api_key
 
 KEY = SigningKey.generate()
 

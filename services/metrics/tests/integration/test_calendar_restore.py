@@ -24,12 +24,6 @@ from aiokafka import TopicPartition
 
 from crm.servicedesk.v1 import events_pb2
 from crm_calendar import BusinessCalendar, OpeningInterval
-from crm_devstack.histories import (
-    business_calendar,
-    calendar_to_proto,
-    generate,
-    round_the_clock_calendar,
-)
 from crm_devstack.pytest_plugin import Infra
 from crm_metrics.calendars import CalendarHub
 from crm_metrics.checkpoint import MetricsPartition, poll_calendars
@@ -40,7 +34,13 @@ from crm_metrics.engine import PartitionEngine
 from crm_platform.context import Actor, ActorType, CallContext
 from crm_platform.events import Event
 from crm_platform.mongo import MongoStore
-from metrics_harness import scratch_database
+from crm_testing.histories import (
+    business_calendar,
+    calendar_to_proto,
+    generate,
+    round_the_clock_calendar,
+)
+from crm_testing.metrics import scratch_database
 
 TOPIC = "crm.servicedesk.v1"
 CALENDARS, TICKETS = 0, 1

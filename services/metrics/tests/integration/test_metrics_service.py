@@ -15,13 +15,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2, status_pb2
-from ticket_events import DAY, TENANT, at, event, ticket, worked_example
 
 from crm.metrics.v1 import metrics_pb2 as mpb
 from crm.servicedesk.v1 import events_pb2 as ev
 from crm_devstack.pytest_plugin import Infra
 from crm_platform.mongo import MongoStore
-from metrics_harness import (
+from crm_testing.metrics import (
     kpi_request,
     metadata,
     new_topic,
@@ -32,6 +31,7 @@ from metrics_harness import (
     wait_caught_up,
     wait_visible,
 )
+from crm_testing.ticket_events import DAY, TENANT, at, event, ticket, worked_example
 
 GAP_KPIS = [
     "company_frt",
@@ -197,7 +197,7 @@ async def test_stream_kpis_sends_an_update_when_new_events_land(infra: Infra, wo
         query=kpi_request(["tickets_created"], DAY, DAY + timedelta(days=1)),
         min_interval=Duration(nanos=200_000_000),
     )
-    stream = stub(process).StreamKpis(request, metadata=metadata(TENANT))
+    stream: Any = stub(process).StreamKpis(request, metadata=metadata(TENANT))
     first = await asyncio.wait_for(stream.read(), 30)
     before = totals(first.result)["tickets_created"].sum
     other = ticket(created=17.5)

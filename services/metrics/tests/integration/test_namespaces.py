@@ -13,7 +13,7 @@ from crm_metrics.checkpoint import NAMESPACES
 from crm_metrics.settings import MetricsSettings
 from crm_platform.errors import FailedPrecondition
 from crm_platform.mongo import MongoStore
-from metrics_harness import scratch_database
+from crm_testing.metrics import scratch_database
 
 OLDER = "nrt_wall@1,nrt_business@1,silence@1"
 

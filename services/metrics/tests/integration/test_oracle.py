@@ -17,14 +17,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from kpi_oracle import compute  # type: ignore[import-not-found,unused-ignore]
 
 from crm.metrics.v1 import metrics_pb2 as mpb
-from crm_devstack.histories import History, generate, shuffled, with_duplicates
 from crm_devstack.pytest_plugin import Infra
 from crm_metrics.domain.catalog import CATALOG, Kind
 from crm_platform.mongo import MongoStore
-from metrics_harness import (
+from crm_testing.histories import History, generate, shuffled, with_duplicates
+from crm_testing.kpi_oracle import compute
+from crm_testing.metrics import (
     kpi_request,
     metadata,
     new_topic,

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 
-from crm_devstack.histories import iter_events
 from crm_devstack.pytest_plugin import Infra
 from crm_metrics import cell_log
 from crm_metrics.calendars import CalendarHub
@@ -24,7 +23,8 @@ from crm_metrics.domain.clocks import Settings
 from crm_metrics.domain.cube import CubeView
 from crm_metrics.view import KpiViews
 from crm_platform.mongo import MongoStore
-from metrics_harness import scratch_database
+from crm_testing.histories import iter_events
+from crm_testing.metrics import scratch_database
 
 TENANT, KPI, HOUR, TOPIC = "acme", "tickets_created", 490_000, "crm.servicedesk.v1"
 WHERE = {"ns": "live", "topic": TOPIC, "p": 0}

@@ -5,8 +5,6 @@ from __future__ import annotations
 import random
 import uuid
 
-from ticket_events import TENANT, at, calendar, event, message, ticket, ts, worked_example
-
 from crm.servicedesk.v1 import events_pb2 as ev
 from crm.servicedesk.v1 import servicedesk_pb2 as pb
 from crm_metrics.domain.catalog import Definitions
@@ -14,6 +12,16 @@ from crm_metrics.domain.clocks import Settings, contributions, derive
 from crm_metrics.domain.facts import CalendarDirectory
 from crm_metrics.events import FactStore, apply
 from crm_platform.events import Event
+from crm_testing.ticket_events import (
+    TENANT,
+    at,
+    calendar,
+    event,
+    message,
+    ticket,
+    ts,
+    worked_example,
+)
 
 
 def clocks_of(events: list[Event], settings: Settings | None = None):  # type: ignore[no-untyped-def]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from ticket_events import TENANT, at, event, message, ticket, ts
-
 from crm.contacts.v1 import contacts_pb2
 from crm.contacts.v1 import events_pb2 as contact_events
 from crm.servicedesk.v1 import events_pb2 as ev
@@ -12,6 +10,7 @@ from crm_metrics.domain.facts import TicketFacts
 from crm_metrics.events import CONTACT_EVENT_TYPES, NOTHING, FactStore, apply
 from crm_platform.context import Actor, ActorType, CallContext
 from crm_platform.events import Event
+from crm_testing.ticket_events import TENANT, at, event, message, ticket, ts
 
 
 def test_contact_events_decode_and_change_no_ticket() -> None:

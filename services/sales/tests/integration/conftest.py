@@ -15,7 +15,7 @@ from crm_platform.mongo import MongoStore
 from crm_platform.server import RunningService
 from crm_sales.bootstrap import bootstrap
 from crm_sales.settings import TOPIC, SalesSettings
-from sales_harness import SalesUnderTest
+from crm_testing.sales import SalesUnderTest
 
 
 @pytest.fixture(scope="module")

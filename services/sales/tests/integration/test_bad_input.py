@@ -13,7 +13,7 @@ import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from crm.sales.v1 import sales_pb2 as pb
-from sales_harness import (
+from crm_testing.sales import (
     OTHER_TENANT,
     SalesUnderTest,
     create_opportunity,

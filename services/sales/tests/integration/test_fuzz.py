@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crm.sales.v1 import sales_pb2 as pb
-from sales_harness import SalesUnderTest, create_opportunity, create_pipeline, metadata
+from crm_testing.sales import SalesUnderTest, create_opportunity, create_pipeline, metadata
 
 TENANT = "fuzz"
 

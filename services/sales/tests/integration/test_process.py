@@ -11,7 +11,7 @@ import grpc
 
 from crm.sales.v1 import sales_pb2 as pb
 from crm.sales.v1 import sales_pb2_grpc
-from sales_harness import events_for, metadata, stages, unique_id
+from crm_testing.sales import events_for, metadata, stages, unique_id
 
 
 async def test_the_stack_runs_sales_as_a_process_that_publishes_before_it_exits(

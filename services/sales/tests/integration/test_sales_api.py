@@ -9,7 +9,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 
 from crm.sales.v1 import events_pb2
 from crm.sales.v1 import sales_pb2 as pb
-from sales_harness import (
+from crm_testing.sales import (
     SalesUnderTest,
     create_opportunity,
     create_pipeline,
@@ -88,12 +88,21 @@ async def test_opportunity_through_its_stages_to_won_publishes_every_event_in_or
     assert {e.subject for e in events} == {f"opportunities/{opportunity.id}"}
     assert {e.tenant_id for e in events} == {"acme"}
     assert [str(e.actor) for e in events] == ["agent:alice"] * 3 + ["agent:bob"]
-    payloads = [e.decode() for e in events]
-    assert isinstance(payloads[3], events_pb2.OpportunityWon)
-    assert payloads[3].opportunity == won
-    assert payloads[3].change.to_stage_id == "won"
-    assert payloads[3].previous_version == 3
-    assert [p.opportunity.version for p in payloads] == [1, 2, 3, 4]
+    created, moved_event, updated_event, won_event = (e.decode() for e in events)
+    assert isinstance(created, events_pb2.OpportunityCreated)
+    assert isinstance(moved_event, events_pb2.OpportunityStageChanged)
+    assert isinstance(updated_event, events_pb2.OpportunityUpdated)
+    assert isinstance(won_event, events_pb2.OpportunityWon)
+    assert won_event.opportunity == won
+    assert won_event.change.to_stage_id == "won"
+    assert won_event.previous_version == 3
+    assert list(updated_event.changed_fields.paths) == ["amount_minor"]
+    assert [
+        created.opportunity.version,
+        moved_event.opportunity.version,
+        updated_event.opportunity.version,
+        won_event.opportunity.version,
+    ] == [1, 2, 3, 4]
 
 
 async def test_account_deal_without_a_contact_is_keyed_by_the_organisation(

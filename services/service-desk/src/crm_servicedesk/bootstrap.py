@@ -14,14 +14,16 @@ from crm_platform.outbox import Outbox, OutboxRelay, RelayLease
 from crm_platform.readiness import database_ready, producer_ready
 from crm_platform.server import ServiceParts
 from crm_platform.timers import TimerStore, TimerWorker
+from crm_platform.unit_of_work import UnitOfWork
 from crm_servicedesk.api.config import ServiceDeskConfigService
 from crm_servicedesk.api.social import SocialListeningService
 from crm_servicedesk.api.surveys import SurveyService
 from crm_servicedesk.api.tickets import TicketService
 from crm_servicedesk.contacts_directory import GrpcContactDirectory
-from crm_servicedesk.desk import ServiceDesk, utc_now
 from crm_servicedesk.settings import TOPIC, ServiceDeskSettings
 from crm_servicedesk.storage import ServiceDeskStore
+from crm_servicedesk.use_cases import ServiceDesk
+from crm_servicedesk.use_cases.changes import utc_now
 
 SERVICE_NAMES = [
     servicedesk_pb2.DESCRIPTOR.services_by_name[name].full_name
@@ -46,9 +48,9 @@ async def bootstrap(settings: ServiceDeskSettings) -> ServiceParts:
     # The timers compare due times with the clock the desk stamps its facts on (the process
     # clock, accelerated in a simulation; a malformed CRM_CLOCK_* fails the start).
     clock = process_clock()
-    desk = ServiceDesk(
+    desk = ServiceDesk.build(
         store,
-        outbox,
+        UnitOfWork.of(mongo, outbox),
         timers,
         contacts,
         survey_valid_for=timedelta(days=settings.survey_valid_days),
@@ -58,13 +60,13 @@ async def bootstrap(settings: ServiceDeskSettings) -> ServiceParts:
         mongo,
         timers,
         outbox,
-        desk.fire_timer,
+        desk.sla_timers.fire,
         lease_name="servicedesk-sla-timers",
         lease_ttl_seconds=settings.timer_lease_ttl_seconds,
         max_idle_seconds=min(settings.timer_max_idle_seconds, settings.timer_lease_ttl_seconds / 2),
         clock=clock,
     )
-    desk.timer_armed = worker.notify
+    desk.changes.timer_armed = worker.notify
     relay = OutboxRelay(
         outbox,
         RelayLease(mongo.db, "servicedesk-relay", ttl_seconds=15),
@@ -76,15 +78,17 @@ async def bootstrap(settings: ServiceDeskSettings) -> ServiceParts:
 
     def register(server: grpc.aio.Server) -> None:
         servicedesk_pb2_grpc.add_TicketServiceServicer_to_server(
-            TicketService(desk, contacts), server
+            TicketService(desk.tickets, desk.conversation, contacts), server
         )
         servicedesk_pb2_grpc.add_ServiceDeskConfigServiceServicer_to_server(
-            ServiceDeskConfigService(desk), server
+            ServiceDeskConfigService(desk.configuration), server
         )
         servicedesk_pb2_grpc.add_SocialListeningServiceServicer_to_server(
-            SocialListeningService(desk), server
+            SocialListeningService(desk.social), server
         )
-        servicedesk_pb2_grpc.add_SurveyServiceServicer_to_server(SurveyService(desk), server)
+        servicedesk_pb2_grpc.add_SurveyServiceServicer_to_server(
+            SurveyService(desk.surveys), server
+        )
 
     return ServiceParts(
         register=[register],

@@ -15,7 +15,7 @@ from crm.contacts.v1 import contacts_pb2 as cpb
 from crm.contacts.v1 import contacts_pb2_grpc
 from crm_platform.clients import error_from_rpc, open_channel
 from crm_platform.errors import AlreadyExists
-from crm_servicedesk.desk import ContactRef, SocialAuthor
+from crm_servicedesk.use_cases.contacts import ContactRef, SocialAuthor
 
 _KINDS = {
     "email": cpb.IDENTITY_KIND_EMAIL,
@@ -50,7 +50,8 @@ def _identity(kind: str, value: str, network: str) -> cpb.Identity:
 
 
 class GrpcContactDirectory:
-    """:class:`crm_servicedesk.desk.ContactDirectory` over the contacts service's gRPC API."""
+    """:class:`~crm_servicedesk.use_cases.contacts.ContactDirectory` over the contacts service's
+    gRPC API."""
 
     def __init__(self, target: str) -> None:
         self.channel = open_channel(

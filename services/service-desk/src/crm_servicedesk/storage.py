@@ -10,8 +10,12 @@ every query scoped by it:
   the same transaction as the ticket change that moves it), ``routing_cursors``
   (round-robin position per team);
 * ``mentions`` (``_id`` = ``<tenant>|<network>:<post id>``: the database enforces one per
-  post), ``surveys``, ``idempotency``;
-* ``timers`` (crm_platform.timers) and ``outbox`` (crm_platform.outbox).
+  post), ``surveys``;
+* ``idempotency`` (crm_platform.idempotency), ``timers`` (crm_platform.timers) and ``outbox``
+  (crm_platform.outbox).
+
+The use cases see only :class:`ServiceDeskStore`'s methods; this is the one module of the service
+that knows the collections (and PyMongo).
 
 Aggregates are frozen dataclasses; :class:`Codec` maps them to documents and back with
 pydantic (validated on the way in, so a corrupt document fails loudly, not later).
@@ -21,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import Enum
 from typing import Any, Generic, TypeVar
@@ -33,15 +36,18 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from crm_calendar.business_calendar import BusinessCalendar, OpeningInterval
-from crm_platform.errors import FailedPrecondition, NotFound, Unavailable
+from crm_platform.errors import NotFound, Unavailable
 from crm_platform.mongo import Document, MongoStore, replace_version
+from crm_servicedesk.domain.configuration import Agent, CalendarRecord
 from crm_servicedesk.domain.mention import Mention
-from crm_servicedesk.domain.routing import AgentLoad, RoutingRule
+from crm_servicedesk.domain.routing import RoutingRule
 from crm_servicedesk.domain.sla_policy import SlaPolicy
 from crm_servicedesk.domain.survey import Survey
 from crm_servicedesk.domain.ticket import Message, Ticket
 
 A = TypeVar("A")
+Session = AsyncClientSession
+"""A database session: the transaction a write (or a consistent read) belongs to."""
 
 
 def _bson(value: Any) -> Any:
@@ -86,39 +92,7 @@ MENTIONS = Codec(Mention, "mention_id")
 SURVEYS = Codec(Survey, "survey_id")
 
 
-@dataclass(frozen=True, slots=True)
-class Agent:
-    """An agent as stored: who they are, their teams and skills, and their open tickets."""
-
-    agent_id: str
-    tenant_id: str
-    display_name: str
-    team_ids: tuple[str, ...]
-    skills: tuple[str, ...]
-    available: bool
-    open_tickets: int = 0
-
-    def load(self) -> AgentLoad:
-        """The view of the agent that assignment strategies decide on."""
-        return AgentLoad(
-            agent_id=self.agent_id,
-            team_ids=frozenset(self.team_ids),
-            skills=frozenset(self.skills),
-            open_tickets=self.open_tickets,
-            available=self.available,
-        )
-
-
 AGENTS = Codec(Agent, "agent_id")
-
-
-@dataclass(frozen=True, slots=True)
-class CalendarRecord:
-    """A calendar version as stored: the rules, and their name and change time."""
-
-    calendar: BusinessCalendar
-    name: str
-    updated_at: datetime
 
 
 def calendar_to_document(record: CalendarRecord, tenant_id: str) -> Document:
@@ -159,10 +133,10 @@ def scoped_id(tenant_id: str, ident: str) -> str:
 
 
 class ServiceDeskStore:
-    """Repositories over the service desk's collections; writes take the caller's session."""
+    """The repository of the service desk's aggregates; writes take the caller's session (the
+    unit of work's transaction), reads may."""
 
     def __init__(self, store: MongoStore) -> None:
-        self.store = store
         db = store.db
         self.tickets: AsyncCollection[Document] = db["tickets"]
         self.messages: AsyncCollection[Document] = db["messages"]
@@ -174,7 +148,6 @@ class ServiceDeskStore:
         self.cursors: AsyncCollection[Document] = db["routing_cursors"]
         self.mentions: AsyncCollection[Document] = db["mentions"]
         self.surveys: AsyncCollection[Document] = db["surveys"]
-        self.idempotency: AsyncCollection[Document] = db["idempotency"]
 
     async def ensure_indexes(self) -> None:
         """Create the indexes the queries rely on (idempotent)."""
@@ -202,13 +175,13 @@ class ServiceDeskStore:
     # -- generic ---------------------------------------------------------------------------
 
     @staticmethod
-    async def find(
+    async def _find(
         collection: AsyncCollection[Document],
         codec: Codec[A],
         kind: str,
         tenant_id: str,
         ident: str,
-        session: AsyncClientSession | None = None,
+        session: Session | None = None,
         *,
         doc_id: str | None = None,
     ) -> A:
@@ -220,55 +193,6 @@ class ServiceDeskStore:
             raise NotFound(kind, ident)
         return codec.from_document(doc)
 
-    # -- idempotency -----------------------------------------------------------------------
-
-    async def earlier_result(
-        self,
-        tenant_id: str,
-        operation: str,
-        request_id: str,
-        fingerprint: str,
-        session: AsyncClientSession,
-    ) -> str | None:
-        """The id created by an earlier request with this idempotency key, if any."""
-        if not request_id:
-            return None
-        doc = await self.idempotency.find_one(
-            {"_id": f"{tenant_id}|{operation}|{request_id}"}, session=session
-        )
-        if doc is None:
-            return None
-        if doc.get("fingerprint") != fingerprint:
-            raise FailedPrecondition(
-                "REQUEST_ID_REUSED",
-                f"request_id/{request_id}",
-                "this request_id was used for a different request",
-            )
-        return str(doc["result_id"])
-
-    async def remember(
-        self,
-        tenant_id: str,
-        operation: str,
-        request_id: str,
-        fingerprint: str,
-        result_id: str,
-        at: datetime,
-        session: AsyncClientSession,
-    ) -> None:
-        """Record what a request with an idempotency key created."""
-        if request_id:
-            await self.idempotency.insert_one(
-                {
-                    "_id": f"{tenant_id}|{operation}|{request_id}",
-                    "tenant_id": tenant_id,
-                    "fingerprint": fingerprint,
-                    "result_id": result_id,
-                    "created_at": at,
-                },
-                session=session,
-            )
-
     # -- configuration ---------------------------------------------------------------------
 
     async def calendar_version(
@@ -276,7 +200,7 @@ class ServiceDeskStore:
         tenant_id: str,
         calendar_id: str,
         version: int,
-        session: AsyncClientSession | None = None,
+        session: Session | None = None,
     ) -> BusinessCalendar:
         """A calendar as it was at ``version``."""
         doc = await self.calendar_versions.find_one(
@@ -287,7 +211,7 @@ class ServiceDeskStore:
         return calendar_from_document(doc).calendar
 
     async def calendar(
-        self, tenant_id: str, calendar_id: str, session: AsyncClientSession | None = None
+        self, tenant_id: str, calendar_id: str, session: Session | None = None
     ) -> CalendarRecord:
         """The current version of a calendar."""
         doc = await self.calendars.find_one(
@@ -302,9 +226,7 @@ class ServiceDeskStore:
         cursor = self.calendars.find({"tenant_id": tenant_id}).sort("_id", ASCENDING)
         return [calendar_from_document(doc) async for doc in cursor.limit(10_000)]
 
-    async def save_calendar(
-        self, record: CalendarRecord, tenant_id: str, session: AsyncClientSession
-    ) -> None:
+    async def save_calendar(self, record: CalendarRecord, tenant_id: str, session: Session) -> None:
         """Store a new calendar version (and make it the current one)."""
         calendar = record.calendar
         doc = calendar_to_document(record, tenant_id)
@@ -315,19 +237,78 @@ class ServiceDeskStore:
         versioned = dict(doc, _id=f"{calendar.calendar_id}@{calendar.version}")
         await self.calendar_versions.insert_one(versioned, session=session)
 
-    async def list_all(
-        self,
+    @staticmethod
+    async def _list_all(
         collection: AsyncCollection[Document],
         codec: Codec[A],
         tenant_id: str,
-        session: AsyncClientSession | None = None,
+        session: Session | None = None,
     ) -> list[A]:
         """Every configuration item of a kind (calendars, policies, rules) of a tenant."""
         cursor = collection.find({"tenant_id": tenant_id}, session=session).sort("_id", ASCENDING)
         return [codec.from_document(doc) async for doc in cursor.limit(10_000)]
 
+    async def sla_policies(self, tenant_id: str, session: Session | None = None) -> list[SlaPolicy]:
+        """A tenant's SLA policies (in id order)."""
+        return await self._list_all(self.policies, POLICIES, tenant_id, session)
+
+    async def sla_policy(self, tenant_id: str, policy_id: str) -> SlaPolicy:
+        """One SLA policy (its current version)."""
+        return await self._find(self.policies, POLICIES, "policy", tenant_id, policy_id)
+
+    async def routing_rules(
+        self, tenant_id: str, session: Session | None = None
+    ) -> list[RoutingRule]:
+        """A tenant's routing rules (in id order)."""
+        return await self._list_all(self.rules, RULES, tenant_id, session)
+
+    async def routing_rule(self, tenant_id: str, rule_id: str) -> RoutingRule:
+        """One routing rule (its current version)."""
+        return await self._find(self.rules, RULES, "routing rule", tenant_id, rule_id)
+
+    async def save_versioned(
+        self, kind: str, item: SlaPolicy | RoutingRule, tenant_id: str, session: Session
+    ) -> None:
+        """Insert version 1 of a policy or rule, or replace the version before this one (a
+        concurrent writer of that version makes it CONCURRENT_UPDATE or a duplicate key)."""
+        if isinstance(item, SlaPolicy):
+            collection, doc = self.policies, POLICIES.to_document(item)
+        else:
+            collection, doc = self.rules, RULES.to_document(item)
+        doc |= {"tenant_id": tenant_id}
+        if item.version <= 1:
+            await collection.insert_one(doc, session=session)
+        else:
+            await replace_version(collection, kind, item.version - 1, doc, session)
+
+    async def agent(self, tenant_id: str, agent_id: str) -> Agent | None:
+        """An agent, if the tenant has one of this id."""
+        doc = await self.agents.find_one({"_id": scoped_id(tenant_id, agent_id)})
+        return None if doc is None else AGENTS.from_document(doc)
+
+    async def has_agent(self, tenant_id: str, agent_id: str, session: Session | None) -> bool:
+        """Whether the tenant has an agent of this id."""
+        found = await self.agents.find_one(
+            {"_id": scoped_id(tenant_id, agent_id)}, {"_id": 1}, session=session
+        )
+        return found is not None
+
+    async def put_agent(self, agent: Agent, session: Session) -> None:
+        """Create or replace an agent."""
+        doc_id = scoped_id(agent.tenant_id, agent.agent_id)
+        doc = AGENTS.to_document(agent, doc_id=doc_id) | {"tenant_id": agent.tenant_id}
+        await self.agents.replace_one({"_id": doc_id}, doc, upsert=True, session=session)
+
+    async def list_agents(self, tenant_id: str, team_id: str = "") -> list[Agent]:
+        """A tenant's agents (of one team), in id order."""
+        query: dict[str, Any] = {"tenant_id": tenant_id}
+        if team_id:
+            query["team_ids"] = team_id
+        cursor = self.agents.find(query).sort("_id", ASCENDING).limit(10_000)
+        return [AGENTS.from_document(doc) async for doc in cursor]
+
     async def team_agents(
-        self, tenant_id: str, team_id: str, session: AsyncClientSession | None = None
+        self, tenant_id: str, team_id: str, session: Session | None = None
     ) -> list[Agent]:
         """The agents of a team."""
         cursor = self.agents.find({"tenant_id": tenant_id, "team_ids": team_id}, session=session)
@@ -353,7 +334,7 @@ class ServiceDeskStore:
         raise Unavailable(f"round-robin counter of team {team_id} is contended; try again")
 
     async def move_open_count(
-        self, tenant_id: str, before: str, after: str, session: AsyncClientSession
+        self, tenant_id: str, before: str, after: str, session: Session
     ) -> None:
         """Keep agents' open-ticket counters in step with a ticket change."""
         if before == after:
@@ -374,14 +355,12 @@ class ServiceDeskStore:
     # -- tickets and messages --------------------------------------------------------------
 
     async def ticket(
-        self, tenant_id: str, ticket_id: str, session: AsyncClientSession | None = None
+        self, tenant_id: str, ticket_id: str, session: Session | None = None
     ) -> Ticket:
         """A ticket of the tenant."""
-        return await self.find(self.tickets, TICKETS, "ticket", tenant_id, ticket_id, session)
+        return await self._find(self.tickets, TICKETS, "ticket", tenant_id, ticket_id, session)
 
-    async def save_ticket(
-        self, before: Ticket | None, after: Ticket, session: AsyncClientSession
-    ) -> None:
+    async def save_ticket(self, before: Ticket | None, after: Ticket, session: Session) -> None:
         """Insert a new ticket or replace the version that was read; counters follow."""
         doc = TICKETS.to_document(after)
         if before is None:
@@ -393,6 +372,16 @@ class ServiceDeskStore:
             before.counts_as_open_for if before else "",
             after.counts_as_open_for,
             session,
+        )
+
+    async def ticket_calendar(
+        self, ticket: Ticket, session: Session | None
+    ) -> BusinessCalendar | None:
+        """The calendar version a ticket's due times were computed with (None: wall clocks)."""
+        if ticket.sla is None or not ticket.sla.calendar_id:
+            return None
+        return await self.calendar_version(
+            ticket.tenant_id, ticket.sla.calendar_id, ticket.sla.calendar_version, session
         )
 
     async def list_tickets(
@@ -414,7 +403,7 @@ class ServiceDeskStore:
         return [TICKETS.from_document(doc) async for doc in cursor.limit(limit)]
 
     async def message(
-        self, tenant_id: str, ticket_id: str, message_id: str, session: AsyncClientSession
+        self, tenant_id: str, ticket_id: str, message_id: str, session: Session
     ) -> Message:
         """A message of a ticket."""
         doc = await self.messages.find_one(
@@ -434,10 +423,26 @@ class ServiceDeskStore:
         cursor = self.messages.find(query).sort([("sent_at", ASCENDING), ("_id", ASCENDING)])
         return [MESSAGES.from_document(doc) async for doc in cursor.limit(10_000)]
 
+    async def insert_messages(self, messages: Sequence[Message], session: Session) -> None:
+        """Store new messages."""
+        if messages:
+            await self.messages.insert_many(
+                [MESSAGES.to_document(m) | {"tenant_id": m.tenant_id} for m in messages],
+                session=session,
+            )
+
+    async def replace_message(self, message: Message, session: Session) -> None:
+        """Store a message's new state (its receipts)."""
+        await self.messages.replace_one(
+            {"_id": message.message_id, "tenant_id": message.tenant_id},
+            MESSAGES.to_document(message) | {"tenant_id": message.tenant_id},
+            session=session,
+        )
+
     # -- mentions and surveys --------------------------------------------------------------
 
     async def existing_mentions(
-        self, tenant_id: str, mention_ids: Sequence[str], session: AsyncClientSession | None
+        self, tenant_id: str, mention_ids: Sequence[str], session: Session | None
     ) -> dict[str, Mention]:
         """The mentions among ``mention_ids`` that were ingested before."""
         ids = [scoped_id(tenant_id, ident) for ident in mention_ids]
@@ -445,9 +450,7 @@ class ServiceDeskStore:
         found = [MENTIONS.from_document(doc) async for doc in cursor]
         return {mention.mention_id: mention for mention in found}
 
-    async def insert_mentions(
-        self, mentions: Sequence[Mention], session: AsyncClientSession
-    ) -> None:
+    async def insert_mentions(self, mentions: Sequence[Mention], session: Session) -> None:
         """Store new mentions (a duplicate id aborts the transaction: the caller retries)."""
         if mentions:
             docs = [
@@ -457,10 +460,76 @@ class ServiceDeskStore:
             await self.mentions.insert_many(docs, ordered=True, session=session)
 
     async def survey_for_ticket(
-        self, tenant_id: str, ticket_id: str, reason: str, session: AsyncClientSession
+        self, tenant_id: str, ticket_id: str, reason: str, session: Session
     ) -> Survey | None:
         """The ticket's survey sent for ``reason``, if one was."""
         doc = await self.surveys.find_one(
             {"tenant_id": tenant_id, "ticket_id": ticket_id, "reason": reason}, session=session
         )
         return None if doc is None else SURVEYS.from_document(doc)
+
+    async def mention(self, tenant_id: str, mention_id: str) -> Mention:
+        """A mention of the tenant."""
+        return await self._find(
+            self.mentions,
+            MENTIONS,
+            "mention",
+            tenant_id,
+            mention_id,
+            doc_id=scoped_id(tenant_id, mention_id),
+        )
+
+    async def list_mentions(
+        self,
+        tenant_id: str,
+        author_contact_id: str,
+        limit: int,
+        after: tuple[datetime, str] | None,
+    ) -> list[Mention]:
+        """Mentions newest first (by post time), from the keyset position ``after`` (a post
+        time and a mention id)."""
+        query: dict[str, Any] = {"tenant_id": tenant_id}
+        if author_contact_id:
+            query["author_contact_id"] = author_contact_id
+        if after is not None:
+            posted, ident = after
+            doc_id = scoped_id(tenant_id, ident)
+            query["$or"] = [
+                {"posted_at": {"$lt": posted}},
+                {"posted_at": posted, "_id": {"$lt": doc_id}},
+            ]
+        cursor = self.mentions.find(query).sort([("posted_at", DESCENDING), ("_id", DESCENDING)])
+        return [MENTIONS.from_document(doc) async for doc in cursor.limit(limit)]
+
+    async def survey(
+        self, tenant_id: str, survey_id: str, session: Session | None = None
+    ) -> Survey:
+        """A survey of the tenant."""
+        return await self._find(self.surveys, SURVEYS, "survey", tenant_id, survey_id, session)
+
+    async def insert_surveys(self, surveys: Sequence[Survey], session: Session) -> None:
+        """Store new surveys."""
+        if surveys:
+            await self.surveys.insert_many(
+                [SURVEYS.to_document(s) | {"tenant_id": s.tenant_id} for s in surveys],
+                session=session,
+            )
+
+    async def record_answer(self, answered: Survey, session: Session) -> bool:
+        """Store a survey's answer unless it was answered already; whether it was stored."""
+        result = await self.surveys.replace_one(
+            {"_id": answered.survey_id, "tenant_id": answered.tenant_id, "answered": False},
+            SURVEYS.to_document(answered) | {"tenant_id": answered.tenant_id},
+            session=session,
+        )
+        return result.matched_count == 1
+
+    async def list_surveys(self, tenant_id: str, ticket_id: str, contact_id: str) -> list[Survey]:
+        """Surveys newest first (at most 500), of a ticket or a contact."""
+        query: dict[str, Any] = {"tenant_id": tenant_id}
+        if ticket_id:
+            query["ticket_id"] = ticket_id
+        if contact_id:
+            query["contact_id"] = contact_id
+        cursor = self.surveys.find(query).sort("sent_at", DESCENDING).limit(500)
+        return [SURVEYS.from_document(doc) async for doc in cursor]

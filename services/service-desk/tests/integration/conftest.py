@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from servicedesk_harness import DeskUnderTest, running_desk
+from crm_testing.servicedesk import DeskUnderTest, running_desk
 
 
 @pytest.fixture(scope="module")

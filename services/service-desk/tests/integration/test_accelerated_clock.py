@@ -14,7 +14,7 @@ from google.protobuf.duration_pb2 import Duration
 from crm.servicedesk.v1 import events_pb2
 from crm.servicedesk.v1 import servicedesk_pb2 as pb
 from crm_platform.clock import CLOCK_VARS, accelerated_env
-from servicedesk_harness import new_tenant, of_type, read_events, running_desk
+from crm_testing.servicedesk import new_tenant, of_type, read_events, running_desk
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +66,10 @@ async def test_sla_breach_fires_on_the_accelerated_clock(
         breach = of_type(events, events_pb2.SlaBreached, ticket.id)[0][1]
         at_risk = of_type(events, events_pb2.SlaAtRisk, ticket.id)
         fired = breach.fire_time.ToDatetime(tzinfo=UTC)
-        # Two simulated hours are two wall seconds: not at once, not hours later.
-        assert due <= fired < due + timedelta(minutes=30)
-        assert 1.5 <= seen_wall - opened_wall < 15
+        # Two simulated hours are two wall seconds: never early, and stamped on the simulated
+        # clock (a wall-clock stamp would be two days off). How late a timer fires on a busy
+        # machine is a benchmark's figure (make bench-timers), not this test's: a second of wall
+        # lateness is an hour here, so the bound only excludes the wrong clock.
+        assert due <= fired < due + timedelta(hours=12)
+        assert seen_wall - opened_wall >= 1.5
         assert len(at_risk) == 1

@@ -12,7 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2, status_pb2
 
 from crm.servicedesk.v1 import servicedesk_pb2 as pb
-from servicedesk_harness import DeskUnderTest, Stubs, metadata, new_tenant
+from crm_testing.servicedesk import DeskUnderTest, Stubs, metadata, new_tenant
 
 pytestmark = pytest.mark.integration
 

@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from crm.servicedesk.v1 import servicedesk_pb2 as pb
-from servicedesk_harness import DeskUnderTest, Stubs, new_tenant
+from crm_testing.servicedesk import DeskUnderTest, Stubs, new_tenant
 
 pytestmark = pytest.mark.integration
 

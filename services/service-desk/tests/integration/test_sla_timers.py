@@ -11,7 +11,7 @@ from google.protobuf.duration_pb2 import Duration
 
 from crm.servicedesk.v1 import events_pb2
 from crm.servicedesk.v1 import servicedesk_pb2 as pb
-from servicedesk_harness import DeskUnderTest, new_tenant, of_type, read_events, start_desk
+from crm_testing.servicedesk import DeskUnderTest, new_tenant, of_type, read_events, start_desk
 
 pytestmark = pytest.mark.integration
 

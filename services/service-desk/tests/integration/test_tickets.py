@@ -13,7 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from crm.servicedesk.v1 import events_pb2
 from crm.servicedesk.v1 import servicedesk_pb2 as pb
-from servicedesk_harness import DeskUnderTest, Stubs, new_tenant, of_type, read_events
+from crm_testing.servicedesk import DeskUnderTest, Stubs, new_tenant, of_type, read_events
 
 pytestmark = pytest.mark.integration
 

@@ -9,17 +9,19 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from crm.servicedesk.v1 import events_pb2, servicedesk_pb2_grpc
 from crm.servicedesk.v1 import servicedesk_pb2 as pb
+from crm.servicedesk.v1 import servicedesk_pb2_grpc
 from crm_calendar.business_calendar import BusinessCalendar
 from crm_platform.context import current_call
 from crm_platform.errors import FieldViolation, InvalidArgument, StaleVersion
+from crm_servicedesk import contract
 from crm_servicedesk.api import convert
-from crm_servicedesk.desk import ServiceDesk, new_id
+from crm_servicedesk.domain.configuration import Agent, CalendarRecord
 from crm_servicedesk.domain.routing import RoutingRule
 from crm_servicedesk.domain.sla_clock import ClockKind
 from crm_servicedesk.domain.sla_policy import SlaPolicy
-from crm_servicedesk.storage import AGENTS, POLICIES, RULES, Agent, CalendarRecord, scoped_id
+from crm_servicedesk.use_cases.changes import new_id
+from crm_servicedesk.use_cases.configuration import Configuration
 
 Context = Any
 
@@ -51,24 +53,11 @@ def _check_reachable(policy: SlaPolicy, calendar: BusinessCalendar, now: datetim
         raise InvalidArgument(violations)
 
 
-def agent_to_proto(agent: Agent) -> pb.Agent:
-    """An agent as in the API."""
-    return pb.Agent(
-        id=agent.agent_id,
-        display_name=agent.display_name,
-        team_ids=agent.team_ids,
-        skills=agent.skills,
-        available=agent.available,
-        open_tickets=agent.open_tickets,
-    )
-
-
 class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServicer):
     """The configuration handlers."""
 
-    def __init__(self, desk: ServiceDesk) -> None:
-        self.desk = desk
-        self.store = desk.store
+    def __init__(self, configuration: Configuration) -> None:
+        self.configuration = configuration
 
     # -- calendars -------------------------------------------------------------------------
 
@@ -76,12 +65,9 @@ class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServ
         self, message: pb.BusinessCalendar, ident: str, version: int
     ) -> pb.BusinessCalendar:
         calendar = convert.calendar_from_proto(message, ident, version)
-        record = CalendarRecord(calendar, message.name.strip(), self.desk.now())
-        proto = convert.calendar_to_proto(calendar, record.name, record.updated_at)
-        await self.desk.save_config(
-            "calendar", record, events_pb2.CalendarChanged(calendar=proto), ident, version
-        )
-        return proto
+        record = CalendarRecord(calendar, message.name.strip(), self.configuration.now())
+        await self.configuration.save_calendar(record)
+        return contract.calendar_to_proto(calendar, record.name, record.updated_at)
 
     async def CreateCalendar(
         self, request: pb.CreateCalendarRequest, context: Context
@@ -94,9 +80,9 @@ class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServ
         self, request: pb.GetCalendarRequest, context: Context
     ) -> pb.GetCalendarResponse:
         """The current version of a calendar."""
-        record = await self.store.calendar(current_call().tenant_id, request.id)
+        record = await self.configuration.calendar(request.id)
         return pb.GetCalendarResponse(
-            calendar=convert.calendar_to_proto(record.calendar, record.name, record.updated_at)
+            calendar=contract.calendar_to_proto(record.calendar, record.name, record.updated_at)
         )
 
     async def UpdateCalendar(
@@ -104,7 +90,7 @@ class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServ
     ) -> pb.UpdateCalendarResponse:
         """The next version of a calendar."""
         _require_id(request.calendar.id, "calendar.id")
-        current = await self.store.calendar(current_call().tenant_id, request.calendar.id)
+        current = await self.configuration.calendar(request.calendar.id)
         version = current.calendar.version
         _check_version("calendar", request.calendar.id, request.expected_version, version)
         calendar = await self._save_calendar(request.calendar, request.calendar.id, version + 1)
@@ -114,9 +100,11 @@ class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServ
         self, request: pb.ListCalendarsRequest, context: Context
     ) -> pb.ListCalendarsResponse:
         """Every calendar of the tenant."""
-        records = await self.store.list_calendars(current_call().tenant_id)
+        records = await self.configuration.calendars()
         return pb.ListCalendarsResponse(
-            calendars=[convert.calendar_to_proto(r.calendar, r.name, r.updated_at) for r in records]
+            calendars=[
+                contract.calendar_to_proto(r.calendar, r.name, r.updated_at) for r in records
+            ]
         )
 
     # -- SLA policies ----------------------------------------------------------------------
@@ -124,16 +112,17 @@ class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServ
     async def _save_policy(self, message: pb.SlaPolicy, ident: str, version: int) -> pb.SlaPolicy:
         tenant_id = current_call().tenant_id
         policy = convert.policy_from_proto(
-            message, policy_id=ident, tenant_id=tenant_id, version=version, at=self.desk.now()
+            message,
+            policy_id=ident,
+            tenant_id=tenant_id,
+            version=version,
+            at=self.configuration.now(),
         )
         if policy.calendar_id:
-            record = await self.store.calendar(tenant_id, policy.calendar_id)  # or NOT_FOUND
-            _check_reachable(policy, record.calendar, self.desk.now())
-        proto = convert.policy_to_proto(policy)
-        await self.desk.save_config(
-            "policy", policy, events_pb2.SlaPolicyChanged(policy=proto), ident, version
-        )
-        return proto
+            record = await self.configuration.calendar(policy.calendar_id)  # or NOT_FOUND
+            _check_reachable(policy, record.calendar, self.configuration.now())
+        await self.configuration.save_policy(policy)
+        return contract.policy_to_proto(policy)
 
     async def CreateSlaPolicy(
         self, request: pb.CreateSlaPolicyRequest, context: Context
@@ -148,10 +137,7 @@ class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServ
     ) -> pb.UpdateSlaPolicyResponse:
         """The next version of an SLA policy."""
         _require_id(request.policy.id, "policy.id")
-        tenant_id = current_call().tenant_id
-        current = await self.store.find(
-            self.store.policies, POLICIES, "policy", tenant_id, request.policy.id
-        )
+        current = await self.configuration.sla_policy(request.policy.id)
         _check_version("policy", request.policy.id, request.expected_version, current.version)
         policy = await self._save_policy(request.policy, request.policy.id, current.version + 1)
         return pb.UpdateSlaPolicyResponse(policy=policy)
@@ -160,11 +146,8 @@ class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServ
         self, request: pb.ListSlaPoliciesRequest, context: Context
     ) -> pb.ListSlaPoliciesResponse:
         """Policies in matching order."""
-        policies = await self.store.list_all(
-            self.store.policies, POLICIES, current_call().tenant_id
-        )
-        policies.sort(key=lambda p: (p.position, p.policy_id))
-        return pb.ListSlaPoliciesResponse(policies=[convert.policy_to_proto(p) for p in policies])
+        policies = await self.configuration.sla_policies()
+        return pb.ListSlaPoliciesResponse(policies=[contract.policy_to_proto(p) for p in policies])
 
     # -- routing rules ---------------------------------------------------------------------
 
@@ -176,19 +159,16 @@ class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServ
         rule = RoutingRule.create(
             rule_id=new_id(),
             name=message.name,
-            triggers=[convert.TRIGGER_OF[t] for t in message.triggers],
+            triggers=[contract.TRIGGER_OF[t] for t in message.triggers],
             actions=[convert.action_from_proto(a) for a in message.actions],
-            now=self.desk.now(),
+            now=self.configuration.now(),
             condition=convert.condition_from_proto(message.condition),
             position=message.position,
             enabled=message.enabled,
             stop_processing=message.stop_processing,
         )
-        proto = convert.rule_to_proto(rule)
-        await self.desk.save_config(
-            "rule", rule, events_pb2.RoutingRuleChanged(rule=proto), rule.rule_id, 1
-        )
-        return pb.CreateRoutingRuleResponse(rule=proto)
+        await self.configuration.save_rule(rule)
+        return pb.CreateRoutingRuleResponse(rule=contract.rule_to_proto(rule))
 
     async def UpdateRoutingRule(
         self, request: pb.UpdateRoutingRuleRequest, context: Context
@@ -196,34 +176,28 @@ class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServ
         """The next version of a rule."""
         message = request.rule
         _require_id(message.id, "rule.id")
-        current = await self.store.find(
-            self.store.rules, RULES, "routing rule", current_call().tenant_id, message.id
-        )
+        current = await self.configuration.routing_rule(message.id)
         _check_version("rule", message.id, request.expected_version, current.version)
         rule = current.revised(
-            now=self.desk.now(),
+            now=self.configuration.now(),
             name=message.name,
             position=message.position,
             enabled=message.enabled,
-            triggers=[convert.TRIGGER_OF[t] for t in message.triggers],
+            triggers=[contract.TRIGGER_OF[t] for t in message.triggers],
             condition=convert.condition_from_proto(message.condition),
             actions=[convert.action_from_proto(a) for a in message.actions],
             stop_processing=message.stop_processing,
         )
-        proto = convert.rule_to_proto(rule)
         if rule.version != current.version:
-            await self.desk.save_config(
-                "rule", rule, events_pb2.RoutingRuleChanged(rule=proto), rule.rule_id, rule.version
-            )
-        return pb.UpdateRoutingRuleResponse(rule=proto)
+            await self.configuration.save_rule(rule)
+        return pb.UpdateRoutingRuleResponse(rule=contract.rule_to_proto(rule))
 
     async def ListRoutingRules(
         self, request: pb.ListRoutingRulesRequest, context: Context
     ) -> pb.ListRoutingRulesResponse:
         """Rules in evaluation order."""
-        rules = await self.store.list_all(self.store.rules, RULES, current_call().tenant_id)
-        rules.sort(key=lambda r: (r.position, r.rule_id))
-        return pb.ListRoutingRulesResponse(rules=[convert.rule_to_proto(r) for r in rules])
+        rules = await self.configuration.routing_rules()
+        return pb.ListRoutingRulesResponse(rules=[contract.rule_to_proto(r) for r in rules])
 
     # -- agents ----------------------------------------------------------------------------
 
@@ -231,8 +205,7 @@ class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServ
         """Create or replace an agent; the open-ticket count is the server's."""
         tenant_id = current_call().tenant_id
         message = request.agent
-        doc_id = scoped_id(tenant_id, message.id)
-        existing = await self.store.agents.find_one({"_id": doc_id})
+        existing = await self.configuration.agent(message.id)
         agent = Agent(
             agent_id=message.id,
             tenant_id=tenant_id,
@@ -240,19 +213,14 @@ class ServiceDeskConfigService(servicedesk_pb2_grpc.ServiceDeskConfigServiceServ
             team_ids=tuple(message.team_ids),
             skills=tuple(message.skills),
             available=message.available,
-            open_tickets=int(existing["open_tickets"]) if existing else 0,
+            open_tickets=existing.open_tickets if existing else 0,
         )
-        proto = agent_to_proto(agent)
-        await self.desk.save_config("agent", agent, events_pb2.AgentChanged(agent=proto), doc_id, 0)
-        return pb.PutAgentResponse(agent=proto)
+        await self.configuration.put_agent(agent)
+        return pb.PutAgentResponse(agent=contract.agent_to_proto(agent))
 
     async def ListAgents(
         self, request: pb.ListAgentsRequest, context: Context
     ) -> pb.ListAgentsResponse:
         """Agents (of one team), with their open-ticket counts."""
-        query: dict[str, Any] = {"tenant_id": current_call().tenant_id}
-        if request.team_id:
-            query["team_ids"] = request.team_id
-        cursor = self.store.agents.find(query).sort("_id", 1).limit(10_000)
-        agents = [AGENTS.from_document(doc) async for doc in cursor]
-        return pb.ListAgentsResponse(agents=[agent_to_proto(a) for a in agents])
+        agents = await self.configuration.agents(request.team_id)
+        return pb.ListAgentsResponse(agents=[contract.agent_to_proto(a) for a in agents])

@@ -8,13 +8,12 @@ from typing import Any
 from crm.servicedesk.v1 import servicedesk_pb2 as pb
 from crm.servicedesk.v1 import servicedesk_pb2_grpc
 from crm_platform.context import current_call
+from crm_platform.paging import PageQuery
+from crm_servicedesk import contract
 from crm_servicedesk.api import convert
-from crm_servicedesk.api.tickets import decode_page_token, encode_page_token
-from crm_servicedesk.desk import MentionDraft, ServiceDesk
-from crm_servicedesk.storage import MENTIONS
+from crm_servicedesk.use_cases.social import MentionDraft, SocialListening
 
 Context = Any
-DEFAULT_PAGE_SIZE = 50
 
 
 def mention_draft(message: pb.Mention, path: str = "mention") -> MentionDraft:
@@ -35,18 +34,20 @@ def mention_draft(message: pb.Mention, path: str = "mention") -> MentionDraft:
 class SocialListeningService(servicedesk_pb2_grpc.SocialListeningServiceServicer):
     """The social listening handlers."""
 
-    def __init__(self, desk: ServiceDesk) -> None:
-        self.desk = desk
+    def __init__(self, social: SocialListening) -> None:
+        self.social = social
 
     async def IngestMention(
         self, request: pb.IngestMentionRequest, context: Context
     ) -> pb.IngestMentionResponse:
         """One mention; a repeat returns the stored one, marked duplicate."""
-        result = await self.desk.ingest_mentions([mention_draft(request.mention)])
+        result = await self.social.ingest_mentions([mention_draft(request.mention)])
         if result.mentions:
-            return pb.IngestMentionResponse(mention=convert.mention_to_proto(result.mentions[0]))
-        stored = await self.desk.get_mention(f"{request.mention.network}:{request.mention.post_id}")
-        return pb.IngestMentionResponse(mention=convert.mention_to_proto(stored), duplicate=True)
+            return pb.IngestMentionResponse(mention=contract.mention_to_proto(result.mentions[0]))
+        stored = await self.social.get_mention(
+            f"{request.mention.network}:{request.mention.post_id}"
+        )
+        return pb.IngestMentionResponse(mention=contract.mention_to_proto(stored), duplicate=True)
 
     async def IngestMentions(
         self, request_iterator: AsyncIterator[pb.IngestMentionsRequest], context: Context
@@ -54,7 +55,7 @@ class SocialListeningService(servicedesk_pb2_grpc.SocialListeningServiceServicer
         """Batches from the stream, each written atomically."""
         accepted = duplicates = opened = 0
         async for request in request_iterator:
-            result = await self.desk.ingest_mentions(
+            result = await self.social.ingest_mentions(
                 [mention_draft(m, f"mentions[{i}]") for i, m in enumerate(request.mentions)]
             )
             accepted += len(result.mentions)
@@ -68,35 +69,26 @@ class SocialListeningService(servicedesk_pb2_grpc.SocialListeningServiceServicer
         self, request: pb.GetMentionRequest, context: Context
     ) -> pb.GetMentionResponse:
         """One mention by id (``<network>:<post id>``)."""
-        mention = await self.desk.get_mention(request.id)
-        return pb.GetMentionResponse(mention=convert.mention_to_proto(mention))
+        mention = await self.social.get_mention(request.id)
+        return pb.GetMentionResponse(mention=contract.mention_to_proto(mention))
 
     async def ListMentions(
         self, request: pb.ListMentionsRequest, context: Context
     ) -> pb.ListMentionsResponse:
         """Mentions newest first (by post time)."""
-        query: dict[str, Any] = {"tenant_id": current_call().tenant_id}
-        if request.author_contact_id:
-            query["author_contact_id"] = request.author_contact_id
-        position = decode_page_token(request.page_token)
-        if position is not None:
-            posted, ident = position
-            query["$or"] = [
-                {"posted_at": {"$lt": posted}},
-                {"posted_at": posted, "_id": {"$lt": ident}},
-            ]
-        size = request.page_size or DEFAULT_PAGE_SIZE
-        cursor = (
-            self.desk.store.mentions.find(query)
-            .sort([("posted_at", -1), ("_id", -1)])
-            .limit(size + 1)
+        query = PageQuery.of(
+            {
+                "op": "ListMentions",
+                "tenant": current_call().tenant_id,
+                "author_contact_id": request.author_contact_id,
+            },
+            request.page_size,
+            request.page_token,
         )
-        docs = [doc async for doc in cursor]
-        token = ""
-        if len(docs) > size:
-            docs = docs[:size]
-            token = encode_page_token(docs[-1]["posted_at"], str(docs[-1]["_id"]))
+        mentions = await self.social.list_mentions(
+            request.author_contact_id, query.limit, convert.keyset_position(query.after)
+        )
+        page, token = query.page(mentions, lambda m: [m.posted_at, m.mention_id])
         return pb.ListMentionsResponse(
-            mentions=[convert.mention_to_proto(MENTIONS.from_document(d)) for d in docs],
-            next_page_token=token,
+            mentions=[contract.mention_to_proto(m) for m in page], next_page_token=token
         )

@@ -6,52 +6,31 @@ actor in the call context; domain errors become gRPC statuses in the platform in
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
-from datetime import datetime
 from typing import Any
-
-from google.protobuf.message import Message as ProtoMessage
 
 from crm.servicedesk.v1 import servicedesk_pb2 as pb
 from crm.servicedesk.v1 import servicedesk_pb2_grpc
 from crm_platform.context import current_call
 from crm_platform.errors import InvalidArgument
+from crm_platform.idempotency import IdempotentRequest
+from crm_platform.paging import PageQuery
+from crm_servicedesk import contract
 from crm_servicedesk.api import convert
-from crm_servicedesk.desk import ContactDirectory, MessageDraft, ServiceDesk, TicketDraft
+from crm_servicedesk.use_cases.contacts import ContactDirectory
+from crm_servicedesk.use_cases.conversation import Conversation, MessageDraft
+from crm_servicedesk.use_cases.tickets import TicketDraft, Tickets
 
 Context = Any  # grpc.aio.ServicerContext; the handlers do not use it
-DEFAULT_PAGE_SIZE = 50
-
-
-def fingerprint(request: ProtoMessage) -> str:
-    """What a request asked for, to tell a retry from a reuse of its request_id."""
-    return hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
-
-
-def encode_page_token(created_at: datetime, ident: str) -> str:
-    """An opaque keyset position."""
-    raw = json.dumps({"t": created_at.isoformat(), "i": ident}).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def decode_page_token(token: str) -> tuple[datetime, str] | None:
-    """The keyset position of a token; INVALID_ARGUMENT for a token this server did not make."""
-    if not token:
-        return None
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return datetime.fromisoformat(data["t"]), str(data["i"])
-    except (ValueError, KeyError, TypeError):
-        raise InvalidArgument.single("page_token", "is not a token from a previous page") from None
 
 
 class TicketService(servicedesk_pb2_grpc.TicketServiceServicer):
     """The ticket handlers."""
 
-    def __init__(self, desk: ServiceDesk, contacts: ContactDirectory) -> None:
-        self.desk = desk
+    def __init__(
+        self, tickets: Tickets, conversation: Conversation, contacts: ContactDirectory
+    ) -> None:
+        self.tickets = tickets
+        self.conversation = conversation
         self.contacts = contacts
 
     async def CreateTicket(
@@ -65,9 +44,9 @@ class TicketService(servicedesk_pb2_grpc.TicketServiceServicer):
             identity = request.requester_identity
             requester = await self.contacts.lookup(identity.kind, identity.value, identity.network)
         draft = TicketDraft(
-            type=convert.TICKET_TYPE_OF[ticket.type],
-            channel=convert.CHANNEL_OF[ticket.channel],
-            priority=convert.PRIORITY_OF.get(ticket.priority),
+            type=contract.TICKET_TYPE_OF[ticket.type],
+            channel=contract.CHANNEL_OF[ticket.channel],
+            priority=contract.PRIORITY_OF.get(ticket.priority),
             subject=ticket.subject,
             description=ticket.description,
             assignee_id=ticket.assignee_id,
@@ -84,17 +63,18 @@ class TicketService(servicedesk_pb2_grpc.TicketServiceServicer):
             ),
             first_message=request.first_message,
         )
-        created = await self.desk.create_ticket(
-            draft, requester, request_id=request.request_id, fingerprint=fingerprint(request)
+        idempotent = IdempotentRequest.of(
+            current_call().tenant_id, "ticket", request.request_id, request
         )
-        return pb.CreateTicketResponse(ticket=convert.ticket_to_proto(created))
+        created = await self.tickets.create_ticket(draft, requester, request=idempotent)
+        return pb.CreateTicketResponse(ticket=contract.ticket_to_proto(created))
 
     async def GetTicket(
         self, request: pb.GetTicketRequest, context: Context
     ) -> pb.GetTicketResponse:
         """One ticket."""
-        ticket = await self.desk.get_ticket(request.id)
-        return pb.GetTicketResponse(ticket=convert.ticket_to_proto(ticket))
+        ticket = await self.tickets.get_ticket(request.id)
+        return pb.GetTicketResponse(ticket=contract.ticket_to_proto(ticket))
 
     async def ListTickets(
         self, request: pb.ListTicketsRequest, context: Context
@@ -103,21 +83,22 @@ class TicketService(servicedesk_pb2_grpc.TicketServiceServicer):
         filters: dict[str, Any] = {}
         if request.statuses:
             filters["status"] = {
-                "$in": [convert.TICKET_STATUS_OF[s].value for s in request.statuses]
+                "$in": [contract.TICKET_STATUS_OF[s].value for s in request.statuses]
             }
         for name in ("contact_id", "assignee_id", "team_id"):
             if getattr(request, name):
                 filters[name] = getattr(request, name)
-        size = request.page_size or DEFAULT_PAGE_SIZE
-        tickets = await self.desk.store.list_tickets(
-            current_call().tenant_id, filters, size + 1, decode_page_token(request.page_token)
+        query = PageQuery.of(
+            {"op": "ListTickets", "tenant": current_call().tenant_id, "filters": filters},
+            request.page_size,
+            request.page_token,
         )
-        token = ""
-        if len(tickets) > size:
-            tickets = tickets[:size]
-            token = encode_page_token(tickets[-1].created_at, tickets[-1].ticket_id)
+        tickets = await self.tickets.list_tickets(
+            filters, query.limit, convert.keyset_position(query.after)
+        )
+        page, token = query.page(tickets, lambda t: [t.created_at, t.ticket_id])
         return pb.ListTicketsResponse(
-            tickets=[convert.ticket_to_proto(t) for t in tickets], next_page_token=token
+            tickets=[contract.ticket_to_proto(t) for t in page], next_page_token=token
         )
 
     async def UpdateTicket(
@@ -130,29 +111,31 @@ class TicketService(servicedesk_pb2_grpc.TicketServiceServicer):
         changes = convert.ticket_changes(request.ticket, paths)
         if "type" in changes and changes["type"] is None:
             raise InvalidArgument.single("ticket.type", "must be set when in the update mask")
-        ticket = await self.desk.update_ticket(request.ticket.id, changes, request.expected_version)
-        return pb.UpdateTicketResponse(ticket=convert.ticket_to_proto(ticket))
+        ticket = await self.tickets.update_ticket(
+            request.ticket.id, changes, request.expected_version
+        )
+        return pb.UpdateTicketResponse(ticket=contract.ticket_to_proto(ticket))
 
     async def TransitionTicket(
         self, request: pb.TransitionTicketRequest, context: Context
     ) -> pb.TransitionTicketResponse:
         """Move the ticket along its lifecycle."""
-        ticket = await self.desk.transition(
+        ticket = await self.tickets.transition(
             request.id,
-            convert.TICKET_STATUS_OF[request.status],
+            contract.TICKET_STATUS_OF[request.status],
             request.reason,
             request.expected_version,
         )
-        return pb.TransitionTicketResponse(ticket=convert.ticket_to_proto(ticket))
+        return pb.TransitionTicketResponse(ticket=contract.ticket_to_proto(ticket))
 
     async def LinkInteraction(
         self, request: pb.LinkInteractionRequest, context: Context
     ) -> pb.LinkInteractionResponse:
         """Link an earlier interaction."""
-        ticket = await self.desk.link_interaction(
+        ticket = await self.tickets.link_interaction(
             request.ticket_id, convert.interaction_from_proto(request.interaction)
         )
-        return pb.LinkInteractionResponse(ticket=convert.ticket_to_proto(ticket))
+        return pb.LinkInteractionResponse(ticket=contract.ticket_to_proto(ticket))
 
     async def AddMessage(
         self, request: pb.AddMessageRequest, context: Context
@@ -160,38 +143,40 @@ class TicketService(servicedesk_pb2_grpc.TicketServiceServicer):
         """Add a message to the conversation."""
         message = request.message
         draft = MessageDraft(
-            author_type=convert.AUTHOR_TYPE_OF[message.author_type],
+            author_type=contract.AUTHOR_TYPE_OF[message.author_type],
             author_id=message.author_id,
-            visibility=convert.VISIBILITY_OF[message.visibility],
-            channel=convert.CHANNEL_OF.get(message.channel),
+            visibility=contract.VISIBILITY_OF[message.visibility],
+            channel=contract.CHANNEL_OF.get(message.channel),
             body=message.body,
             sent_at=convert.optional_time(message, "send_time", "message.send_time"),
         )
-        added, ticket = await self.desk.add_message(
-            request.ticket_id,
-            draft,
-            request_id=request.request_id,
-            fingerprint=fingerprint(request),
+        idempotent = IdempotentRequest.of(
+            current_call().tenant_id, "message", request.request_id, request
+        )
+        added, ticket = await self.conversation.add_message(
+            request.ticket_id, draft, request=idempotent
         )
         return pb.AddMessageResponse(
-            message=convert.message_to_proto(added), ticket=convert.ticket_to_proto(ticket)
+            message=contract.message_to_proto(added), ticket=contract.ticket_to_proto(ticket)
         )
 
     async def ListMessages(
         self, request: pb.ListMessagesRequest, context: Context
     ) -> pb.ListMessagesResponse:
         """The conversation in send order."""
-        messages = await self.desk.list_messages(request.ticket_id, request.include_internal)
-        return pb.ListMessagesResponse(messages=[convert.message_to_proto(m) for m in messages])
+        messages = await self.conversation.list_messages(
+            request.ticket_id, request.include_internal
+        )
+        return pb.ListMessagesResponse(messages=[contract.message_to_proto(m) for m in messages])
 
     async def RecordReceipt(
         self, request: pb.RecordReceiptRequest, context: Context
     ) -> pb.RecordReceiptResponse:
         """A delivery or read receipt."""
-        message = await self.desk.record_receipt(
+        message = await self.conversation.record_receipt(
             request.ticket_id,
             request.message_id,
-            convert.RECEIPT_KIND_OF[request.kind],
+            contract.RECEIPT_KIND_OF[request.kind],
             convert.from_timestamp(request.time, "time"),
         )
-        return pb.RecordReceiptResponse(message=convert.message_to_proto(message))
+        return pb.RecordReceiptResponse(message=contract.message_to_proto(message))

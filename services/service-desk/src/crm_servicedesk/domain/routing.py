@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from crm_platform.errors import FieldViolation, InvalidArgument, StaleVersion
@@ -878,3 +878,28 @@ def _clean_enum(
     except ValueError:
         violations.append(FieldViolation(path, f"unknown value {value!r}"))
         return None
+
+
+def action_to_document(action: Action) -> dict[str, Any]:
+    """A rule action as plain data (kept on the ticket's routing record)."""
+    data = dataclasses.asdict(action)
+    return {
+        key: (sorted(value) if isinstance(value, frozenset) else value)
+        for key, value in data.items()
+        if value not in (None, "", frozenset())
+    }
+
+
+def action_from_document(data: Mapping[str, Any]) -> Action:
+    """A rule action from :func:`action_to_document`'s form."""
+    values = dict(data)
+    values["kind"] = ActionKind(values["kind"])
+    if "strategy" in values:
+        values["strategy"] = AssignStrategy(values["strategy"])
+    if "priority" in values:
+        values["priority"] = Priority(values["priority"])
+    if "ticket_type" in values:
+        values["ticket_type"] = TicketType(values["ticket_type"])
+    if "required_skills" in values:
+        values["required_skills"] = frozenset(values["required_skills"])
+    return Action(**values)

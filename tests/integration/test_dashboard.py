@@ -30,7 +30,7 @@ from playwright.async_api import (
 )
 from playwright.async_api import Error as PlaywrightError
 
-REPO = Path(__file__).resolve().parents[4]
+REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM_ARGS = [
     "--headless",
@@ -90,7 +90,7 @@ CANVAS_DRAWN = """(id) => {
 
 
 class Stack(Protocol):
-    """What this test uses of the ``gateway_stack`` fixture (gateway_harness.GatewayStack)."""
+    """What this test uses of the ``gateway_stack`` fixture (crm_testing.gateway.GatewayStack)."""
 
     @property
     def http_url(self) -> str: ...

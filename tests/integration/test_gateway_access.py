@@ -26,7 +26,7 @@ from crm.metrics.v1 import metrics_pb2 as mpb
 from crm.servicedesk.v1 import servicedesk_pb2 as spb
 from crm_gateway.domain.roles import GRANTS, Role
 from crm_gateway.routes import ROUTES
-from gateway_harness import GatewayStack, bearer
+from crm_testing.gateway import GatewayStack, bearer
 
 pytestmark = pytest.mark.integration
 
@@ -163,7 +163,7 @@ async def test_tokens_with_bad_claims_are_unauthenticated(
 async def test_a_token_signed_by_another_key_or_tampered_is_refused(
     gateway_stack: GatewayStack,
 ) -> None:
-    from crm_gateway.credentials import SigningKey
+    from crm_platform.credentials import SigningKey
 
     stranger = SigningKey.generate()
     forged = stranger.mint(

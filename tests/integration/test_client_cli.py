@@ -1,7 +1,7 @@
 """The ``crm`` command and the client library against the real gateway and platform.
 
 The gateway, contacts, service desk and metrics run as real processes on the session's Kafka
-and database (``gateway_harness``); every call goes through the gateway's authentication,
+and database (``crm_testing.gateway``); every call goes through the gateway's authentication,
 roles, rate limits and routing, as a user's shell would.
 """
 
@@ -19,7 +19,7 @@ import pytest
 from crm.gateway.v1 import gateway_pb2
 from crm_client import AsyncCrmClient, CrmClient, CrmError
 from crm_client.cli import main
-from gateway_harness import GatewayStack
+from crm_testing.gateway import GatewayStack
 
 pytestmark = pytest.mark.integration
 

@@ -32,7 +32,7 @@ from schemathesis.specs.openapi.definitions import OPENAPI_31
 
 from crm_gateway.openapi import NDJSON_MEDIA_TYPE, openapi_document
 from crm_gateway.routes import ROUTES, Route
-from gateway_harness import GatewayStack
+from crm_testing.gateway import GatewayStack
 
 pytestmark = pytest.mark.integration
 

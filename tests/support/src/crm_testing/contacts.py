@@ -20,7 +20,7 @@ def metadata(tenant: str = TENANT, actor: str = "alice") -> tuple[tuple[str, str
 class ContactsUnderTest:
     """A running contacts service, a stub to call it, and its database."""
 
-    stub: contacts_pb2_grpc.ContactsServiceStub
+    stub: contacts_pb2_grpc.ContactsServiceAsyncStub
     mongo: MongoStore
     service: RunningService
     address: str

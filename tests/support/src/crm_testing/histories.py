@@ -1,7 +1,7 @@
 """Realistic service-desk histories as ``crm.servicedesk.v1`` events, reproducible from a seed.
 
 Used to prove the metrics service right (its KPIs against a batch oracle over the same events),
-by benchmarks and by the demo. :func:`generate` returns the events of ``tickets`` tickets opened
+and by benchmarks. :func:`generate` returns the events of ``tickets`` tickets opened
 over ``days`` days, plus standalone social mentions, exactly as the service desk would publish
 them (see docs/servicedesk.md): the business calendars first (``CalendarChanged``), then per
 ticket its facts in causal order, keyed by the customer's contact id. Nothing after the end of

@@ -14,7 +14,7 @@ from crm.gateway.v1 import gateway_pb2_grpc
 from crm_devstack.credentials import DevCredentials
 from crm_devstack.pytest_plugin import Infra
 from crm_devstack.services import ServiceProcess
-from crm_gateway.credentials import add_api_key, new_api_key
+from crm_platform.credentials import add_api_key, new_api_key
 
 # API keys made before the gateway starts (it loads its keys file at start-up).
 API_KEYS = {

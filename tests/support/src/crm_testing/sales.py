@@ -1,4 +1,5 @@
-"""Shared pieces of the sales integration tests."""
+"""Shared pieces of the sales integration tests: the service under test, builders of pipelines
+and opportunities, reading its topic, and the error details of refused calls."""
 
 from __future__ import annotations
 
