@@ -170,7 +170,8 @@ SERVICES = (
         30,
         peers={"CONTACTS_ADDRESS": "contacts"},
     ),
-    # Outbox relay only, as contacts: 15 s to publish what is pending and close; + 5 s.
+    # Outbox relay only, as contacts: 15 s to publish what is pending and close; + 5 s. It calls
+    # contacts to convert leads.
     ServiceSpec(
         "sales",
         "sales",
@@ -178,6 +179,7 @@ SERVICES = (
         "crm_sales.settings:SalesSettings",
         ("crm.sales.v1",),
         20,
+        peers={"CONTACTS_ADDRESS": "contacts"},
     ),
     # The consumer's checkpoint of its partitions (10 s), then the view refresher's stop (10 s);
     # + 5 s. It consumes both domain topics and dead-letters into their `.dlq` topics.

@@ -118,6 +118,15 @@ def test_a_loss_and_a_disqualification_need_a_reason() -> None:
     assert ("reason", "string.min_len") in violations(pb.DisqualifyLeadRequest(id="l1"))
 
 
+def test_a_conversion_needs_the_lead_and_an_opportunity_with_name_and_pipeline() -> None:
+    assert violations(pb.ConvertLeadRequest()) == [("id", "required"), ("opportunity", "required")]
+    request = pb.ConvertLeadRequest(id="l1", opportunity=pb.Opportunity(currency="EUR"))
+    assert violations(request) == [
+        ("opportunity", "opportunity.name_required"),
+        ("opportunity", "opportunity.pipeline_required"),
+    ]
+
+
 def test_a_lead_needs_someone_and_a_source() -> None:
     assert violations(pb.CreateLeadRequest(lead=pb.Lead())) == [
         ("lead", "lead.someone_required"),

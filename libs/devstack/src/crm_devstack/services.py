@@ -49,7 +49,14 @@ SERVICES: tuple[ServiceSpec, ...] = (
         ("crm.servicedesk.v1",),
         peers=(("CONTACTS_ADDRESS", "contacts"),),
     ),
-    ServiceSpec("sales", "crm_sales", "CRM_SALES_PORT", 50054, ("crm.sales.v1",)),
+    ServiceSpec(
+        "sales",
+        "crm_sales",
+        "CRM_SALES_PORT",
+        50054,
+        ("crm.sales.v1",),
+        peers=(("CONTACTS_ADDRESS", "contacts"),),
+    ),
     # The metrics service produces only dead letters; the topics it consumes must exist too.
     ServiceSpec(
         "metrics",

@@ -13,9 +13,10 @@ from crm_platform.readiness import database_ready, producer_ready
 from crm_platform.server import ServiceParts
 from crm_platform.unit_of_work import UnitOfWork
 from crm_sales.api.service import SalesService
+from crm_sales.contacts_directory import GrpcContactDirectory
 from crm_sales.settings import TOPIC, SalesSettings
 from crm_sales.storage import SalesStore
-from crm_sales.use_cases import Leads, Opportunities, Pipelines
+from crm_sales.use_cases import LeadConversions, Leads, Opportunities, Pipelines
 
 SERVICE_NAME = sales_pb2.DESCRIPTOR.services_by_name["SalesService"].full_name
 
@@ -38,10 +39,12 @@ async def bootstrap(settings: SalesSettings) -> ServiceParts:
         poll_interval=settings.outbox_poll_interval_seconds,
     )
     clock = process_clock()
+    contacts = GrpcContactDirectory(settings.contacts_address)
     service = SalesService(
         Pipelines(store, unit_of_work, clock),
         Opportunities(store, unit_of_work, clock),
         Leads(store, unit_of_work, clock),
+        LeadConversions(store, unit_of_work, clock, contacts),
     )
 
     def register(server: grpc.aio.Server) -> None:
@@ -52,6 +55,6 @@ async def bootstrap(settings: SalesSettings) -> ServiceParts:
         service_names=[SERVICE_NAME],
         readiness_checks=[database_ready(mongo), producer_ready(relay, settings)],
         background=[relay],
-        close=[mongo.close],
+        close=[contacts.close, mongo.close],
         extra={"store": store, "relay": relay, "mongo": mongo},
     )

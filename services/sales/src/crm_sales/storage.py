@@ -196,6 +196,9 @@ _LEAD_TEXT = (
     "disqualify_reason",
     "origin_mention_id",
     "event_key",
+    "converted_contact_id",
+    "converted_organization_id",
+    "converted_opportunity_id",
 )
 
 

@@ -200,6 +200,13 @@ def _requests(ids: Targets) -> st.SearchStrategy[Message]:
         st.builds(pb.QualifyLeadRequest, id=lead_id, expected_version=_version),
         st.builds(pb.DisqualifyLeadRequest, id=lead_id, reason=_text, expected_version=_version),
         st.builds(pb.ListLeadsRequest, page_size=st.integers(-5, 600), status=_enum, source=_enum),
+        st.builds(
+            pb.ConvertLeadRequest,
+            id=lead_id,
+            opportunity=opportunity | plausible_opportunity,
+            create_organization=st.booleans(),
+            expected_version=_version,
+        ),
     )
 
 

@@ -61,6 +61,23 @@ def test_qualified_lead_cannot_go_back_to_working() -> None:
         _lead().qualify(None, NOW).start_working(None, NOW)
 
 
+def test_only_a_qualified_lead_converts_and_keeps_what_it_became() -> None:
+    with pytest.raises(FailedPrecondition):
+        _lead().check_convertible(None)
+    qualified = _lead().qualify(None, NOW)
+    qualified.check_convertible(2)
+    with pytest.raises(StaleVersion):
+        qualified.check_convertible(1)
+    converted = qualified.convert(
+        contact_id="c-1", organization_id="", opportunity_id="o-1", expected_version=2, now=NOW
+    )
+    assert (converted.status, converted.version) == (LeadStatus.CONVERTED, 3)
+    assert (converted.converted_contact_id, converted.converted_opportunity_id) == ("c-1", "o-1")
+    assert converted.event_key == qualified.event_key
+    with pytest.raises(FailedPrecondition):
+        converted.check_convertible(None)
+
+
 def test_stale_version_is_refused() -> None:
     with pytest.raises(StaleVersion):
         _lead().qualify(2, NOW)

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import pytest
@@ -13,12 +16,18 @@ from aiokafka import AIOKafkaConsumer
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from crm.contacts.v1 import contacts_pb2_grpc
 from crm.sales.v1 import sales_pb2 as pb
 from crm.sales.v1 import sales_pb2_grpc
+from crm_contacts.bootstrap import bootstrap as contacts_bootstrap
+from crm_contacts.settings import TOPIC as CONTACTS_TOPIC
+from crm_contacts.settings import ContactsSettings
+from crm_devstack.procs import free_ports
 from crm_platform.events import Event
 from crm_platform.mongo import MongoStore
 from crm_platform.server import RunningService
-from crm_sales.settings import TOPIC
+from crm_sales.bootstrap import bootstrap
+from crm_sales.settings import TOPIC, SalesSettings
 
 TENANT = "acme"
 OTHER_TENANT = "globex"
@@ -31,12 +40,66 @@ def metadata(tenant: str = TENANT, actor: str = "alice") -> tuple[tuple[str, str
 
 @dataclass
 class SalesUnderTest:
-    """A running sales service, a stub to call it, and its database."""
+    """A running sales service, a stub to call it, and its database; and the contacts service
+    it converts leads with, its stub and its database."""
 
     stub: sales_pb2_grpc.SalesServiceAsyncStub
     mongo: MongoStore
     service: RunningService
     address: str
+    contacts: contacts_pb2_grpc.ContactsServiceAsyncStub
+    contacts_mongo: MongoStore
+
+
+@asynccontextmanager
+async def running_sales(infra: Any, name: str) -> AsyncIterator[SalesUnderTest]:
+    """A sales service and the contacts service it calls, in this process on the session's
+    ``infra``, each with a database of its own (``test_<name>_...``), dropped afterwards."""
+    await infra.ensure_topics([TOPIC, CONTACTS_TOPIC])
+    contacts_port, sales_port = free_ports(2)
+    contacts_settings = ContactsSettings(
+        grpc_listen_address=f"127.0.0.1:{contacts_port}",
+        mongodb_uri=infra.mongodb_uri,
+        mongodb_database=f"test_{name}_contacts_{uuid.uuid4().hex[:8]}",
+        kafka_bootstrap_servers=infra.kafka_bootstrap,
+        shutdown_delay_seconds=0,
+        outbox_poll_interval_seconds=0.2,
+    )
+    contacts_parts = await contacts_bootstrap(contacts_settings)
+    contacts = RunningService(contacts_settings, contacts_parts)
+    await contacts.start()
+    settings = SalesSettings(
+        grpc_listen_address=f"127.0.0.1:{sales_port}",
+        mongodb_uri=infra.mongodb_uri,
+        mongodb_database=f"test_{name}_{uuid.uuid4().hex[:8]}",
+        kafka_bootstrap_servers=infra.kafka_bootstrap,
+        contacts_address=contacts_settings.grpc_listen_address,
+        shutdown_delay_seconds=0,
+        outbox_poll_interval_seconds=0.2,
+    )
+    parts = await bootstrap(settings)
+    service = RunningService(settings, parts)
+    await service.start()
+    mongo: MongoStore = parts.extra["mongo"]
+    contacts_mongo: MongoStore = contacts_parts.extra["mongo"]
+    try:
+        async with (
+            grpc.aio.insecure_channel(settings.grpc_listen_address) as channel,
+            grpc.aio.insecure_channel(contacts_settings.grpc_listen_address) as contacts_channel,
+        ):
+            yield SalesUnderTest(
+                sales_pb2_grpc.SalesServiceStub(channel),
+                mongo,
+                service,
+                settings.grpc_listen_address,
+                contacts_pb2_grpc.ContactsServiceStub(contacts_channel),
+                contacts_mongo,
+            )
+    finally:
+        await mongo.client.drop_database(settings.database_name)
+        await service.stop()
+        await contacts_mongo.client.drop_database(contacts_settings.database_name)
+        await contacts.stop()
 
 
 def stages() -> list[pb.Stage]:

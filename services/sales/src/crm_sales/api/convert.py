@@ -214,6 +214,9 @@ def lead_to_pb(lead: Lead) -> pb.Lead:
         status=enum_to_pb(lead.status),  # type: ignore[arg-type]
         disqualify_reason=lead.disqualify_reason,
         origin_mention_id=lead.origin_mention_id,
+        converted_contact_id=lead.converted_contact_id,
+        converted_organization_id=lead.converted_organization_id,
+        converted_opportunity_id=lead.converted_opportunity_id,
         version=lead.version,
         create_time=_timestamp(lead.create_time),
         update_time=_timestamp(lead.update_time),

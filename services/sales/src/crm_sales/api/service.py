@@ -16,7 +16,7 @@ from crm_platform.idempotency import IdempotentRequest
 from crm_sales.api import convert
 from crm_sales.domain.lead import LeadSource, LeadStatus
 from crm_sales.domain.pipeline import StageKind
-from crm_sales.use_cases import Leads, Opportunities, Pipelines
+from crm_sales.use_cases import LeadConversions, Leads, Opportunities, Pipelines
 from crm_sales.use_cases.leads import OPERATION as LEAD_CREATES
 from crm_sales.use_cases.opportunities import OPERATION as OPPORTUNITY_CREATES
 from crm_sales.use_cases.pipelines import OPERATION as PIPELINE_CREATES
@@ -28,10 +28,17 @@ class SalesService(sales_pb2_grpc.SalesServiceServicer):
     """The handlers: a request becomes domain inputs and one use case call, its result the
     response. Collaborators come in through the constructor (tests call them directly)."""
 
-    def __init__(self, pipelines: Pipelines, opportunities: Opportunities, leads: Leads) -> None:
+    def __init__(
+        self,
+        pipelines: Pipelines,
+        opportunities: Opportunities,
+        leads: Leads,
+        conversions: LeadConversions,
+    ) -> None:
         self.pipelines = pipelines
         self.opportunities = opportunities
         self.leads = leads
+        self.conversions = conversions
 
     # --- pipelines --------------------------------------------------------------------------
 
@@ -237,3 +244,18 @@ class SalesService(sales_pb2_grpc.SalesServiceServicer):
             current_call(), request.id, request.reason, request.expected_version or None
         )
         return pb.DisqualifyLeadResponse(lead=convert.lead_to_pb(saved))
+
+    async def ConvertLead(
+        self, request: pb.ConvertLeadRequest, context: Context
+    ) -> pb.ConvertLeadResponse:
+        conversion = await self.conversions.convert(
+            current_call(),
+            request.id,
+            convert.opportunity_input(request.opportunity),
+            request.create_organization,
+            request.expected_version or None,
+        )
+        return pb.ConvertLeadResponse(
+            lead=convert.lead_to_pb(conversion.lead),
+            opportunity=convert.opportunity_to_pb(conversion.opportunity),
+        )

@@ -1,8 +1,9 @@
 """Leads: someone who may buy, from a source, worked until qualified or disqualified.
 
 Status: NEW → WORKING → QUALIFIED | DISQUALIFIED (with a reason); NEW may go straight to
-QUALIFIED or DISQUALIFIED. QUALIFIED → CONVERTED is conversion (not built yet). Any other
-change is FAILED_PRECONDITION ``ILLEGAL_LEAD_TRANSITION``.
+QUALIFIED or DISQUALIFIED. QUALIFIED → CONVERTED is conversion (:meth:`Lead.convert`), which
+records the contact, organisation and opportunity it led to. Any other change is
+FAILED_PRECONDITION ``ILLEGAL_LEAD_TRANSITION``.
 """
 
 from __future__ import annotations
@@ -105,6 +106,9 @@ class Lead:
     version: int
     create_time: datetime
     update_time: datetime
+    converted_contact_id: str = ""
+    converted_organization_id: str = ""
+    converted_opportunity_id: str = ""
 
     @classmethod
     def create(
@@ -195,6 +199,36 @@ class Lead:
             violations.add("reason", "must be non-blank: say why the lead is disqualified")
             violations.raise_if_any()
         return self._become(LeadStatus.DISQUALIFIED, why, expected_version, now)
+
+    def check_convertible(self, expected_version: int | None) -> None:
+        """``StaleVersion``, or FAILED_PRECONDITION unless the lead is QUALIFIED (checked before
+        the conversion asks the contacts service for anything)."""
+        check_version(self.subject, expected_version, self.version)
+        if LeadStatus.CONVERTED not in LEAD_TRANSITIONS[self.status]:
+            raise FailedPrecondition(
+                ILLEGAL_LEAD_TRANSITION,
+                self.subject,
+                f"is {self.status.value}: only a qualified lead is converted",
+            )
+
+    def convert(
+        self,
+        *,
+        contact_id: str,
+        organization_id: str,
+        opportunity_id: str,
+        expected_version: int | None,
+        now: datetime,
+    ) -> Lead:
+        """QUALIFIED → CONVERTED into the given contact, organisation (may be empty) and
+        opportunity."""
+        converted = self._become(LeadStatus.CONVERTED, "", expected_version, now)
+        return replace(
+            converted,
+            converted_contact_id=contact_id,
+            converted_organization_id=organization_id,
+            converted_opportunity_id=opportunity_id,
+        )
 
     def _become(
         self, status: LeadStatus, reason: str, expected_version: int | None, now: datetime

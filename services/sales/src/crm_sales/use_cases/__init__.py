@@ -6,8 +6,9 @@ repository (:mod:`crm_sales.storage`) and queues its events, all in one unit of 
 (:mod:`crm_platform.unit_of_work`). Nothing here imports gRPC.
 """
 
+from crm_sales.use_cases.conversion import LeadConversions
 from crm_sales.use_cases.leads import Leads
 from crm_sales.use_cases.opportunities import Opportunities
 from crm_sales.use_cases.pipelines import Pipelines
 
-__all__ = ["Leads", "Opportunities", "Pipelines"]
+__all__ = ["LeadConversions", "Leads", "Opportunities", "Pipelines"]

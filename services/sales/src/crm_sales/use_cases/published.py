@@ -136,6 +136,18 @@ def lead_updated(update: LeadUpdate, previous_version: int, call: CallContext) -
     return _lead_event(payload, update.lead, call)
 
 
+def lead_converted(
+    lead: Lead, contact_created: bool, previous_version: int, call: CallContext
+) -> Event:
+    """``LeadConverted``."""
+    payload = events.LeadConverted(
+        lead=convert.lead_to_pb(lead),
+        contact_created=contact_created,
+        previous_version=previous_version,
+    )
+    return _lead_event(payload, lead, call)
+
+
 def lead_status_changed(
     lead: Lead, previous_status: LeadStatus, previous_version: int, call: CallContext
 ) -> Event:

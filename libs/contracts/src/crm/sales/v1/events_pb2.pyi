@@ -374,3 +374,37 @@ class LeadStatusChanged(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LeadStatusChanged: _TypeAlias = LeadStatusChanged  # noqa: Y015
+
+@_typing.final
+class LeadConverted(_message.Message):
+    """A lead was converted: the contact was found or created, and the opportunity created (its
+    OpportunityCreated follows on the opportunity's key). Key: the lead's key.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEAD_FIELD_NUMBER: _builtins.int
+    CONTACT_CREATED_FIELD_NUMBER: _builtins.int
+    PREVIOUS_VERSION_FIELD_NUMBER: _builtins.int
+    contact_created: _builtins.bool
+    """Whether the conversion created the contact (false: an existing contact was found)."""
+    previous_version: _builtins.int
+    """The version before the change."""
+    @_builtins.property
+    def lead(self) -> _sales_pb2.Lead:
+        """The lead after the change (CONVERTED, with the converted_* ids)."""
+
+    def __init__(
+        self,
+        *,
+        lead: _sales_pb2.Lead | None = ...,
+        contact_created: _builtins.bool = ...,
+        previous_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lead", b"lead"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact_created", b"contact_created", "lead", b"lead", "previous_version", b"previous_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LeadConverted: _TypeAlias = LeadConverted  # noqa: Y015

@@ -139,7 +139,7 @@ class _LeadStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LeadStatus
     LEAD_STATUS_DISQUALIFIED: _LeadStatus.ValueType  # 4
     """Not worth pursuing; see disqualify_reason."""
     LEAD_STATUS_CONVERTED: _LeadStatus.ValueType  # 5
-    """Converted into a contact and an opportunity (conversion is not built yet)."""
+    """Converted into a contact and an opportunity (see the converted_* fields)."""
 
 class LeadStatus(_LeadStatus, metaclass=_LeadStatusEnumTypeWrapper):
     """Where a lead is: NEW → WORKING → QUALIFIED | DISQUALIFIED → CONVERTED."""
@@ -154,7 +154,7 @@ LEAD_STATUS_QUALIFIED: LeadStatus.ValueType  # 3
 LEAD_STATUS_DISQUALIFIED: LeadStatus.ValueType  # 4
 """Not worth pursuing; see disqualify_reason."""
 LEAD_STATUS_CONVERTED: LeadStatus.ValueType  # 5
-"""Converted into a contact and an opportunity (conversion is not built yet)."""
+"""Converted into a contact and an opportunity (see the converted_* fields)."""
 Global___LeadStatus: _TypeAlias = LeadStatus  # noqa: Y015
 
 @_typing.final
@@ -1207,6 +1207,9 @@ class Lead(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    CONVERTED_CONTACT_ID_FIELD_NUMBER: _builtins.int
+    CONVERTED_ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    CONVERTED_OPPORTUNITY_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. Server-assigned id."""
     tenant_id: _builtins.str
@@ -1239,6 +1242,12 @@ class Lead(_message.Message):
     """
     version: _builtins.int
     """Output only. Incremented by every change; starts at 1."""
+    converted_contact_id: _builtins.str
+    """Output only. The contact the lead was converted into; set when CONVERTED."""
+    converted_organization_id: _builtins.str
+    """Output only. The organisation created by the conversion, if one was asked for."""
+    converted_opportunity_id: _builtins.str
+    """Output only. The opportunity created by the conversion; set when CONVERTED."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """Output only. When the lead was created."""
@@ -1266,10 +1275,13 @@ class Lead(_message.Message):
         version: _builtins.int = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        converted_contact_id: _builtins.str = ...,
+        converted_organization_id: _builtins.str = ...,
+        converted_opportunity_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "company_name", b"company_name", "contact_id", b"contact_id", "create_time", b"create_time", "disqualify_reason", b"disqualify_reason", "email", b"email", "id", b"id", "origin_mention_id", b"origin_mention_id", "owner_id", b"owner_id", "person_name", b"person_name", "phone", b"phone", "source", b"source", "status", b"status", "tenant_id", b"tenant_id", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "company_name", b"company_name", "contact_id", b"contact_id", "converted_contact_id", b"converted_contact_id", "converted_opportunity_id", b"converted_opportunity_id", "converted_organization_id", b"converted_organization_id", "create_time", b"create_time", "disqualify_reason", b"disqualify_reason", "email", b"email", "id", b"id", "origin_mention_id", b"origin_mention_id", "owner_id", b"owner_id", "person_name", b"person_name", "phone", b"phone", "source", b"source", "status", b"status", "tenant_id", b"tenant_id", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1654,3 +1666,77 @@ class DisqualifyLeadResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DisqualifyLeadResponse: _TypeAlias = DisqualifyLeadResponse  # noqa: Y015
+
+@_typing.final
+class ConvertLeadRequest(_message.Message):
+    """Request for SalesService.ConvertLead."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    OPPORTUNITY_FIELD_NUMBER: _builtins.int
+    CREATE_ORGANIZATION_FIELD_NUMBER: _builtins.int
+    EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """The lead's id. It must be QUALIFIED (or already CONVERTED: then the first result is
+    returned).
+    """
+    create_organization: _builtins.bool
+    """Also create an organisation named after the lead's company_name (which it must have) and
+    make it the opportunity's account and the new contact's organisation.
+    """
+    expected_version: _builtins.int
+    """The lead version the conversion is based on; 0 (unset) converts unconditionally."""
+    @_builtins.property
+    def opportunity(self) -> Global___Opportunity:
+        """The opportunity to create, as in CreateOpportunity. The conversion sets `primary_contact_id`
+        (the found or created contact), `source_lead_id` (the lead), `campaign_id` and `owner_id`
+        (the lead's, where empty) and `account_id` (the created organisation, when
+        `create_organization`).
+        """
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        opportunity: Global___Opportunity | None = ...,
+        create_organization: _builtins.bool = ...,
+        expected_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["opportunity", b"opportunity"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_organization", b"create_organization", "expected_version", b"expected_version", "id", b"id", "opportunity", b"opportunity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConvertLeadRequest: _TypeAlias = ConvertLeadRequest  # noqa: Y015
+
+@_typing.final
+class ConvertLeadResponse(_message.Message):
+    """Response for SalesService.ConvertLead."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEAD_FIELD_NUMBER: _builtins.int
+    OPPORTUNITY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def lead(self) -> Global___Lead:
+        """The lead, CONVERTED."""
+
+    @_builtins.property
+    def opportunity(self) -> Global___Opportunity:
+        """The opportunity the conversion created."""
+
+    def __init__(
+        self,
+        *,
+        lead: Global___Lead | None = ...,
+        opportunity: Global___Opportunity | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lead", b"lead", "opportunity", b"opportunity"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lead", b"lead", "opportunity", b"opportunity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConvertLeadResponse: _TypeAlias = ConvertLeadResponse  # noqa: Y015

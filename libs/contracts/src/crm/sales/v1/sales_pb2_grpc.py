@@ -130,6 +130,11 @@ class SalesServiceStub:
                 request_serializer=crm_dot_sales_dot_v1_dot_sales__pb2.DisqualifyLeadRequest.SerializeToString,
                 response_deserializer=crm_dot_sales_dot_v1_dot_sales__pb2.DisqualifyLeadResponse.FromString,
                 _registered_method=True)
+        self.ConvertLead = channel.unary_unary(
+                '/crm.sales.v1.SalesService/ConvertLead',
+                request_serializer=crm_dot_sales_dot_v1_dot_sales__pb2.ConvertLeadRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_sales__pb2.ConvertLeadResponse.FromString,
+                _registered_method=True)
 
 
 class SalesServiceServicer:
@@ -271,6 +276,16 @@ class SalesServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ConvertLead(self, request, context):
+        """QUALIFIED → CONVERTED, in one idempotent step: finds the lead's contact through the contacts
+        service (its contact_id, else the owner of its e-mail address or phone number) or creates
+        it, optionally creates the organisation, and creates the opportunity. Converting a converted
+        lead again answers with the first conversion's result.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SalesServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -368,6 +383,11 @@ def add_SalesServiceServicer_to_server(servicer, server):
                     servicer.DisqualifyLead,
                     request_deserializer=crm_dot_sales_dot_v1_dot_sales__pb2.DisqualifyLeadRequest.FromString,
                     response_serializer=crm_dot_sales_dot_v1_dot_sales__pb2.DisqualifyLeadResponse.SerializeToString,
+            ),
+            'ConvertLead': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConvertLead,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_sales__pb2.ConvertLeadRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_sales__pb2.ConvertLeadResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -884,6 +904,33 @@ class SalesService:
             '/crm.sales.v1.SalesService/DisqualifyLead',
             crm_dot_sales_dot_v1_dot_sales__pb2.DisqualifyLeadRequest.SerializeToString,
             crm_dot_sales_dot_v1_dot_sales__pb2.DisqualifyLeadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConvertLead(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.sales.v1.SalesService/ConvertLead',
+            crm_dot_sales_dot_v1_dot_sales__pb2.ConvertLeadRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_sales__pb2.ConvertLeadResponse.FromString,
             options,
             channel_credentials,
             insecure,

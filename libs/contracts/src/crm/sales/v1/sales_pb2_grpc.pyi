@@ -85,6 +85,12 @@ class SalesServiceStub:
     """NEW or WORKING → QUALIFIED."""
     DisqualifyLead: _grpc.UnaryUnaryMultiCallable[_sales_pb2.DisqualifyLeadRequest, _sales_pb2.DisqualifyLeadResponse]
     """NEW or WORKING → DISQUALIFIED, with a reason."""
+    ConvertLead: _grpc.UnaryUnaryMultiCallable[_sales_pb2.ConvertLeadRequest, _sales_pb2.ConvertLeadResponse]
+    """QUALIFIED → CONVERTED, in one idempotent step: finds the lead's contact through the contacts
+    service (its contact_id, else the owner of its e-mail address or phone number) or creates
+    it, optionally creates the organisation, and creates the opportunity. Converting a converted
+    lead again answers with the first conversion's result.
+    """
 
 @_typing.type_check_only
 class SalesServiceAsyncStub(SalesServiceStub):
@@ -133,6 +139,12 @@ class SalesServiceAsyncStub(SalesServiceStub):
     """NEW or WORKING → QUALIFIED."""
     DisqualifyLead: _aio.UnaryUnaryMultiCallable[_sales_pb2.DisqualifyLeadRequest, _sales_pb2.DisqualifyLeadResponse]  # type: ignore[assignment]
     """NEW or WORKING → DISQUALIFIED, with a reason."""
+    ConvertLead: _aio.UnaryUnaryMultiCallable[_sales_pb2.ConvertLeadRequest, _sales_pb2.ConvertLeadResponse]  # type: ignore[assignment]
+    """QUALIFIED → CONVERTED, in one idempotent step: finds the lead's contact through the contacts
+    service (its contact_id, else the owner of its e-mail address or phone number) or creates
+    it, optionally creates the organisation, and creates the opportunity. Converting a converted
+    lead again answers with the first conversion's result.
+    """
 
 class SalesServiceServicer(metaclass=_abc_1.ABCMeta):
     """Manages a tenant's pipelines, opportunities and leads."""
@@ -292,5 +304,17 @@ class SalesServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_sales_pb2.DisqualifyLeadResponse, _abc.Awaitable[_sales_pb2.DisqualifyLeadResponse]]:
         """NEW or WORKING → DISQUALIFIED, with a reason."""
+
+    @_abc_1.abstractmethod
+    def ConvertLead(
+        self,
+        request: _sales_pb2.ConvertLeadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_sales_pb2.ConvertLeadResponse, _abc.Awaitable[_sales_pb2.ConvertLeadResponse]]:
+        """QUALIFIED → CONVERTED, in one idempotent step: finds the lead's contact through the contacts
+        service (its contact_id, else the owner of its e-mail address or phone number) or creates
+        it, optionally creates the organisation, and creates the opportunity. Converting a converted
+        lead again answers with the first conversion's result.
+        """
 
 def add_SalesServiceServicer_to_server(servicer: SalesServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
