@@ -13,6 +13,10 @@ The order makes the step safe to repeat and to race:
 4. one transaction re-reads the lead, creates the opportunity and marks the lead converted; of
    two concurrent conversions one commits, the other's rerun sees the lead converted and
    answers with the winner's result.
+
+Steps 3 and 4 are not one transaction (two services, two databases): if the lead changes between
+them (e.g. it is disqualified), step 4 refuses and the contact found or created in step 3 stays,
+as the real person it is; a later conversion of the lead reuses it through the same request id.
 """
 
 from __future__ import annotations
