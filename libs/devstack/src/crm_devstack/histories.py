@@ -569,15 +569,25 @@ class _Generator:
         self, sla: pb.TicketSla, policy: str, calendar: BusinessCalendar, created: int
     ) -> None:
         """Fill a ticket's SLA: the policy's clocks, started at creation."""
+        wall = calendar.calendar_id == ROUND_THE_CLOCK_CALENDAR_ID
+        self._sla_of(sla, policy, POLICIES[policy], calendar, created, wall=wall)
+
+    def _sla_of(
+        self,
+        sla: pb.TicketSla,
+        policy: str,
+        targets: tuple[float, float, float],
+        calendar: BusinessCalendar,
+        created: int,
+        *,
+        wall: bool,
+    ) -> None:
+        """Fill a ticket's SLA: the clocks of a policy of ``targets`` (first response, next
+        response, resolution; hours) on the wall clock or the calendar's, started at creation."""
         key = (policy, calendar.calendar_id)
         template = self.policy_protos.get(key)
         if template is None:
-            targets = POLICIES[policy]
-            kind = (
-                pb.CLOCK_KIND_WALL
-                if calendar.calendar_id == ROUND_THE_CLOCK_CALENDAR_ID
-                else pb.CLOCK_KIND_BUSINESS
-            )
+            kind = pb.CLOCK_KIND_WALL if wall else pb.CLOCK_KIND_BUSINESS
             template = pb.TicketSla(
                 policy_id=policy,
                 policy_version=1,
@@ -596,21 +606,25 @@ class _Generator:
                 clock = template.clocks.add(
                     target=target, clock=kind, state=pb.SLA_CLOCK_STATE_RUNNING
                 )
-                clock.target_duration.seconds = int(hours * 3600)
+                clock.target_duration.seconds = round(hours * 3600)
             self.policy_protos[key] = template
         sla.CopyFrom(template)
         for clock in sla.clocks:
             if clock.target == pb.SLA_TARGET_NEXT_RESPONSE:
                 continue  # starts with the first customer message after a reply
             _set_time(clock.start_time, created)
-            due = self._due(calendar, created, clock.target_duration.seconds / 3600)
+            due = self._due_ms(calendar, created, clock.target_duration.seconds * 1000)
             _set_time(clock.due_time, due)
 
     def _due(self, calendar: BusinessCalendar, start: int, hours: float) -> int:
         """When a target of ``hours`` started at ``start`` falls due (pauses are ignored)."""
+        return self._due_ms(calendar, start, int(hours * _HOUR))
+
+    def _due_ms(self, calendar: BusinessCalendar, start: int, amount: int) -> int:
+        """When a target of ``amount`` ms started at ``start`` falls due (pauses are ignored)."""
         if calendar.calendar_id == ROUND_THE_CLOCK_CALENDAR_ID:
-            return start + int(hours * _HOUR)
-        return self.hours[calendar.calendar_id].add(start, int(hours * _HOUR))
+            return start + amount
+        return self.hours[calendar.calendar_id].add(start, amount)
 
     # -- the stream ----------------------------------------------------------------------------
 
@@ -635,20 +649,21 @@ class _Generator:
     def _calendar_events(self) -> Iterator[Event]:
         at = self.start_ms - _DAY
         for calendar in self.calendars:
-            message = pb.BusinessCalendar()
-            message.CopyFrom(calendar_to_proto(calendar))
-            _set_time(message.update_time, at)
-            payload = events_pb2.CalendarChanged(calendar=message).SerializeToString(
-                deterministic=True
-            )
-            yield self._event(
-                _T_CALENDAR,
-                payload,
-                at,
-                _ADMIN_ACTOR,
-                calendar.calendar_id,
-                f"calendars/{calendar.calendar_id}",
-            )
+            yield self._calendar_event(calendar, at)
+
+    def _calendar_event(self, calendar: BusinessCalendar, at: int, name: str = "") -> Event:
+        message = pb.BusinessCalendar()
+        message.CopyFrom(calendar_to_proto(calendar, name))
+        _set_time(message.update_time, at)
+        payload = events_pb2.CalendarChanged(calendar=message).SerializeToString(deterministic=True)
+        return self._event(
+            _T_CALENDAR,
+            payload,
+            at,
+            _ADMIN_ACTOR,
+            calendar.calendar_id,
+            f"calendars/{calendar.calendar_id}",
+        )
 
     def _standalone_mention(self, index: int, posted: int) -> Event:
         rng = self.rng
@@ -679,13 +694,18 @@ class _Generator:
         )
         _set_time(mention.posted_time, posted)
         _set_time(mention.ingest_time, posted + 30_000)
+        return self._mention_event(mention)
+
+    def _mention_event(self, mention: pb.Mention) -> Event:
+        """A standalone mention's event: at its post time, keyed by its author's contact (or
+        ``network:handle`` when the author is not a known contact)."""
         payload = events_pb2.MentionReceived(mention=mention).SerializeToString(deterministic=True)
         return self._event(
             _T_MENTION,
             payload,
-            posted,
+            _ms_of(mention.posted_time),
             _LISTENING_ACTOR,
-            contact or f"{network}:{handle}",
+            mention.author_contact_id or f"{mention.network}:{mention.author_handle}",
             f"mentions/{mention.id}",
         )
 
@@ -1122,13 +1142,14 @@ class _Generator:
                 actor = self._agent(agent_id)
                 yield ev(_T_MET, met.SerializeToString(), ms, actor, contact, subject)
             elif kind == _BREACH:
-                target, due = data
+                target, due, *fired = data
                 version += 1
                 breach = events_pb2.SlaBreached(
                     ticket_id=ticket_id, contact_id=contact, target=target
                 )
                 _set_time(breach.due_time, due)
-                _set_time(breach.fire_time, due + 5 + (due % 997))
+                # When the timer ran: a story gives it, a generated history makes one up.
+                _set_time(breach.fire_time, fired[0] if fired else due + 5 + (due % 997))
                 yield ev(_T_BREACHED, breach.SerializeToString(), ms, _SLA_ACTOR, contact, subject)
             elif kind == _CREATED:
                 creator, routed = data
@@ -1255,3 +1276,245 @@ _BODIES: dict[int, dict[bool, str]] = {
     pb.AUTHOR_TYPE_AGENT: {True: "Thanks for waiting, here is what we found.", False: "Checked"},
     pb.AUTHOR_TYPE_BOT: {True: "We received your message and will answer soon.", False: "bot"},
 }
+
+
+# --- stories: one ticket's history given step by step -------------------------------------------
+#
+# A story is what generate() plans for a ticket, written out instead of drawn: the opening facts
+# and the steps that follow, each at its instant. play() turns it into events by the same rules
+# as generate() (versions, first responses, the status changes messages cause, snapshots, SLA
+# outcomes, actors, subjects, keys, order), so a story played through the real service desk can
+# be compared with what this module generates (tests/integration/test_desk_history_contract.py).
+
+
+@dataclass(frozen=True, slots=True)
+class Opening:
+    """How a ticket is opened: what the requester and the desk's configuration give it."""
+
+    ticket_id: str
+    contact_id: str
+    customer_tier: str
+    channel: int
+    type: int
+    priority: int
+    subject: str
+    assignee_id: str
+    team_id: str
+    category: str
+    product: str
+    at: datetime
+    creator: Actor
+    first_message_id: str = ""
+    """The customer's first message, added by the creation ("": none)."""
+    policy_id: str = ""
+    """The SLA policy that applies ("": none)."""
+    targets: tuple[timedelta, timedelta, timedelta] | None = None
+    """Its first-response, next-response and resolution targets."""
+    wall_clock: bool = True
+    """Its targets count wall time (else the calendar's open time)."""
+    calendar: BusinessCalendar | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Said:
+    """A message on the conversation (``author``: ``pb.AUTHOR_TYPE_*``)."""
+
+    at: datetime
+    message_id: str
+    author: int
+    author_id: str
+    public: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """A delivery or read receipt (``kind``: ``pb.RECEIPT_KIND_*``) of an outbound message."""
+
+    at: datetime
+    message_id: str
+    kind: int
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """An agent moves the ticket to ``to`` (``agent_id`` "": the auto-close job does)."""
+
+    at: datetime
+    to: int
+    reason: str
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reassigned:
+    """The supervisor assigns the ticket to ``assignee`` of ``team``."""
+
+    at: datetime
+    assignee: str
+    team: str
+
+
+@dataclass(frozen=True, slots=True)
+class Linked:
+    """An agent links an earlier interaction."""
+
+    at: datetime
+    interaction: pb.Interaction
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """An SLA target's outcome: met at ``done`` if not later than its due time (the target
+    after ``start``, plus ``paused``), else breached at its due time (the timer ran at
+    ``fired``; None: made up as in generated histories). ``agent_id``: who met it."""
+
+    target: int
+    start: datetime
+    done: datetime | None
+    agent_id: str = ""
+    paused: timedelta = timedelta(0)
+    fired: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SurveySent:
+    """A survey about the ticket, sent at ``at``."""
+
+    at: datetime
+    survey_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyAnswered:
+    """The customer answers the survey sent at ``sent``."""
+
+    at: datetime
+    survey_id: str
+    sent: datetime
+    answer: pb.SurveyAnswer
+
+
+Step = Said | Receipt | StatusChange | Reassigned | Linked | Outcome | SurveySent | SurveyAnswered
+
+
+def play(
+    opening: Opening, steps: Sequence[Step], *, tenant: str = DEFAULT_TENANT, seed: int = 0
+) -> list[Event]:
+    """The events of one ticket's story, as :func:`generate` would emit them for it."""
+    calendar = opening.calendar or round_the_clock_calendar()
+    start = opening.at - timedelta(days=1)
+    last = max([opening.at, *(_step_time(step) for step in steps)])
+    days = (last - start) / timedelta(days=1) + 1
+    generator = _Generator(seed, 0, tenant, start, days, [calendar], 0.0)
+    t0 = _ms(opening.at)
+    ticket = pb.Ticket(
+        id=opening.ticket_id,
+        tenant_id=tenant,
+        type=opening.type,  # type: ignore[arg-type]
+        channel=opening.channel,  # type: ignore[arg-type]
+        priority=opening.priority,  # type: ignore[arg-type]
+        status=pb.TICKET_STATUS_NEW,
+        subject=opening.subject,
+        contact_id=opening.contact_id,
+        customer_tier=opening.customer_tier,
+        assignee_id=opening.assignee_id,
+        team_id=opening.team_id,
+        category=opening.category,
+        product=opening.product,
+        version=1,
+    )
+    _set_time(ticket.create_time, t0)
+    _set_time(ticket.first_touch_time, t0)
+    hours: tuple[float, float, float] | None = None
+    if opening.targets is not None:
+        hours = (
+            opening.targets[0] / timedelta(hours=1),
+            opening.targets[1] / timedelta(hours=1),
+            opening.targets[2] / timedelta(hours=1),
+        )
+        generator._sla_of(
+            ticket.sla, opening.policy_id, hours, calendar, t0, wall=opening.wall_clock
+        )
+    plan: list[_Action] = []
+    seq = itertools.count()
+
+    def act(ms: int, kind: int, *data: Any) -> None:
+        plan.append((ms, next(seq), kind, data))
+
+    act(t0, _CREATED, opening.creator, False)
+    if opening.first_message_id:
+        act(
+            t0,
+            _MSG,
+            opening.first_message_id,
+            pb.AUTHOR_TYPE_CUSTOMER,
+            opening.contact_id,
+            True,
+            True,
+        )
+    for step in steps:
+        if isinstance(step, Said):
+            act(
+                _ms(step.at), _MSG, step.message_id, step.author, step.author_id, step.public, False
+            )
+        elif isinstance(step, Receipt):
+            act(_ms(step.at), _RECEIPT, step.message_id, step.kind)
+        elif isinstance(step, StatusChange):
+            act(_ms(step.at), _STATUS, step.to, step.reason, step.agent_id)
+        elif isinstance(step, Reassigned):
+            act(_ms(step.at), _UPDATE, step.assignee, step.team)
+        elif isinstance(step, Linked):
+            act(_ms(step.at), _LINK, step.interaction, step.agent_id)
+        elif isinstance(step, Outcome):
+            if hours is None:
+                continue  # no SLA, no outcomes
+            target_hours = hours[
+                (
+                    pb.SLA_TARGET_FIRST_RESPONSE,
+                    pb.SLA_TARGET_NEXT_RESPONSE,
+                    pb.SLA_TARGET_RESOLUTION,
+                ).index(step.target)
+            ]
+            due = generator._due_ms(
+                calendar, _ms(step.start), round(target_hours * 3600) * 1000
+            ) + (step.paused // timedelta(milliseconds=1))
+            done = None if step.done is None else _ms(step.done)
+            if done is not None and done <= due:
+                act(done, _MET, step.target, due, step.agent_id)
+            elif step.fired is not None:
+                act(due, _BREACH, step.target, due, _ms(step.fired))
+            else:
+                act(due, _BREACH, step.target, due)
+        elif isinstance(step, SurveySent):
+            act(_ms(step.at), _SURVEY_SENT, step.survey_id, _ms(step.at))
+        elif isinstance(step, SurveyAnswered):
+            answer = pb.SurveyAnswer()
+            answer.CopyFrom(step.answer)
+            _set_time(answer.answer_time, _ms(step.at))
+            act(_ms(step.at), _SURVEY_ANSWERED, step.survey_id, _ms(step.sent), answer)
+    return list(generator._execute(ticket, plan, opening.contact_id, opening.channel))
+
+
+def calendar_changed(
+    calendar: BusinessCalendar, at: datetime, *, tenant: str = DEFAULT_TENANT, name: str = ""
+) -> Event:
+    """The ``CalendarChanged`` event of a calendar saved at ``at``, as histories emit them."""
+    return _Generator(0, 0, tenant, at, 1.0, [calendar], 0.0)._calendar_event(
+        calendar, _ms(at), name
+    )
+
+
+def mention_received(mention: pb.Mention, *, tenant: str = DEFAULT_TENANT) -> Event:
+    """The ``MentionReceived`` event of a standalone mention, as histories emit them."""
+    at = datetime.fromtimestamp(mention.posted_time.seconds, UTC)
+    calendar = round_the_clock_calendar()
+    return _Generator(0, 0, tenant, at, 1.0, [calendar], 0.0)._mention_event(mention)
+
+
+def _step_time(step: Step) -> datetime:
+    if isinstance(step, Outcome):
+        return max(step.start, step.done or step.start, step.fired or step.start) + timedelta(
+            days=1
+        )
+    return step.at
