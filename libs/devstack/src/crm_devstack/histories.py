@@ -169,7 +169,9 @@ GATEWAY: dict[int, str] = {
 
 # Action kinds of a ticket's plan.
 _MENTION, _CREATED, _MSG, _RECEIPT, _STATUS, _UPDATE, _LINK = range(7)
-_MET, _BREACH, _SURVEY_SENT, _SURVEY_ANSWERED = range(7, 11)
+_MET, _BREACH, _SURVEY_SENT, _SURVEY_ANSWERED, _AT_RISK = range(7, 12)
+AT_RISK_FRACTION = 0.8
+"""The share of a target after which the desk warns (its policies' default at-risk fraction)."""
 
 _TRANSITIONS: dict[int, set[int]] = {
     pb.TICKET_STATUS_NEW: {
@@ -205,6 +207,7 @@ _T_MESSAGE = events_pb2.MessageAdded.DESCRIPTOR.full_name
 _T_RECEIPT = events_pb2.ReceiptRecorded.DESCRIPTOR.full_name
 _T_CLOCKS = events_pb2.SlaClocksChanged.DESCRIPTOR.full_name
 _T_BREACHED = events_pb2.SlaBreached.DESCRIPTOR.full_name
+_T_AT_RISK = events_pb2.SlaAtRisk.DESCRIPTOR.full_name
 _T_MET = events_pb2.SlaTargetMet.DESCRIPTOR.full_name
 _T_ROUTED = events_pb2.TicketRouted.DESCRIPTOR.full_name
 _T_MENTION = events_pb2.MentionReceived.DESCRIPTOR.full_name
@@ -613,16 +616,19 @@ class _Generator:
             if clock.target == pb.SLA_TARGET_NEXT_RESPONSE:
                 continue  # starts with the first customer message after a reply
             _set_time(clock.start_time, created)
-            due = self._due_ms(calendar, created, clock.target_duration.seconds * 1000)
+            due = self._due_ms(calendar, created, clock.target_duration.seconds * 1000, wall=wall)
             _set_time(clock.due_time, due)
 
     def _due(self, calendar: BusinessCalendar, start: int, hours: float) -> int:
         """When a target of ``hours`` started at ``start`` falls due (pauses are ignored)."""
         return self._due_ms(calendar, start, int(hours * _HOUR))
 
-    def _due_ms(self, calendar: BusinessCalendar, start: int, amount: int) -> int:
-        """When a target of ``amount`` ms started at ``start`` falls due (pauses are ignored)."""
-        if calendar.calendar_id == ROUND_THE_CLOCK_CALENDAR_ID:
+    def _due_ms(
+        self, calendar: BusinessCalendar, start: int, amount: int, *, wall: bool = False
+    ) -> int:
+        """When a target of ``amount`` ms started at ``start`` falls due (pauses are ignored),
+        on the wall clock or on the calendar's open time."""
+        if wall or calendar.calendar_id == ROUND_THE_CLOCK_CALENDAR_ID:
             return start + amount
         return self.hours[calendar.calendar_id].add(start, amount)
 
@@ -882,10 +888,30 @@ class _Generator:
         res_due = self._due(calendar, t0, res_target)
         last_agent = agent
 
-        def outcome(target: int, due: int, done: int | None) -> None:
-            """SLA met at ``done`` if not later than ``due``, else breached at ``due``."""
+        hours_of: dict[int, float] = {
+            pb.SLA_TARGET_FIRST_RESPONSE: fr_target,
+            pb.SLA_TARGET_NEXT_RESPONSE: nr_target,
+            pb.SLA_TARGET_RESOLUTION: res_target,
+        }
+        warned: set[int] = set()  # targets whose clock has had its at-risk warning
+
+        def warn(target: int, start: int, due: int, until: int | None, shift: int = 0) -> None:
+            """The desk's at-risk warning (a change of the ticket) when the clock started at
+            ``start`` still runs at AT_RISK_FRACTION of its target: once per clock."""
+            if targets is None or target in warned:
+                return
+            amount = round(hours_of[target] * AT_RISK_FRACTION * _HOUR)
+            risk = self._due_ms(calendar, start, amount) + shift
+            if until is None or until > risk:
+                warned.add(target)
+                act(risk, _AT_RISK, target, due, risk)
+
+        def outcome(target: int, start: int, due: int, done: int | None, shift: int = 0) -> None:
+            """SLA met at ``done`` if not later than ``due``, else breached at ``due``; the
+            at-risk warning before, if the clock (started at ``start``) ran that long."""
             if targets is None:
                 return
+            warn(target, start, due, done, shift)
             if done is not None and done <= due:
                 act(done, _MET, target, due, last_agent)
             else:
@@ -896,9 +922,10 @@ class _Generator:
             done = t0 + 10 * _MINUTE + int(r() * _DAY)
             act(done, _STATUS, pb.TICKET_STATUS_RESOLVED, "duplicate", agent)
             act(done + _DAY, _STATUS, pb.TICKET_STATUS_CLOSED, "auto close", "")
+            warn(pb.SLA_TARGET_FIRST_RESPONSE, t0, fr_due, done)
             if targets is not None and fr_due < done:
                 act(fr_due, _BREACH, pb.SLA_TARGET_FIRST_RESPONSE, fr_due)
-            outcome(pb.SLA_TARGET_RESOLUTION, res_due, done)
+            outcome(pb.SLA_TARGET_RESOLUTION, t0, res_due, done)
             return self._execute(ticket, plan, contact, channel)
 
         # The first reply, and the customer's chasers while waiting for it.
@@ -936,12 +963,12 @@ class _Generator:
             window = max(0, min(fr, self.end_ms) - t0 - 2000)
             act(t0 + 1000 + int(r() * window), _UPDATE, agent, new_team)
         if never_answered:
-            outcome(pb.SLA_TARGET_FIRST_RESPONSE, fr_due, None)
-            outcome(pb.SLA_TARGET_RESOLUTION, res_due, None)
+            outcome(pb.SLA_TARGET_FIRST_RESPONSE, t0, fr_due, None)
+            outcome(pb.SLA_TARGET_RESOLUTION, t0, res_due, None)
             return self._execute(ticket, plan, contact, channel)
 
         reply = message(fr, pb.AUTHOR_TYPE_AGENT, agent)
-        outcome(pb.SLA_TARGET_FIRST_RESPONSE, fr_due, fr)
+        outcome(pb.SLA_TARGET_FIRST_RESPONSE, t0, fr_due, fr)
         delivered = receipts(fr, reply, long_delay=channel == pb.CHANNEL_SOCIAL and r() < 0.2)
         customer_wait = delivered - first_touch
         happy = customer_wait <= EXPECTATION[channel] * _MINUTE
@@ -966,32 +993,34 @@ class _Generator:
                 act(t, _STATUS, pb.TICKET_STATUS_OPEN, "carrier answered", agent)
             nr_due = self._due(calendar, run_start, nr_target)
             if r() < 0.05:
-                outcome(pb.SLA_TARGET_NEXT_RESPONSE, nr_due, None)  # left unanswered
-                outcome(pb.SLA_TARGET_RESOLUTION, res_due, None)
+                outcome(pb.SLA_TARGET_NEXT_RESPONSE, run_start, nr_due, None)  # left unanswered
+                outcome(pb.SLA_TARGET_RESOLUTION, t0, res_due, None)
                 return self._execute(ticket, plan, contact, channel)
             if r() < 0.05:
                 # Resolved without a reply to the customer's last messages (settled on the
                 # phone, say): the next-response target is not met.
-                outcome(pb.SLA_TARGET_NEXT_RESPONSE, nr_due, None)
+                outcome(pb.SLA_TARGET_NEXT_RESPONSE, run_start, nr_due, None)
                 break
             t = self._business_hours(t + self._lognormal_ms(median * 0.7, 1.0), office)
             if r() < 0.15:
                 last_agent = agents[int(r() * len(agents))]  # a colleague answers
             answer = message(t, pb.AUTHOR_TYPE_AGENT, last_agent)
-            outcome(pb.SLA_TARGET_NEXT_RESPONSE, nr_due, t)
+            outcome(pb.SLA_TARGET_NEXT_RESPONSE, run_start, nr_due, t)
+            warned.discard(pb.SLA_TARGET_NEXT_RESPONSE)  # the next cycle is a clock of its own
             receipts(t, answer)
 
         if r() >= 0.85:
-            outcome(pb.SLA_TARGET_RESOLUTION, res_due, None)  # still being worked on
+            outcome(pb.SLA_TARGET_RESOLUTION, t0, res_due, None)  # still being worked on
             return self._execute(ticket, plan, contact, channel)
 
         # Resolve, survey, maybe reopen, close. Sometimes in the same instant as the last
         # message ("reply and resolve" in one action): the desk makes the resolve after it.
         resolved = t if r() < 0.12 else t + self._lognormal_ms(120.0)
         act(resolved, _STATUS, pb.TICKET_STATUS_RESOLVED, "solved", last_agent)
-        outcome(pb.SLA_TARGET_RESOLUTION, res_due, resolved)
+        # The desk publishes the survey with the status change, then the SLA outcome.
         survey_id = f"sv-{self.seed}-{index}"
-        act(resolved, _SURVEY_SENT, survey_id, resolved)
+        act(resolved, _SURVEY_SENT, survey_id, resolved, last_agent)  # by the resolver
+        outcome(pb.SLA_TARGET_RESOLUTION, t0, res_due, resolved)
         reopened = r() < 0.08
         if r() < 0.35:
             answered = resolved + min(SURVEY_VALID - _MINUTE, self._lognormal_ms(240.0, 1.2))
@@ -1004,13 +1033,15 @@ class _Generator:
             message(again, pb.AUTHOR_TYPE_CUSTOMER, contact)  # reopens the resolved ticket
             t = self._business_hours(again + self._lognormal_ms(median, 1.0), office)
             answer = message(t, pb.AUTHOR_TYPE_AGENT, last_agent)
-            outcome(pb.SLA_TARGET_NEXT_RESPONSE, self._due(calendar, again, nr_target), t)
+            outcome(pb.SLA_TARGET_NEXT_RESPONSE, again, self._due(calendar, again, nr_target), t)
             receipts(t, answer)
             final = t + self._lognormal_ms(60.0)
             act(final, _STATUS, pb.TICKET_STATUS_RESOLVED, "solved again", last_agent)
             if targets is not None and resolved <= res_due:
                 # The resolution clock restarts; the time spent resolved moves its due time.
-                outcome(pb.SLA_TARGET_RESOLUTION, res_due + (again - resolved), final)
+                # The at-risk warning comes once per clock, and this is the same clock.
+                shift = again - resolved
+                outcome(pb.SLA_TARGET_RESOLUTION, t0, res_due + shift, final, shift)
         if r() < 0.6:
             act(
                 final + 2 * _DAY + int(r() * 3 * _DAY),
@@ -1151,6 +1182,16 @@ class _Generator:
                 # When the timer ran: a story gives it, a generated history makes one up.
                 _set_time(breach.fire_time, fired[0] if fired else due + 5 + (due % 997))
                 yield ev(_T_BREACHED, breach.SerializeToString(), ms, _SLA_ACTOR, contact, subject)
+            elif kind == _AT_RISK:
+                target, due, risk, *fired = data
+                version += 1
+                warning = events_pb2.SlaAtRisk(
+                    ticket_id=ticket_id, contact_id=contact, target=target
+                )
+                _set_time(warning.due_time, due)
+                _set_time(warning.at_risk_time, risk)
+                _set_time(warning.fire_time, fired[0] if fired else risk + 5 + (risk % 997))
+                yield ev(_T_AT_RISK, warning.SerializeToString(), ms, _SLA_ACTOR, contact, subject)
             elif kind == _CREATED:
                 creator, routed = data
                 _set_time(ticket.update_time, ms)
@@ -1198,7 +1239,7 @@ class _Generator:
                 actor = self._agent(agent_id)
                 yield ev(_T_LINKED, linked.SerializeToString(), ms, actor, contact, subject)
             elif kind == _SURVEY_SENT:
-                survey_id, sent = data
+                survey_id, sent, *resolver = data
                 survey = pb.Survey(
                     id=survey_id,
                     ticket_id=ticket_id,
@@ -1209,7 +1250,8 @@ class _Generator:
                 _set_time(survey.send_time, sent)
                 _set_time(survey.expire_time, sent + SURVEY_VALID)
                 payload = events_pb2.SurveySent(survey=survey).SerializeToString()
-                actor = _SURVEYS_ACTOR
+                # Sent by resolving the ticket (the resolver's change) or on demand.
+                actor = self._agent(resolver[0]) if resolver else _SURVEYS_ACTOR
                 yield ev(_T_SENT, payload, ms, actor, contact, f"surveys/{survey_id}")
             elif kind == _SURVEY_ANSWERED:
                 survey_id, sent, answer = data
@@ -1379,10 +1421,12 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class SurveySent:
-    """A survey about the ticket, sent at ``at``."""
+    """A survey about the ticket, sent at ``at``: by resolving it (``agent_id``, the resolver)
+    or on demand (``agent_id`` "")."""
 
     at: datetime
     survey_id: str
+    agent_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -1438,6 +1482,7 @@ def play(
         )
     plan: list[_Action] = []
     seq = itertools.count()
+    warned: set[tuple[int, int]] = set()
 
     def act(ms: int, kind: int, *data: Any) -> None:
         plan.append((ms, next(seq), kind, data))
@@ -1476,10 +1521,17 @@ def play(
                     pb.SLA_TARGET_RESOLUTION,
                 ).index(step.target)
             ]
-            due = generator._due_ms(
-                calendar, _ms(step.start), round(target_hours * 3600) * 1000
-            ) + (step.paused // timedelta(milliseconds=1))
+            amount = round(target_hours * 3600) * 1000
+            shift = step.paused // timedelta(milliseconds=1)
+            began = _ms(step.start)
+            due = generator._due_ms(calendar, began, amount, wall=opening.wall_clock) + shift
             done = None if step.done is None else _ms(step.done)
+            risk = shift + generator._due_ms(
+                calendar, began, round(amount * AT_RISK_FRACTION), wall=opening.wall_clock
+            )
+            if (done is None or done > risk) and (step.target, began) not in warned:
+                warned.add((step.target, began))  # once per clock (a reopen keeps the clock)
+                act(risk, _AT_RISK, step.target, due, risk)
             if done is not None and done <= due:
                 act(done, _MET, step.target, due, step.agent_id)
             elif step.fired is not None:
@@ -1487,7 +1539,8 @@ def play(
             else:
                 act(due, _BREACH, step.target, due)
         elif isinstance(step, SurveySent):
-            act(_ms(step.at), _SURVEY_SENT, step.survey_id, _ms(step.at))
+            by = (step.agent_id,) if step.agent_id else ()
+            act(_ms(step.at), _SURVEY_SENT, step.survey_id, _ms(step.at), *by)
         elif isinstance(step, SurveyAnswered):
             answer = pb.SurveyAnswer()
             answer.CopyFrom(step.answer)
