@@ -26,8 +26,14 @@ What a ticket can go through:
   events at one instant have the desk's order;
 - SLA outcomes per target (``SlaTargetMet`` / ``SlaBreached``) with due times computed simply:
   the target added to the clock's start on its calendar (business or round the clock), pauses
-  ignored; a survey on the first resolve and sometimes its answer; some tickets have no SLA at
-  all, some are never answered.
+  ignored; the desk's at-risk warning (``SlaAtRisk``, a change of the ticket: it takes a
+  version) once per clock that still runs at 80 % of its target; a survey on the first resolve
+  (published with the status change, attributed to the resolver) and sometimes its answer; some
+  tickets have no SLA at all, some are never answered.
+
+What it does not model (tests/integration/test_desk_history_contract.py pins each difference):
+the SLA clocks in ticket snapshots stay as the ticket was opened (the desk's show each clock's
+state), ``SlaClocksChanged`` is published once, at creation, and pauses do not move due times.
 
 Agents answer mostly within the business calendar's opening hours (urgent, live-chat and
 platinum tickets round the clock), so business and wall clocks differ the way they do in life.
@@ -35,7 +41,7 @@ platinum tickets round the clock), so business and wall clocks differ the way th
 Speed matters (benchmarks generate a million tickets), so a ticket is planned as a list of
 timed actions, sorted, and then executed once: one protobuf ``Ticket`` per ticket is mutated
 and serialised for each snapshot, ids come from counters, times are integer milliseconds.
-That makes about 100,000 events (6,500 tickets) per second of one CPU, ~15.5 events a ticket;
+That makes about 100,000 events (6,500 tickets) per second of one CPU, ~16 events a ticket;
 a history of a million tickets is ~7 GB as a list, so stream it with :func:`iter_events`.
 """
 
