@@ -8,16 +8,16 @@ reads what reaches its topic, plays the same story through :func:`histories.play
 
 The story covers every event type the metrics service consumes from the desk
 (:data:`CONSUMED`): a business calendar saved, then changed; a standalone social mention; an
-e-mail ticket opened by the customer with a first message on an SLA policy; the bot's
-acknowledgement and its delivery receipt; an internal note; an earlier e-mail linked; a
-reassignment; the first-response target breached by the SLA timer (after its at-risk warning);
-the first public reply (NEW -> OPEN), its delivery and read receipts; a wait for the customer
-left by the customer's message (next-response clock); a chaser; on hold and back; the reply that
-meets the next-response target; resolve (survey sent, resolution met); the survey answered; a
-reopen by the customer; a reply and the resolve right after it (histories' "reply and resolve in
-one instant": the desk has no single operation for it, so the story makes two calls back to
-back); close; a survey sent on demand. Not in it: a ticket opened from a mention by a rule, and
-routing (``TicketRouted``, which the metrics service does not read).
+e-mail ticket opened by the customer with a first message on an SLA policy; its first-response
+target breached by the SLA timer after its at-risk warning; the bot's acknowledgement and its
+delivery receipt; an internal note; an earlier e-mail linked; a reassignment; the first public
+reply (NEW -> OPEN), its delivery and read receipts; a wait for the customer left by the
+customer's message (next-response clock); a chaser; on hold and back; the reply that meets the
+next-response target; resolve (survey sent, resolution met); the survey answered; a reopen by
+the customer; a reply and the resolve right after it (histories' "reply and resolve in one
+instant": the desk has no single operation for it, so the story makes two calls back to back);
+close; a survey sent on demand. Not in it: a ticket opened from a mention by a rule, and routing
+(``TicketRouted``, which the metrics service does not read).
 
 What is compared, for each event: type, source, subject, tenant, actor, key, time, CloudEvents
 extensions, and every field of the payload, recursively (a field set on one side only is a
@@ -130,9 +130,17 @@ KNOWN_DIFFERENCES: dict[tuple[str, str], str] = {
         "tickets/<ticket id> (it goes out with the ticket's change), one sent on demand with "
         "surveys/<survey id>, as SurveyAnswered is; histories says surveys/<survey id> for both."
     ),
+    ("CalendarChanged", "@time"): (
+        "the desk: a configuration change reads the clock twice, once for the item's "
+        "update_time and once for its event's time, so the event can be a millisecond or more "
+        "later than the calendar says it changed (when the clock ticks between the two); "
+        "histories stamps the event at the update_time."
+    ),
 }
 """(event type, field path with indexes as ``[]``) -> why histories and the desk differ; the
 path covers the fields under it."""
+INTERMITTENT = frozenset({("CalendarChanged", "@time")})
+"""Known differences that show only in some runs (a race in the desk), so not required."""
 
 KNOWN_UNCOMPARED_COUNTS: dict[str, tuple[int, int]] = {
     # histories publishes a ticket's clocks once, at creation; the desk on every clock change.
@@ -455,7 +463,15 @@ async def play_through_the_desk(desk: Desk, topic: Topic, tenant: str) -> Played
         )
         return str(listed.surveys[0].id)
 
-    # The bot acknowledges; the acknowledgement is delivered; an internal note.
+    # Nobody answers in time: the SLA timer warns, then breaches the first-response target. The
+    # story waits for it before going on, so that no step of its races the timer: each step's
+    # instant is then after the timer's (histories orders by instant, the desk by commit).
+    breached = events_pb2.SlaBreached.DESCRIPTOR.full_name
+    await topic.wait_for(lambda events: any(e.type == breached for e in events), timeout=30)
+    breach = events_pb2.SlaBreached.FromString(
+        next(e for e in topic.events if e.type == breached).payload
+    )
+    # Then the bot acknowledges; the acknowledgement is delivered; an internal note.
     await say(bot, pb.AUTHOR_TYPE_BOT, BOT_SAYS)
     await receipt(0, pb.RECEIPT_KIND_DELIVERED)
     await say(agent(first), pb.AUTHOR_TYPE_AGENT, "Checked", public=False)
@@ -478,12 +494,6 @@ async def play_through_the_desk(desk: Desk, topic: Topic, tenant: str) -> Played
         metadata=_md(tenant, supervisor),
     )
     steps.append(h.Reassigned(_time(updated.ticket.update_time), second, "general"))
-    # Nobody answers in time: the SLA timer breaches the first-response target.
-    breached = events_pb2.SlaBreached.DESCRIPTOR.full_name
-    await topic.wait_for(lambda events: any(e.type == breached for e in events), timeout=30)
-    breach = events_pb2.SlaBreached.FromString(
-        next(e for e in topic.events if e.type == breached).payload
-    )
     # The first reply (NEW -> OPEN), delivered and read.
     reply = await say(agent(second), pb.AUTHOR_TYPE_AGENT, AGENT_SAYS)
     steps.append(
@@ -690,7 +700,7 @@ async def test_the_desk_publishes_what_histories_generates_for_the_same_story(
     assert not unknown, "\n".join(
         f"{d.type} {d.path}: {d.expected!r} / {d.desk!r}" for d in unknown
     )
-    fixed = set(KNOWN_DIFFERENCES) - {_known(d) for d in differences}
+    fixed = set(KNOWN_DIFFERENCES) - INTERMITTENT - {_known(d) for d in differences}
     assert not fixed, f"no longer different (remove from KNOWN_DIFFERENCES): {sorted(fixed)}"
 
     counts: dict[str, tuple[int, int]] = {}
