@@ -24,16 +24,17 @@ What a ticket can go through:
 - ``MessageAdded.ticket_version`` and the snapshots' ``Ticket.version`` counting the ticket's
   changes as the service desk does (a message and the status change it causes share one), so
   events at one instant have the desk's order;
-- SLA outcomes per target (``SlaTargetMet`` / ``SlaBreached``) with due times computed simply:
-  the target added to the clock's start on its calendar (business or round the clock), pauses
-  ignored; the desk's at-risk warning (``SlaAtRisk``, a change of the ticket: it takes a
-  version) once per clock that still runs at 80 % of its target; a survey on the first resolve
-  (published with the status change, attributed to the resolver) and sometimes its answer; some
-  tickets have no SLA at all, some are never answered.
+- SLA outcomes per target (``SlaTargetMet`` / ``SlaBreached``) with due times as the desk's
+  clocks count them: the target after the clock's start on its calendar (business or round the
+  clock), the waits for the customer or a third party and the time resolved before a reopen not
+  counting (the desk's default pause statuses); the desk's at-risk warning (``SlaAtRisk``, a
+  change of the ticket: it takes a version) once per clock that still runs at 80 % of its
+  target; a survey on the first resolve (published with the status change, attributed to the
+  resolver) and sometimes its answer; some tickets have no SLA at all, some are never answered.
 
 What it does not model (tests/integration/test_desk_history_contract.py pins each difference):
 the SLA clocks in ticket snapshots stay as the ticket was opened (the desk's show each clock's
-state), ``SlaClocksChanged`` is published once, at creation, and pauses do not move due times.
+state), and ``SlaClocksChanged`` is published once, at creation.
 
 Agents answer mostly within the business calendar's opening hours (urgent, live-chat and
 platinum tickets round the clock), so business and wall clocks differ the way they do in life.
@@ -446,6 +447,20 @@ class _Hours:
             return ms
         return max(ms, self.starts[i])
 
+    def between(self, start: int, end: int) -> int:
+        """Opening time (ms) in ``[start, end)``."""
+        if end <= start:
+            return 0
+        if not self.starts or start < self.starts[0] or end > self.ends[-1]:
+            return self.calendar.business_time(_dt(start), _dt(end)) // timedelta(milliseconds=1)
+        return self._opened_before(end) - self._opened_before(start)
+
+    def _opened_before(self, ms: int) -> int:
+        i = bisect.bisect_right(self.ends, ms)  # the first span ending after ms
+        if i == len(self.starts):
+            return self.opened[-1]
+        return self.opened[i] + max(0, ms - self.starts[i])
+
     def add(self, ms: int, amount: int) -> int:
         """The instant ``amount`` ms of opening time after ``ms``."""
         i = bisect.bisect_right(self.ends, ms)  # the first span ending after ms
@@ -626,13 +641,39 @@ class _Generator:
             _set_time(clock.due_time, due)
 
     def _due(self, calendar: BusinessCalendar, start: int, hours: float) -> int:
-        """When a target of ``hours`` started at ``start`` falls due (pauses are ignored)."""
+        """When a target of ``hours`` started at ``start`` falls due, without pauses."""
         return self._due_ms(calendar, start, int(hours * _HOUR))
+
+    def _due_paused(
+        self,
+        calendar: BusinessCalendar,
+        start: int,
+        amount: int,
+        pauses: Iterable[tuple[int, int]],
+        *,
+        wall: bool = False,
+    ) -> int:
+        """When a target of ``amount`` ms started at ``start`` falls due, the clock stopped
+        during ``pauses`` ((start, end) ms) as the desk's: the target counted over the runs
+        between them, on the wall clock or on the calendar's open time."""
+        wall = wall or calendar.calendar_id == ROUND_THE_CLOCK_CALENDAR_ID
+        hours = self.hours[calendar.calendar_id]
+        remaining, cursor = amount, start
+        for paused, resumed in sorted(pauses):
+            if resumed <= cursor:
+                continue
+            if paused > cursor:
+                available = paused - cursor if wall else hours.between(cursor, paused)
+                if available >= remaining:
+                    break
+                remaining -= available
+            cursor = max(cursor, resumed)
+        return self._due_ms(calendar, cursor, remaining, wall=wall)
 
     def _due_ms(
         self, calendar: BusinessCalendar, start: int, amount: int, *, wall: bool = False
     ) -> int:
-        """When a target of ``amount`` ms started at ``start`` falls due (pauses are ignored),
+        """When a target of ``amount`` ms started at ``start`` falls due, without pauses,
         on the wall clock or on the calendar's open time."""
         if wall or calendar.calendar_id == ROUND_THE_CLOCK_CALENDAR_ID:
             return start + amount
@@ -890,8 +931,9 @@ class _Generator:
             if r() < 0.8:
                 act(ack_at + 1000 + int(r() * 29_000), _RECEIPT, ack, pb.RECEIPT_KIND_DELIVERED)
         fr_target, nr_target, res_target = targets if targets is not None else (0.0, 0.0, 0.0)
-        fr_due = self._due(calendar, t0, fr_target)
-        res_due = self._due(calendar, t0, res_target)
+        # Stretches in which the ticket's clocks stand still (as the desk's policies pause
+        # them): waits for the customer or a third party, and resolved until reopened.
+        pauses: list[tuple[int, int]] = []
         last_agent = agent
 
         hours_of: dict[int, float] = {
@@ -901,23 +943,29 @@ class _Generator:
         }
         warned: set[int] = set()  # targets whose clock has had its at-risk warning
 
-        def warn(target: int, start: int, due: int, until: int | None, shift: int = 0) -> None:
+        def due_of(target: int, start: int, share: float = 1.0) -> int:
+            """When ``share`` of a target started at ``start`` has elapsed, pauses so far
+            not counting."""
+            amount = round(hours_of[target] * share * _HOUR)
+            return self._due_paused(calendar, start, amount, pauses)
+
+        def warn(target: int, start: int, due: int, until: int | None) -> None:
             """The desk's at-risk warning (a change of the ticket) when the clock started at
             ``start`` still runs at AT_RISK_FRACTION of its target: once per clock."""
             if targets is None or target in warned:
                 return
-            amount = round(hours_of[target] * AT_RISK_FRACTION * _HOUR)
-            risk = self._due_ms(calendar, start, amount) + shift
+            risk = due_of(target, start, AT_RISK_FRACTION)
             if until is None or until > risk:
                 warned.add(target)
                 act(risk, _AT_RISK, target, due, risk)
 
-        def outcome(target: int, start: int, due: int, done: int | None, shift: int = 0) -> None:
-            """SLA met at ``done`` if not later than ``due``, else breached at ``due``; the
+        def outcome(target: int, start: int, done: int | None) -> None:
+            """SLA met at ``done`` if not later than its due time, else breached then; the
             at-risk warning before, if the clock (started at ``start``) ran that long."""
             if targets is None:
                 return
-            warn(target, start, due, done, shift)
+            due = due_of(target, start)
+            warn(target, start, due, done)
             if done is not None and done <= due:
                 act(done, _MET, target, due, last_agent)
             else:
@@ -928,10 +976,12 @@ class _Generator:
             done = t0 + 10 * _MINUTE + int(r() * _DAY)
             act(done, _STATUS, pb.TICKET_STATUS_RESOLVED, "duplicate", agent)
             act(done + _DAY, _STATUS, pb.TICKET_STATUS_CLOSED, "auto close", "")
-            warn(pb.SLA_TARGET_FIRST_RESPONSE, t0, fr_due, done)
-            if targets is not None and fr_due < done:
-                act(fr_due, _BREACH, pb.SLA_TARGET_FIRST_RESPONSE, fr_due)
-            outcome(pb.SLA_TARGET_RESOLUTION, t0, res_due, done)
+            if targets is not None:
+                fr_due = due_of(pb.SLA_TARGET_FIRST_RESPONSE, t0)
+                warn(pb.SLA_TARGET_FIRST_RESPONSE, t0, fr_due, done)
+                if fr_due < done:
+                    act(fr_due, _BREACH, pb.SLA_TARGET_FIRST_RESPONSE, fr_due)
+            outcome(pb.SLA_TARGET_RESOLUTION, t0, done)
             return self._execute(ticket, plan, contact, channel)
 
         # The first reply, and the customer's chasers while waiting for it.
@@ -969,12 +1019,12 @@ class _Generator:
             window = max(0, min(fr, self.end_ms) - t0 - 2000)
             act(t0 + 1000 + int(r() * window), _UPDATE, agent, new_team)
         if never_answered:
-            outcome(pb.SLA_TARGET_FIRST_RESPONSE, t0, fr_due, None)
-            outcome(pb.SLA_TARGET_RESOLUTION, t0, res_due, None)
+            outcome(pb.SLA_TARGET_FIRST_RESPONSE, t0, None)
+            outcome(pb.SLA_TARGET_RESOLUTION, t0, None)
             return self._execute(ticket, plan, contact, channel)
 
         reply = message(fr, pb.AUTHOR_TYPE_AGENT, agent)
-        outcome(pb.SLA_TARGET_FIRST_RESPONSE, t0, fr_due, fr)
+        outcome(pb.SLA_TARGET_FIRST_RESPONSE, t0, fr)
         delivered = receipts(fr, reply, long_delay=channel == pb.CHANNEL_SOCIAL and r() < 0.2)
         customer_wait = delivered - first_touch
         happy = customer_wait <= EXPECTATION[channel] * _MINUTE
@@ -983,11 +1033,15 @@ class _Generator:
         t = fr
         rounds = 0 if r() < 0.45 else 1 if r() < 0.55 else 2 if r() < 0.68 else 3
         for _ in range(rounds):
+            waiting = 0
             if r() < 0.3:
                 t += _MINUTE + int(r() * 10 * _MINUTE)
                 act(t, _STATUS, pb.TICKET_STATUS_PENDING_CUSTOMER, "waiting for details", agent)
+                waiting = t
             t += self._lognormal_ms(180.0)
             run_start = t
+            if waiting:
+                pauses.append((waiting, t))  # until the customer writes
             message(t, pb.AUTHOR_TYPE_CUSTOMER, contact)
             if r() < 0.3:
                 t += _MINUTE + int(r() * 30 * _MINUTE)
@@ -995,28 +1049,29 @@ class _Generator:
             if r() < 0.08:
                 t += 5 * _MINUTE + int(r() * _HOUR)
                 act(t, _STATUS, pb.TICKET_STATUS_ON_HOLD, "waiting for the carrier", agent)
+                held = t
                 t += self._lognormal_ms(24 * 60.0, 0.7)
                 act(t, _STATUS, pb.TICKET_STATUS_OPEN, "carrier answered", agent)
-            nr_due = self._due(calendar, run_start, nr_target)
+                pauses.append((held, t))
             if r() < 0.05:
-                outcome(pb.SLA_TARGET_NEXT_RESPONSE, run_start, nr_due, None)  # left unanswered
-                outcome(pb.SLA_TARGET_RESOLUTION, t0, res_due, None)
+                outcome(pb.SLA_TARGET_NEXT_RESPONSE, run_start, None)  # left unanswered
+                outcome(pb.SLA_TARGET_RESOLUTION, t0, None)
                 return self._execute(ticket, plan, contact, channel)
             if r() < 0.05:
                 # Resolved without a reply to the customer's last messages (settled on the
                 # phone, say): the next-response target is not met.
-                outcome(pb.SLA_TARGET_NEXT_RESPONSE, run_start, nr_due, None)
+                outcome(pb.SLA_TARGET_NEXT_RESPONSE, run_start, None)
                 break
             t = self._business_hours(t + self._lognormal_ms(median * 0.7, 1.0), office)
             if r() < 0.15:
                 last_agent = agents[int(r() * len(agents))]  # a colleague answers
             answer = message(t, pb.AUTHOR_TYPE_AGENT, last_agent)
-            outcome(pb.SLA_TARGET_NEXT_RESPONSE, run_start, nr_due, t)
+            outcome(pb.SLA_TARGET_NEXT_RESPONSE, run_start, t)
             warned.discard(pb.SLA_TARGET_NEXT_RESPONSE)  # the next cycle is a clock of its own
             receipts(t, answer)
 
         if r() >= 0.85:
-            outcome(pb.SLA_TARGET_RESOLUTION, t0, res_due, None)  # still being worked on
+            outcome(pb.SLA_TARGET_RESOLUTION, t0, None)  # still being worked on
             return self._execute(ticket, plan, contact, channel)
 
         # Resolve, survey, maybe reopen, close. Sometimes in the same instant as the last
@@ -1026,7 +1081,8 @@ class _Generator:
         # The desk publishes the survey with the status change, then the SLA outcome.
         survey_id = f"sv-{self.seed}-{index}"
         act(resolved, _SURVEY_SENT, survey_id, resolved, last_agent)  # by the resolver
-        outcome(pb.SLA_TARGET_RESOLUTION, t0, res_due, resolved)
+        res_due = due_of(pb.SLA_TARGET_RESOLUTION, t0) if targets is not None else 0
+        outcome(pb.SLA_TARGET_RESOLUTION, t0, resolved)
         reopened = r() < 0.08
         if r() < 0.35:
             answered = resolved + min(SURVEY_VALID - _MINUTE, self._lognormal_ms(240.0, 1.2))
@@ -1039,15 +1095,15 @@ class _Generator:
             message(again, pb.AUTHOR_TYPE_CUSTOMER, contact)  # reopens the resolved ticket
             t = self._business_hours(again + self._lognormal_ms(median, 1.0), office)
             answer = message(t, pb.AUTHOR_TYPE_AGENT, last_agent)
-            outcome(pb.SLA_TARGET_NEXT_RESPONSE, again, self._due(calendar, again, nr_target), t)
+            outcome(pb.SLA_TARGET_NEXT_RESPONSE, again, t)
             receipts(t, answer)
             final = t + self._lognormal_ms(60.0)
             act(final, _STATUS, pb.TICKET_STATUS_RESOLVED, "solved again", last_agent)
             if targets is not None and resolved <= res_due:
-                # The resolution clock restarts; the time spent resolved moves its due time.
-                # The at-risk warning comes once per clock, and this is the same clock.
-                shift = again - resolved
-                outcome(pb.SLA_TARGET_RESOLUTION, t0, res_due + shift, final, shift)
+                # The resolution clock restarts (the same clock: no second at-risk warning);
+                # the time spent resolved is a pause, moving its due time.
+                pauses.append((resolved, again))
+                outcome(pb.SLA_TARGET_RESOLUTION, t0, final)
         if r() < 0.6:
             act(
                 final + 2 * _DAY + int(r() * 3 * _DAY),
@@ -1414,14 +1470,14 @@ class Linked:
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """An SLA target's outcome: met at ``done`` if not later than its due time (the target
-    after ``start``, plus ``paused``), else breached at its due time (the timer ran at
-    ``fired``; None: made up as in generated histories). ``agent_id``: who met it."""
+    after ``start``, the story's waits and resolved stretches before ``done`` not counting),
+    else breached at its due time (the timer ran at ``fired``; None: made up as in generated
+    histories). ``agent_id``: who met it."""
 
     target: int
     start: datetime
     done: datetime | None
     agent_id: str = ""
-    paused: timedelta = timedelta(0)
     fired: datetime | None = None
 
 
@@ -1504,6 +1560,7 @@ def play(
             True,
             True,
         )
+    pauses = _pauses(steps)
     for step in steps:
         if isinstance(step, Said):
             act(
@@ -1528,12 +1585,14 @@ def play(
                 ).index(step.target)
             ]
             amount = round(target_hours * 3600) * 1000
-            shift = step.paused // timedelta(milliseconds=1)
             began = _ms(step.start)
-            due = generator._due_ms(calendar, began, amount, wall=opening.wall_clock) + shift
             done = None if step.done is None else _ms(step.done)
-            risk = shift + generator._due_ms(
-                calendar, began, round(amount * AT_RISK_FRACTION), wall=opening.wall_clock
+            # The pauses the clock had had by then (the desk knows no later ones).
+            known = [(a, b) for a, b in pauses if done is None or a < done]
+            wall = opening.wall_clock
+            due = generator._due_paused(calendar, began, amount, known, wall=wall)
+            risk = generator._due_paused(
+                calendar, began, round(amount * AT_RISK_FRACTION), known, wall=wall
             )
             if (done is None or done > risk) and (step.target, began) not in warned:
                 warned.add((step.target, began))  # once per clock (a reopen keeps the clock)
@@ -1569,6 +1628,37 @@ def mention_received(mention: pb.Mention, *, tenant: str = DEFAULT_TENANT) -> Ev
     at = datetime.fromtimestamp(mention.posted_time.seconds, UTC)
     calendar = round_the_clock_calendar()
     return _Generator(0, 0, tenant, at, 1.0, [calendar], 0.0)._mention_event(mention)
+
+
+def _pauses(steps: Sequence[Step]) -> list[tuple[int, int]]:
+    """The stretches (ms) in which a story's SLA clocks stand still: waiting for the customer
+    (until the customer writes or an agent moves it on), on hold, resolved until reopened."""
+    pauses: list[tuple[int, int]] = []
+    status: int = pb.TICKET_STATUS_NEW
+    since = 0
+    waits = (pb.TICKET_STATUS_PENDING_CUSTOMER, pb.TICKET_STATUS_ON_HOLD)
+    for step in steps:
+        if isinstance(step, StatusChange):
+            to = step.to
+        elif isinstance(step, Said) and step.author == pb.AUTHOR_TYPE_CUSTOMER:
+            to = (
+                pb.TICKET_STATUS_OPEN
+                if status in (pb.TICKET_STATUS_PENDING_CUSTOMER, pb.TICKET_STATUS_RESOLVED)
+                else status
+            )
+        else:
+            continue
+        at = _ms(step.at)
+        stands = status in waits or status == pb.TICKET_STATUS_RESOLVED
+        if stands and to not in waits and to != pb.TICKET_STATUS_RESOLVED:
+            pauses.append((since, at))
+        elif not stands and (to in waits or to == pb.TICKET_STATUS_RESOLVED):
+            since = at
+        elif stands and to != status:
+            pauses.append((since, at))  # from one standing status to another
+            since = at
+        status = to
+    return pauses
 
 
 def _step_time(step: Step) -> datetime:
