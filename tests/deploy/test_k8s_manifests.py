@@ -3,7 +3,8 @@ validates against the Kubernetes JSON schemas, and the platform's deployment rul
 (restricted pods, native gRPC probes, drain timing, a PDB, HPA and NetworkPolicy per Deployment,
 bounded Jobs, co-partitioned topics). Every service in SERVICES is checked the same way: its
 objects and configuration in every render (loaded by its own settings class), the peers it calls,
-its topics, its credential files and its Dockerfile. The components an operator adds to an
+its topics, its credential files and its image (the one Dockerfile, built with
+`--build-arg SERVICE=<name>`). The components an operator adds to an
 overlay (the metrics replay Job for one apply, the gateway's Ingress) are rendered on top of
 every overlay too.
 
@@ -57,7 +58,7 @@ class ServiceSpec:
     name: str
     """Its objects' names and SERVICE_NAME (the same as in crm_devstack.services)."""
     source_dir: str
-    """services/<source_dir>, with the pyproject.toml and the Dockerfile."""
+    """services/<source_dir>, with the pyproject.toml."""
     module: str
     """The image runs `python -m <module>`."""
     settings: str
@@ -128,8 +129,8 @@ class ServiceSpec:
         return f"crm/{self.name}"
 
     @property
-    def dockerfile(self) -> Path:
-        return REPO_ROOT / "services" / self.source_dir / "Dockerfile"
+    def source(self) -> Path:
+        return REPO_ROOT / "services" / self.source_dir
 
 
 # Env every service reads; each Deployment must set all of them (from the ConfigMap or `env`),
@@ -1259,6 +1260,10 @@ def test_the_gateway_ingress_exposes_both_apis(
 # --- container images ----------------------------------------------------------------------------
 
 
+DOCKERFILE = REPO_ROOT / "Dockerfile"
+"""The image of every service: `docker build --build-arg SERVICE=<name> .`"""
+
+
 def _dockerfile(path: Path) -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) of each instruction; continuation lines joined, comments (and the
     `# syntax=` directive) dropped."""
@@ -1278,6 +1283,34 @@ def _dockerfile(path: Path) -> list[tuple[str, str]]:
     return instructions
 
 
+def _stages(instructions: list[tuple[str, str]]) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """(base, alias, instructions) of each build stage, in order (alias "" when unnamed)."""
+    stages: list[tuple[str, str, list[tuple[str, str]]]] = []
+    for instruction, arguments in instructions:
+        if instruction == "FROM":
+            words = arguments.split()
+            alias = words[2] if len(words) == 3 and words[1].upper() == "AS" else ""
+            stages.append((words[0], alias, []))
+        elif stages:
+            stages[-1][2].append((instruction, arguments))
+    return stages
+
+
+def _image_of(service: ServiceSpec) -> list[tuple[str, str]]:
+    """The instructions that make `service`'s image, `${SERVICE}` replaced by its name: the
+    stages the final one builds on, following `FROM <stage>` back to the pinned base image."""
+    instructions = [(i, a.replace("${SERVICE}", service.name)) for i, a in _dockerfile(DOCKERFILE)]
+    stages = _stages(instructions)
+    by_alias = {alias: (base, body) for base, alias, body in stages if alias}
+    base, _, body = stages[-1]
+    chain = [body]
+    while base in by_alias:
+        base, body = by_alias[base]
+        chain.append(body)
+    assert base == "${PYTHON_IMAGE}", f"{service.name}: the image builds on {base}"
+    return [instruction for body in reversed(chain) for instruction in body]
+
+
 def _dockerfile_assignments(instructions: list[tuple[str, str]], keyword: str) -> dict[str, str]:
     """The NAME=value pairs of every ARG or ENV instruction (`keyword`)."""
     values: dict[str, str] = {}
@@ -1293,33 +1326,50 @@ def _dockerfile_assignments(instructions: list[tuple[str, str]], keyword: str) -
 def test_every_service_image_runs_its_module_as_the_pods_user_on_its_ports(
     render: Callable[[RenderTarget], list[Manifest]], service: ServiceSpec
 ) -> None:
-    assert service.dockerfile.is_file(), f"{service.name}: no {service.dockerfile}"
-    instructions = _dockerfile(service.dockerfile)
-    source = service.dockerfile.parent
+    assert DOCKERFILE.is_file(), f"no {DOCKERFILE}"
+    runtime = _image_of(service)
+    build = [
+        (i, a.replace("${SERVICE}", service.name))
+        for base, alias, body in _stages(_dockerfile(DOCKERFILE))
+        if alias == "build"
+        for i, a in body
+    ]
+    source = service.source
     package = tomllib.loads((source / "pyproject.toml").read_text(encoding="utf-8"))
     assert (source / "src" / service.module / "__main__.py").is_file(), service.module
 
-    entrypoints = [json.loads(a) for i, a in instructions if i == "ENTRYPOINT"]
+    entrypoints = [json.loads(a) for i, a in runtime if i == "ENTRYPOINT"]
     assert entrypoints == [["python", "-m", service.module]], entrypoints
-    syncs = [a for i, a in instructions if i == "RUN" and " uv sync " in f" {a} "]
+    syncs = [a for i, a in build if i == "RUN" and " uv sync " in f" {a} "]
     assert len(syncs) == 1, f"{service.name}: one `uv sync` in the build stage"
     assert {"--frozen", "--no-dev", "--no-editable"} <= set(syncs[0].split()), syncs[0]
     assert re.findall(r"--package\s+(\S+)", syncs[0]) == [package["project"]["name"]]
+    copied = [a for i, a in runtime if i == "COPY"]
+    assert copied == ["--from=build /app/.venv /app/.venv"], copied
 
     deployment = _deployment_of(render(BASE), service)
     container = _containers(deployment)[0]
     ports = {name: _container_port(container, name) for name in service.ports}
-    exposed = [p for i, a in instructions if i == "EXPOSE" for p in a.split()]
+    exposed = [p for i, a in runtime if i == "EXPOSE" for p in a.split()]
     assert exposed == [str(p) for p in ports.values()], exposed
-    env = _dockerfile_assignments(instructions, "ENV")
+    env = _dockerfile_assignments(runtime, "ENV")
     for name, port in ports.items():
         assert env.get(_listen_address_env(name)) == f"0.0.0.0:{port}", env
     pod_security = deployment["spec"]["template"]["spec"]["securityContext"]
     assert (pod_security["runAsUser"], pod_security["runAsGroup"]) == (RUN_AS, RUN_AS)
     # Numeric, so that runAsNonRoot can verify it; the last USER is the one that runs.
-    users = [a for i, a in instructions if i == "USER"]
+    users = [a for i, a in runtime if i == "USER"]
     assert users, f"{service.name}: no USER (it would run as root)"
     assert users[-1] == f"{RUN_AS}:{RUN_AS}", users
+
+
+def test_one_dockerfile_builds_every_service_and_no_other() -> None:
+    """One Dockerfile: a `runtime-<name>` stage for each service of SERVICES and none else, and
+    no service folder with a Dockerfile of its own."""
+    aliases = {alias for _, alias, _ in _stages(_dockerfile(DOCKERFILE))}
+    runtimes = {alias.removeprefix("runtime-") for alias in aliases if alias.startswith("runtime-")}
+    assert runtimes == {service.name for service in SERVICES}, runtimes
+    assert not sorted((REPO_ROOT / "services").glob("*/Dockerfile"))
 
 
 def test_service_images_share_the_pinned_base_image_and_uv() -> None:
@@ -1328,26 +1378,26 @@ def test_service_images_share_the_pinned_base_image_and_uv() -> None:
     makefile = (REPO_ROOT / "Makefile").read_text(encoding="utf-8")
     pinned_uv = re.search(r"^UV_VERSION\s*:=\s*(\S+)", makefile, re.MULTILINE)
     assert pinned_uv is not None, "Makefile: UV_VERSION"
-    seen = set()
+    instructions = _dockerfile(DOCKERFILE)
+    args = _dockerfile_assignments(instructions, "ARG")
+    base_image = args.get("PYTHON_IMAGE", "")
+    name, _, tag = base_image.rpartition(":")
+    assert name, f"base image {base_image!r} has no tag"
+    assert tag not in {"", "latest"}, f"base image {base_image!r} is not pinned"
+    assert args.get("UV_VERSION") == pinned_uv.group(1), "uv version"
+    stages = _stages(instructions)
+    assert stages, "no FROM"
+    aliases = {alias for _, alias, _ in stages if alias}
+    # Python stages build on the pinned base (or on an earlier stage); a stage fetching
+    # front-end assets with npm (the gateway's dashboard) may use a pinned Node image, never a
+    # floating one.
+    external = {base for base, _, _ in stages if base.split("-${")[0] not in aliases}
+    python = {base for base in external if not base.startswith("node:")}
+    assert python == {"${PYTHON_IMAGE}"}, f"FROM {sorted(external)}"
+    for base in external - python:
+        assert base.rpartition(":")[2] not in {"", "latest"}, base
     for service in SERVICES:
-        instructions = _dockerfile(service.dockerfile)
-        args = _dockerfile_assignments(instructions, "ARG")
-        base_image = args.get("PYTHON_IMAGE", "")
-        name, _, tag = base_image.rpartition(":")
-        assert name, f"{service.name}: base image {base_image!r} has no tag"
-        assert tag not in {"", "latest"}, f"{service.name}: base image {base_image!r} is not pinned"
-        assert args.get("UV_VERSION") == pinned_uv.group(1), f"{service.name}: uv version"
-        stages = [a.split()[0] for i, a in instructions if i == "FROM"]
-        assert stages, f"{service.name}: no FROM"
-        # Python stages build on the pinned base; a stage fetching front-end assets with npm
-        # (the gateway's dashboard) may use a pinned Node image, never a floating one.
-        python = [stage for stage in stages if not stage.startswith("node:")]
-        assert set(python) == {"${PYTHON_IMAGE}"}, f"{service.name}: FROM {stages}"
-        for stage in set(stages) - set(python):
-            assert stage.rpartition(":")[2] not in {"", "latest"}, f"{service.name}: {stage}"
-        assert stages[-1] == "${PYTHON_IMAGE}", f"{service.name}: the final stage is Python"
-        seen.add(base_image)
-    assert len(seen) == 1, f"the images build on different base images: {sorted(seen)}"
+        _image_of(service)  # each image's chain ends on the pinned Python base
 
 
 # --- overlay specifics ---------------------------------------------------------------------------

@@ -1,7 +1,6 @@
 """The checkpointed consumer: per-partition state, saved together with the consumed offsets.
 
-Where :class:`~crm_platform.consumer.IdempotentConsumer` applies each event in its own database
-transaction (and dedupes by event id), this consumer keeps each assigned partition's state in
+The consumer of the platform: it keeps each assigned partition's state in
 memory and periodically writes it *together with the partition's next offset* in one database
 transaction. The database, not Kafka's committed offset, says where a partition resumes. So:
 
@@ -36,7 +35,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import OffsetAndMetadata
 from opentelemetry import metrics
 
-from crm_platform.consumer import DeadLetterPolicy, DeadLetterQueue
+from crm_platform.dead_letters import DeadLetterPolicy, DeadLetterQueue
 from crm_platform.events import Event, MalformedEvent
 
 log = logging.getLogger(__name__)

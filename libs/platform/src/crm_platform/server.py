@@ -6,11 +6,15 @@ builds its dependencies and returns a :class:`ServiceParts`. The runner adds wha
 * ``grpc.health.v1`` health: ``""`` is liveness (SERVING while the process serves), ``readiness``
   reflects the database and the Kafka producer, checked periodically;
 * server reflection (so ``grpcurl`` works), the OpenTelemetry gRPC server interceptor and the
-  :class:`~crm_platform.interceptors.ServiceInterceptor`;
-* SIGTERM/SIGINT → every health status NOT_SERVING → keep serving for ``SHUTDOWN_DELAY_SECONDS``
-  (load balancers notice) → stop accepting calls and drain in-flight ones for up to
-  ``SHUTDOWN_GRACE_SECONDS`` → stop background work (the outbox relay flushes) → close the
-  database → flush telemetry.
+  :class:`~crm_platform.interceptors.ServiceInterceptor` (left out for a service that
+  authenticates its callers itself, the gateway: ``ServiceParts.trusts_call_metadata``);
+* other listeners beside gRPC (the gateway's JSON/HTTP API, ``ServiceParts.listeners``), started
+  before the health says SERVING and drained together with gRPC;
+* SIGTERM/SIGINT → every health status NOT_SERVING (and every listener unready) → keep serving
+  for ``SHUTDOWN_DELAY_SECONDS`` (load balancers notice) → stop accepting calls and drain
+  in-flight ones on gRPC and every listener for up to ``SHUTDOWN_GRACE_SECONDS`` → stop
+  background work (the outbox relay flushes) → close the database or the clients
+  (``ServiceParts.close``) → flush telemetry.
 """
 
 from __future__ import annotations
@@ -31,14 +35,14 @@ from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from crm_platform.interceptors import ServiceInterceptor
 from crm_platform.logging import configure_logging
-from crm_platform.settings import ServiceSettings, load_settings
+from crm_platform.settings import ServerSettings, load_settings
 from crm_platform.telemetry import configure_telemetry, shutdown_telemetry
 
 log = logging.getLogger(__name__)
 
 READINESS = "readiness"
 
-SettingsT = TypeVar("SettingsT", bound=ServiceSettings)  # narrower than settings.SettingsT
+SettingsT = TypeVar("SettingsT", bound=ServerSettings)  # narrower than settings.SettingsT
 
 
 class BackgroundWork(Protocol):
@@ -47,6 +51,22 @@ class BackgroundWork(Protocol):
     def start(self) -> None: ...
 
     async def stop(self, timeout: float = ...) -> None: ...
+
+
+class Listener(Protocol):
+    """A server beside gRPC (the gateway's JSON/HTTP API), on the runner's start and shutdown."""
+
+    async def start(self) -> None:
+        """Bind and serve (before the health says SERVING)."""
+        ...
+
+    def enter_graceful_shutdown(self) -> None:
+        """Report unready (when the gRPC health goes NOT_SERVING), keep serving."""
+        ...
+
+    async def stop(self, grace: float) -> None:
+        """Stop accepting, let calls in flight finish for up to ``grace`` seconds, close."""
+        ...
 
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
@@ -62,18 +82,25 @@ class ServiceParts:
     background: Sequence[BackgroundWork] = ()
     close: Sequence[Callable[[], Awaitable[None]]] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    listeners: Sequence[Listener] = ()
+    trusts_call_metadata: bool = True
+    """False for a service that authenticates callers itself (the gateway): the
+    ServiceInterceptor, which takes tenant and actor from ``x-tenant-id`` metadata, is left out."""
 
 
 class RunningService:
     """A started gRPC server with its health, background work and shutdown sequence."""
 
-    def __init__(self, settings: ServiceSettings, parts: ServiceParts) -> None:
+    def __init__(self, settings: ServerSettings, parts: ServiceParts) -> None:
         self.settings = settings
         self.parts = parts
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]  # public alias
         otel_interceptor = aio_server_interceptor()  # type: ignore[no-untyped-call]
+        interceptors: list[Any] = [otel_interceptor]
+        if parts.trusts_call_metadata:
+            interceptors.append(ServiceInterceptor())
         self.server = grpc.aio.server(
-            interceptors=[otel_interceptor, ServiceInterceptor()],
+            interceptors=interceptors,
             options=[
                 ("grpc.max_receive_message_length", settings.max_request_bytes),
                 ("grpc.so_reuseport", 0),
@@ -95,6 +122,8 @@ class RunningService:
         self.port = self.server.add_insecure_port(self.settings.grpc_listen_address)
         if self.port == 0:
             raise RuntimeError(f"cannot bind {self.settings.grpc_listen_address}")
+        for listener in self.parts.listeners:
+            await listener.start()
         await self.server.start()
         for work in self.parts.background:
             work.start()
@@ -131,12 +160,17 @@ class RunningService:
         """The graceful shutdown sequence (see the module docstring)."""
         started = time.monotonic()
         await self.health.enter_graceful_shutdown()
+        for listener in self.parts.listeners:
+            listener.enter_graceful_shutdown()
         if self._readiness_task is not None:
             self._readiness_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._readiness_task
         await asyncio.sleep(self.settings.shutdown_delay_seconds)
-        await self.server.stop(self.settings.shutdown_grace_seconds)
+        grace = self.settings.shutdown_grace_seconds
+        await asyncio.gather(
+            self.server.stop(grace), *(listener.stop(grace) for listener in self.parts.listeners)
+        )
         for work in self.parts.background:
             try:
                 await work.stop(timeout=10.0)

@@ -15,9 +15,11 @@ def main() -> None:
         from crm_gateway.credentials_cli import main as credentials_main
 
         raise SystemExit(credentials_main(sys.argv[2:]))
-    from crm_gateway.server import run
+    from crm_gateway.bootstrap import bootstrap
+    from crm_gateway.settings import GatewaySettings
+    from crm_platform.server import run
 
-    run()
+    run(GatewaySettings, bootstrap)
 
 
 if __name__ == "__main__":

@@ -10,17 +10,16 @@ from pathlib import Path
 
 from limits import parse
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from crm_platform.settings import ServerSettings
 
 
 def _addresses(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-class GatewaySettings(BaseSettings):
+class GatewaySettings(ServerSettings):
     """Everything the gateway reads from its environment."""
-
-    model_config = SettingsConfigDict(extra="ignore")
 
     service_name: str = "gateway"
     grpc_listen_address: str = Field(default="127.0.0.1:50050", min_length=3)
@@ -44,9 +43,9 @@ class GatewaySettings(BaseSettings):
     breaker_failures: int = Field(default=5, ge=1, le=1000)
     breaker_reset_seconds: float = Field(default=5.0, gt=0, le=600)
     customer360_deadline_seconds: float = Field(default=1.5, gt=0, le=30)
-    # Process.
-    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    # Process (the rest as every server has them, see ServerSettings).
     shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=300)
+    shutdown_delay_seconds: float = Field(default=1.0, ge=0, le=60)
 
     @field_validator("rate_limit")
     @classmethod

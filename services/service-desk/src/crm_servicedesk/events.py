@@ -52,11 +52,18 @@ def envelope(
 
 
 def ticket_events(ticket: Ticket, facts: list[Fact]) -> list[Event]:
-    """The events of one ticket change, keyed by the ticket's contact."""
-    subject = f"tickets/{ticket.ticket_id}"
+    """The events of one ticket change, keyed by the ticket's contact (a survey sent with the
+    change is about the survey, as every survey event is)."""
     return [
-        envelope(payload, ticket.contact_id, subject, at, actor) for payload, at, actor in facts
+        envelope(payload, ticket.contact_id, _subject(ticket, payload), at, actor)
+        for payload, at, actor in facts
     ]
+
+
+def _subject(ticket: Ticket, payload: ProtoMessage) -> str:
+    if isinstance(payload, events_pb2.SurveySent):
+        return f"surveys/{payload.survey.id}"
+    return f"tickets/{ticket.ticket_id}"
 
 
 # -- tickets ----------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ the gateway in front of them, on the test session's Kafka and database."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,8 +72,12 @@ def bearer(token: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),)
 
 
-async def start_gateway_stack(infra: Infra, folder: Path, **gateway_env: str) -> GatewayStack:
-    """Start the three backends and the gateway (own databases, fresh credentials)."""
+async def start_gateway_stack(
+    infra: Infra, folder: Path, every_env: Mapping[str, str] | None = None, **gateway_env: str
+) -> GatewayStack:
+    """Start the three backends and the gateway (own databases, fresh credentials);
+    ``every_env`` goes to all four processes, ``gateway_env`` to the gateway."""
+    common = dict(every_env or {})
     run = uuid.uuid4().hex[:6]
     credentials = DevCredentials.ensure(folder / f"credentials-{run}")
     keys: dict[str, str] = {}
@@ -81,15 +86,20 @@ async def start_gateway_stack(infra: Infra, folder: Path, **gateway_env: str) ->
         add_api_key(credentials.api_keys_file, made.entry)
         keys[name] = made.key
     contacts = await infra.start_service(
-        "contacts", env={"MONGODB_DATABASE": f"crm_gw_contacts_{run}"}
+        "contacts", env={**common, "MONGODB_DATABASE": f"crm_gw_contacts_{run}"}
     )
     servicedesk = await infra.start_service(
         "servicedesk",
-        env={"MONGODB_DATABASE": f"crm_gw_servicedesk_{run}", "CONTACTS_ADDRESS": contacts.address},
+        env={
+            **common,
+            "MONGODB_DATABASE": f"crm_gw_servicedesk_{run}",
+            "CONTACTS_ADDRESS": contacts.address,
+        },
     )
     metrics = await infra.start_service(
         "metrics",
         env={
+            **common,
             "MONGODB_DATABASE": f"crm_gw_metrics_{run}",
             "CONSUMER_GROUP": f"crm-gw-metrics-{run}",
             "VIEW_REFRESH_SECONDS": "0.2",
@@ -100,6 +110,7 @@ async def start_gateway_stack(infra: Infra, folder: Path, **gateway_env: str) ->
     gateway = await infra.start_service(
         "gateway",
         env={
+            **common,
             "CONTACTS_ADDRESSES": contacts.address,
             "SERVICEDESK_ADDRESSES": servicedesk.address,
             "METRICS_ADDRESSES": metrics.address,

@@ -24,10 +24,17 @@ What a ticket can go through:
 - ``MessageAdded.ticket_version`` and the snapshots' ``Ticket.version`` counting the ticket's
   changes as the service desk does (a message and the status change it causes share one), so
   events at one instant have the desk's order;
-- SLA outcomes per target (``SlaTargetMet`` / ``SlaBreached``) with due times computed simply:
-  the target added to the clock's start on its calendar (business or round the clock), pauses
-  ignored; a survey on the first resolve and sometimes its answer; some tickets have no SLA at
-  all, some are never answered.
+- SLA outcomes per target (``SlaTargetMet`` / ``SlaBreached``) with due times as the desk's
+  clocks count them: the target after the clock's start on its calendar (business or round the
+  clock), the waits for the customer or a third party and the time resolved before a reopen not
+  counting (the desk's default pause statuses); the desk's at-risk warning (``SlaAtRisk``, a
+  change of the ticket: it takes a version) once per clock that still runs at 80 % of its
+  target; a survey on the first resolve (published with the status change, attributed to the
+  resolver) and sometimes its answer; some tickets have no SLA at all, some are never answered.
+
+What it does not model (tests/integration/test_desk_history_contract.py pins each difference):
+the SLA clocks in ticket snapshots stay as the ticket was opened (the desk's show each clock's
+state), and ``SlaClocksChanged`` is published once, at creation.
 
 Agents answer mostly within the business calendar's opening hours (urgent, live-chat and
 platinum tickets round the clock), so business and wall clocks differ the way they do in life.
@@ -35,7 +42,7 @@ platinum tickets round the clock), so business and wall clocks differ the way th
 Speed matters (benchmarks generate a million tickets), so a ticket is planned as a list of
 timed actions, sorted, and then executed once: one protobuf ``Ticket`` per ticket is mutated
 and serialised for each snapshot, ids come from counters, times are integer milliseconds.
-That makes about 100,000 events (6,500 tickets) per second of one CPU, ~15.5 events a ticket;
+That makes about 100,000 events (6,500 tickets) per second of one CPU, ~16 events a ticket;
 a history of a million tickets is ~7 GB as a list, so stream it with :func:`iter_events`.
 """
 
@@ -169,7 +176,9 @@ GATEWAY: dict[int, str] = {
 
 # Action kinds of a ticket's plan.
 _MENTION, _CREATED, _MSG, _RECEIPT, _STATUS, _UPDATE, _LINK = range(7)
-_MET, _BREACH, _SURVEY_SENT, _SURVEY_ANSWERED = range(7, 11)
+_MET, _BREACH, _SURVEY_SENT, _SURVEY_ANSWERED, _AT_RISK = range(7, 12)
+AT_RISK_FRACTION = 0.8
+"""The share of a target after which the desk warns (its policies' default at-risk fraction)."""
 
 _TRANSITIONS: dict[int, set[int]] = {
     pb.TICKET_STATUS_NEW: {
@@ -205,6 +214,7 @@ _T_MESSAGE = events_pb2.MessageAdded.DESCRIPTOR.full_name
 _T_RECEIPT = events_pb2.ReceiptRecorded.DESCRIPTOR.full_name
 _T_CLOCKS = events_pb2.SlaClocksChanged.DESCRIPTOR.full_name
 _T_BREACHED = events_pb2.SlaBreached.DESCRIPTOR.full_name
+_T_AT_RISK = events_pb2.SlaAtRisk.DESCRIPTOR.full_name
 _T_MET = events_pb2.SlaTargetMet.DESCRIPTOR.full_name
 _T_ROUTED = events_pb2.TicketRouted.DESCRIPTOR.full_name
 _T_MENTION = events_pb2.MentionReceived.DESCRIPTOR.full_name
@@ -437,6 +447,20 @@ class _Hours:
             return ms
         return max(ms, self.starts[i])
 
+    def between(self, start: int, end: int) -> int:
+        """Opening time (ms) in ``[start, end)``."""
+        if end <= start:
+            return 0
+        if not self.starts or start < self.starts[0] or end > self.ends[-1]:
+            return self.calendar.business_time(_dt(start), _dt(end)) // timedelta(milliseconds=1)
+        return self._opened_before(end) - self._opened_before(start)
+
+    def _opened_before(self, ms: int) -> int:
+        i = bisect.bisect_right(self.ends, ms)  # the first span ending after ms
+        if i == len(self.starts):
+            return self.opened[-1]
+        return self.opened[i] + max(0, ms - self.starts[i])
+
     def add(self, ms: int, amount: int) -> int:
         """The instant ``amount`` ms of opening time after ``ms``."""
         i = bisect.bisect_right(self.ends, ms)  # the first span ending after ms
@@ -569,15 +593,25 @@ class _Generator:
         self, sla: pb.TicketSla, policy: str, calendar: BusinessCalendar, created: int
     ) -> None:
         """Fill a ticket's SLA: the policy's clocks, started at creation."""
+        wall = calendar.calendar_id == ROUND_THE_CLOCK_CALENDAR_ID
+        self._sla_of(sla, policy, POLICIES[policy], calendar, created, wall=wall)
+
+    def _sla_of(
+        self,
+        sla: pb.TicketSla,
+        policy: str,
+        targets: tuple[float, float, float],
+        calendar: BusinessCalendar,
+        created: int,
+        *,
+        wall: bool,
+    ) -> None:
+        """Fill a ticket's SLA: the clocks of a policy of ``targets`` (first response, next
+        response, resolution; hours) on the wall clock or the calendar's, started at creation."""
         key = (policy, calendar.calendar_id)
         template = self.policy_protos.get(key)
         if template is None:
-            targets = POLICIES[policy]
-            kind = (
-                pb.CLOCK_KIND_WALL
-                if calendar.calendar_id == ROUND_THE_CLOCK_CALENDAR_ID
-                else pb.CLOCK_KIND_BUSINESS
-            )
+            kind = pb.CLOCK_KIND_WALL if wall else pb.CLOCK_KIND_BUSINESS
             template = pb.TicketSla(
                 policy_id=policy,
                 policy_version=1,
@@ -596,21 +630,54 @@ class _Generator:
                 clock = template.clocks.add(
                     target=target, clock=kind, state=pb.SLA_CLOCK_STATE_RUNNING
                 )
-                clock.target_duration.seconds = int(hours * 3600)
+                clock.target_duration.seconds = round(hours * 3600)
             self.policy_protos[key] = template
         sla.CopyFrom(template)
         for clock in sla.clocks:
             if clock.target == pb.SLA_TARGET_NEXT_RESPONSE:
                 continue  # starts with the first customer message after a reply
             _set_time(clock.start_time, created)
-            due = self._due(calendar, created, clock.target_duration.seconds / 3600)
+            due = self._due_ms(calendar, created, clock.target_duration.seconds * 1000, wall=wall)
             _set_time(clock.due_time, due)
 
     def _due(self, calendar: BusinessCalendar, start: int, hours: float) -> int:
-        """When a target of ``hours`` started at ``start`` falls due (pauses are ignored)."""
-        if calendar.calendar_id == ROUND_THE_CLOCK_CALENDAR_ID:
-            return start + int(hours * _HOUR)
-        return self.hours[calendar.calendar_id].add(start, int(hours * _HOUR))
+        """When a target of ``hours`` started at ``start`` falls due, without pauses."""
+        return self._due_ms(calendar, start, int(hours * _HOUR))
+
+    def _due_paused(
+        self,
+        calendar: BusinessCalendar,
+        start: int,
+        amount: int,
+        pauses: Iterable[tuple[int, int]],
+        *,
+        wall: bool = False,
+    ) -> int:
+        """When a target of ``amount`` ms started at ``start`` falls due, the clock stopped
+        during ``pauses`` ((start, end) ms) as the desk's: the target counted over the runs
+        between them, on the wall clock or on the calendar's open time."""
+        wall = wall or calendar.calendar_id == ROUND_THE_CLOCK_CALENDAR_ID
+        hours = self.hours[calendar.calendar_id]
+        remaining, cursor = amount, start
+        for paused, resumed in sorted(pauses):
+            if resumed <= cursor:
+                continue
+            if paused > cursor:
+                available = paused - cursor if wall else hours.between(cursor, paused)
+                if available >= remaining:
+                    break
+                remaining -= available
+            cursor = max(cursor, resumed)
+        return self._due_ms(calendar, cursor, remaining, wall=wall)
+
+    def _due_ms(
+        self, calendar: BusinessCalendar, start: int, amount: int, *, wall: bool = False
+    ) -> int:
+        """When a target of ``amount`` ms started at ``start`` falls due, without pauses,
+        on the wall clock or on the calendar's open time."""
+        if wall or calendar.calendar_id == ROUND_THE_CLOCK_CALENDAR_ID:
+            return start + amount
+        return self.hours[calendar.calendar_id].add(start, amount)
 
     # -- the stream ----------------------------------------------------------------------------
 
@@ -635,20 +702,21 @@ class _Generator:
     def _calendar_events(self) -> Iterator[Event]:
         at = self.start_ms - _DAY
         for calendar in self.calendars:
-            message = pb.BusinessCalendar()
-            message.CopyFrom(calendar_to_proto(calendar))
-            _set_time(message.update_time, at)
-            payload = events_pb2.CalendarChanged(calendar=message).SerializeToString(
-                deterministic=True
-            )
-            yield self._event(
-                _T_CALENDAR,
-                payload,
-                at,
-                _ADMIN_ACTOR,
-                calendar.calendar_id,
-                f"calendars/{calendar.calendar_id}",
-            )
+            yield self._calendar_event(calendar, at)
+
+    def _calendar_event(self, calendar: BusinessCalendar, at: int, name: str = "") -> Event:
+        message = pb.BusinessCalendar()
+        message.CopyFrom(calendar_to_proto(calendar, name))
+        _set_time(message.update_time, at)
+        payload = events_pb2.CalendarChanged(calendar=message).SerializeToString(deterministic=True)
+        return self._event(
+            _T_CALENDAR,
+            payload,
+            at,
+            _ADMIN_ACTOR,
+            calendar.calendar_id,
+            f"calendars/{calendar.calendar_id}",
+        )
 
     def _standalone_mention(self, index: int, posted: int) -> Event:
         rng = self.rng
@@ -679,13 +747,18 @@ class _Generator:
         )
         _set_time(mention.posted_time, posted)
         _set_time(mention.ingest_time, posted + 30_000)
+        return self._mention_event(mention)
+
+    def _mention_event(self, mention: pb.Mention) -> Event:
+        """A standalone mention's event: at its post time, keyed by its author's contact (or
+        ``network:handle`` when the author is not a known contact)."""
         payload = events_pb2.MentionReceived(mention=mention).SerializeToString(deterministic=True)
         return self._event(
             _T_MENTION,
             payload,
-            posted,
+            _ms_of(mention.posted_time),
             _LISTENING_ACTOR,
-            contact or f"{network}:{handle}",
+            mention.author_contact_id or f"{mention.network}:{mention.author_handle}",
             f"mentions/{mention.id}",
         )
 
@@ -858,14 +931,41 @@ class _Generator:
             if r() < 0.8:
                 act(ack_at + 1000 + int(r() * 29_000), _RECEIPT, ack, pb.RECEIPT_KIND_DELIVERED)
         fr_target, nr_target, res_target = targets if targets is not None else (0.0, 0.0, 0.0)
-        fr_due = self._due(calendar, t0, fr_target)
-        res_due = self._due(calendar, t0, res_target)
+        # Stretches in which the ticket's clocks stand still (as the desk's policies pause
+        # them): waits for the customer or a third party, and resolved until reopened.
+        pauses: list[tuple[int, int]] = []
         last_agent = agent
 
-        def outcome(target: int, due: int, done: int | None) -> None:
-            """SLA met at ``done`` if not later than ``due``, else breached at ``due``."""
+        hours_of: dict[int, float] = {
+            pb.SLA_TARGET_FIRST_RESPONSE: fr_target,
+            pb.SLA_TARGET_NEXT_RESPONSE: nr_target,
+            pb.SLA_TARGET_RESOLUTION: res_target,
+        }
+        warned: set[int] = set()  # targets whose clock has had its at-risk warning
+
+        def due_of(target: int, start: int, share: float = 1.0) -> int:
+            """When ``share`` of a target started at ``start`` has elapsed, pauses so far
+            not counting."""
+            amount = round(hours_of[target] * share * _HOUR)
+            return self._due_paused(calendar, start, amount, pauses)
+
+        def warn(target: int, start: int, due: int, until: int | None) -> None:
+            """The desk's at-risk warning (a change of the ticket) when the clock started at
+            ``start`` still runs at AT_RISK_FRACTION of its target: once per clock."""
+            if targets is None or target in warned:
+                return
+            risk = due_of(target, start, AT_RISK_FRACTION)
+            if until is None or until > risk:
+                warned.add(target)
+                act(risk, _AT_RISK, target, due, risk)
+
+        def outcome(target: int, start: int, done: int | None) -> None:
+            """SLA met at ``done`` if not later than its due time, else breached then; the
+            at-risk warning before, if the clock (started at ``start``) ran that long."""
             if targets is None:
                 return
+            due = due_of(target, start)
+            warn(target, start, due, done)
             if done is not None and done <= due:
                 act(done, _MET, target, due, last_agent)
             else:
@@ -876,9 +976,12 @@ class _Generator:
             done = t0 + 10 * _MINUTE + int(r() * _DAY)
             act(done, _STATUS, pb.TICKET_STATUS_RESOLVED, "duplicate", agent)
             act(done + _DAY, _STATUS, pb.TICKET_STATUS_CLOSED, "auto close", "")
-            if targets is not None and fr_due < done:
-                act(fr_due, _BREACH, pb.SLA_TARGET_FIRST_RESPONSE, fr_due)
-            outcome(pb.SLA_TARGET_RESOLUTION, res_due, done)
+            if targets is not None:
+                fr_due = due_of(pb.SLA_TARGET_FIRST_RESPONSE, t0)
+                warn(pb.SLA_TARGET_FIRST_RESPONSE, t0, fr_due, done)
+                if fr_due < done:
+                    act(fr_due, _BREACH, pb.SLA_TARGET_FIRST_RESPONSE, fr_due)
+            outcome(pb.SLA_TARGET_RESOLUTION, t0, done)
             return self._execute(ticket, plan, contact, channel)
 
         # The first reply, and the customer's chasers while waiting for it.
@@ -916,12 +1019,12 @@ class _Generator:
             window = max(0, min(fr, self.end_ms) - t0 - 2000)
             act(t0 + 1000 + int(r() * window), _UPDATE, agent, new_team)
         if never_answered:
-            outcome(pb.SLA_TARGET_FIRST_RESPONSE, fr_due, None)
-            outcome(pb.SLA_TARGET_RESOLUTION, res_due, None)
+            outcome(pb.SLA_TARGET_FIRST_RESPONSE, t0, None)
+            outcome(pb.SLA_TARGET_RESOLUTION, t0, None)
             return self._execute(ticket, plan, contact, channel)
 
         reply = message(fr, pb.AUTHOR_TYPE_AGENT, agent)
-        outcome(pb.SLA_TARGET_FIRST_RESPONSE, fr_due, fr)
+        outcome(pb.SLA_TARGET_FIRST_RESPONSE, t0, fr)
         delivered = receipts(fr, reply, long_delay=channel == pb.CHANNEL_SOCIAL and r() < 0.2)
         customer_wait = delivered - first_touch
         happy = customer_wait <= EXPECTATION[channel] * _MINUTE
@@ -930,11 +1033,15 @@ class _Generator:
         t = fr
         rounds = 0 if r() < 0.45 else 1 if r() < 0.55 else 2 if r() < 0.68 else 3
         for _ in range(rounds):
+            waiting = 0
             if r() < 0.3:
                 t += _MINUTE + int(r() * 10 * _MINUTE)
                 act(t, _STATUS, pb.TICKET_STATUS_PENDING_CUSTOMER, "waiting for details", agent)
+                waiting = t
             t += self._lognormal_ms(180.0)
             run_start = t
+            if waiting:
+                pauses.append((waiting, t))  # until the customer writes
             message(t, pb.AUTHOR_TYPE_CUSTOMER, contact)
             if r() < 0.3:
                 t += _MINUTE + int(r() * 30 * _MINUTE)
@@ -942,36 +1049,40 @@ class _Generator:
             if r() < 0.08:
                 t += 5 * _MINUTE + int(r() * _HOUR)
                 act(t, _STATUS, pb.TICKET_STATUS_ON_HOLD, "waiting for the carrier", agent)
+                held = t
                 t += self._lognormal_ms(24 * 60.0, 0.7)
                 act(t, _STATUS, pb.TICKET_STATUS_OPEN, "carrier answered", agent)
-            nr_due = self._due(calendar, run_start, nr_target)
+                pauses.append((held, t))
             if r() < 0.05:
-                outcome(pb.SLA_TARGET_NEXT_RESPONSE, nr_due, None)  # left unanswered
-                outcome(pb.SLA_TARGET_RESOLUTION, res_due, None)
+                outcome(pb.SLA_TARGET_NEXT_RESPONSE, run_start, None)  # left unanswered
+                outcome(pb.SLA_TARGET_RESOLUTION, t0, None)
                 return self._execute(ticket, plan, contact, channel)
             if r() < 0.05:
                 # Resolved without a reply to the customer's last messages (settled on the
                 # phone, say): the next-response target is not met.
-                outcome(pb.SLA_TARGET_NEXT_RESPONSE, nr_due, None)
+                outcome(pb.SLA_TARGET_NEXT_RESPONSE, run_start, None)
                 break
             t = self._business_hours(t + self._lognormal_ms(median * 0.7, 1.0), office)
             if r() < 0.15:
                 last_agent = agents[int(r() * len(agents))]  # a colleague answers
             answer = message(t, pb.AUTHOR_TYPE_AGENT, last_agent)
-            outcome(pb.SLA_TARGET_NEXT_RESPONSE, nr_due, t)
+            outcome(pb.SLA_TARGET_NEXT_RESPONSE, run_start, t)
+            warned.discard(pb.SLA_TARGET_NEXT_RESPONSE)  # the next cycle is a clock of its own
             receipts(t, answer)
 
         if r() >= 0.85:
-            outcome(pb.SLA_TARGET_RESOLUTION, res_due, None)  # still being worked on
+            outcome(pb.SLA_TARGET_RESOLUTION, t0, None)  # still being worked on
             return self._execute(ticket, plan, contact, channel)
 
         # Resolve, survey, maybe reopen, close. Sometimes in the same instant as the last
         # message ("reply and resolve" in one action): the desk makes the resolve after it.
         resolved = t if r() < 0.12 else t + self._lognormal_ms(120.0)
         act(resolved, _STATUS, pb.TICKET_STATUS_RESOLVED, "solved", last_agent)
-        outcome(pb.SLA_TARGET_RESOLUTION, res_due, resolved)
+        # The desk publishes the survey with the status change, then the SLA outcome.
         survey_id = f"sv-{self.seed}-{index}"
-        act(resolved, _SURVEY_SENT, survey_id, resolved)
+        act(resolved, _SURVEY_SENT, survey_id, resolved, last_agent)  # by the resolver
+        res_due = due_of(pb.SLA_TARGET_RESOLUTION, t0) if targets is not None else 0
+        outcome(pb.SLA_TARGET_RESOLUTION, t0, resolved)
         reopened = r() < 0.08
         if r() < 0.35:
             answered = resolved + min(SURVEY_VALID - _MINUTE, self._lognormal_ms(240.0, 1.2))
@@ -984,13 +1095,15 @@ class _Generator:
             message(again, pb.AUTHOR_TYPE_CUSTOMER, contact)  # reopens the resolved ticket
             t = self._business_hours(again + self._lognormal_ms(median, 1.0), office)
             answer = message(t, pb.AUTHOR_TYPE_AGENT, last_agent)
-            outcome(pb.SLA_TARGET_NEXT_RESPONSE, self._due(calendar, again, nr_target), t)
+            outcome(pb.SLA_TARGET_NEXT_RESPONSE, again, t)
             receipts(t, answer)
             final = t + self._lognormal_ms(60.0)
             act(final, _STATUS, pb.TICKET_STATUS_RESOLVED, "solved again", last_agent)
             if targets is not None and resolved <= res_due:
-                # The resolution clock restarts; the time spent resolved moves its due time.
-                outcome(pb.SLA_TARGET_RESOLUTION, res_due + (again - resolved), final)
+                # The resolution clock restarts (the same clock: no second at-risk warning);
+                # the time spent resolved is a pause, moving its due time.
+                pauses.append((resolved, again))
+                outcome(pb.SLA_TARGET_RESOLUTION, t0, final)
         if r() < 0.6:
             act(
                 final + 2 * _DAY + int(r() * 3 * _DAY),
@@ -1122,14 +1235,25 @@ class _Generator:
                 actor = self._agent(agent_id)
                 yield ev(_T_MET, met.SerializeToString(), ms, actor, contact, subject)
             elif kind == _BREACH:
-                target, due = data
+                target, due, *fired = data
                 version += 1
                 breach = events_pb2.SlaBreached(
                     ticket_id=ticket_id, contact_id=contact, target=target
                 )
                 _set_time(breach.due_time, due)
-                _set_time(breach.fire_time, due + 5 + (due % 997))
+                # When the timer ran: a story gives it, a generated history makes one up.
+                _set_time(breach.fire_time, fired[0] if fired else due + 5 + (due % 997))
                 yield ev(_T_BREACHED, breach.SerializeToString(), ms, _SLA_ACTOR, contact, subject)
+            elif kind == _AT_RISK:
+                target, due, risk, *fired = data
+                version += 1
+                warning = events_pb2.SlaAtRisk(
+                    ticket_id=ticket_id, contact_id=contact, target=target
+                )
+                _set_time(warning.due_time, due)
+                _set_time(warning.at_risk_time, risk)
+                _set_time(warning.fire_time, fired[0] if fired else risk + 5 + (risk % 997))
+                yield ev(_T_AT_RISK, warning.SerializeToString(), ms, _SLA_ACTOR, contact, subject)
             elif kind == _CREATED:
                 creator, routed = data
                 _set_time(ticket.update_time, ms)
@@ -1177,7 +1301,7 @@ class _Generator:
                 actor = self._agent(agent_id)
                 yield ev(_T_LINKED, linked.SerializeToString(), ms, actor, contact, subject)
             elif kind == _SURVEY_SENT:
-                survey_id, sent = data
+                survey_id, sent, *resolver = data
                 survey = pb.Survey(
                     id=survey_id,
                     ticket_id=ticket_id,
@@ -1188,7 +1312,8 @@ class _Generator:
                 _set_time(survey.send_time, sent)
                 _set_time(survey.expire_time, sent + SURVEY_VALID)
                 payload = events_pb2.SurveySent(survey=survey).SerializeToString()
-                actor = _SURVEYS_ACTOR
+                # Sent by resolving the ticket (the resolver's change) or on demand.
+                actor = self._agent(resolver[0]) if resolver else _SURVEYS_ACTOR
                 yield ev(_T_SENT, payload, ms, actor, contact, f"surveys/{survey_id}")
             elif kind == _SURVEY_ANSWERED:
                 survey_id, sent, answer = data
@@ -1255,3 +1380,290 @@ _BODIES: dict[int, dict[bool, str]] = {
     pb.AUTHOR_TYPE_AGENT: {True: "Thanks for waiting, here is what we found.", False: "Checked"},
     pb.AUTHOR_TYPE_BOT: {True: "We received your message and will answer soon.", False: "bot"},
 }
+
+
+# --- stories: one ticket's history given step by step -------------------------------------------
+#
+# A story is what generate() plans for a ticket, written out instead of drawn: the opening facts
+# and the steps that follow, each at its instant. play() turns it into events by the same rules
+# as generate() (versions, first responses, the status changes messages cause, snapshots, SLA
+# outcomes, actors, subjects, keys, order), so a story played through the real service desk can
+# be compared with what this module generates (tests/integration/test_desk_history_contract.py).
+
+
+@dataclass(frozen=True, slots=True)
+class Opening:
+    """How a ticket is opened: what the requester and the desk's configuration give it."""
+
+    ticket_id: str
+    contact_id: str
+    customer_tier: str
+    channel: int
+    type: int
+    priority: int
+    subject: str
+    assignee_id: str
+    team_id: str
+    category: str
+    product: str
+    at: datetime
+    creator: Actor
+    first_message_id: str = ""
+    """The customer's first message, added by the creation ("": none)."""
+    policy_id: str = ""
+    """The SLA policy that applies ("": none)."""
+    targets: tuple[timedelta, timedelta, timedelta] | None = None
+    """Its first-response, next-response and resolution targets."""
+    wall_clock: bool = True
+    """Its targets count wall time (else the calendar's open time)."""
+    calendar: BusinessCalendar | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Said:
+    """A message on the conversation (``author``: ``pb.AUTHOR_TYPE_*``)."""
+
+    at: datetime
+    message_id: str
+    author: int
+    author_id: str
+    public: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """A delivery or read receipt (``kind``: ``pb.RECEIPT_KIND_*``) of an outbound message."""
+
+    at: datetime
+    message_id: str
+    kind: int
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """An agent moves the ticket to ``to`` (``agent_id`` "": the auto-close job does)."""
+
+    at: datetime
+    to: int
+    reason: str
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reassigned:
+    """The supervisor assigns the ticket to ``assignee`` of ``team``."""
+
+    at: datetime
+    assignee: str
+    team: str
+
+
+@dataclass(frozen=True, slots=True)
+class Linked:
+    """An agent links an earlier interaction."""
+
+    at: datetime
+    interaction: pb.Interaction
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """An SLA target's outcome: met at ``done`` if not later than its due time (the target
+    after ``start``, the story's waits and resolved stretches before ``done`` not counting),
+    else breached at its due time (the timer ran at ``fired``; None: made up as in generated
+    histories). ``agent_id``: who met it."""
+
+    target: int
+    start: datetime
+    done: datetime | None
+    agent_id: str = ""
+    fired: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SurveySent:
+    """A survey about the ticket, sent at ``at``: by resolving it (``agent_id``, the resolver)
+    or on demand (``agent_id`` "")."""
+
+    at: datetime
+    survey_id: str
+    agent_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyAnswered:
+    """The customer answers the survey sent at ``sent``."""
+
+    at: datetime
+    survey_id: str
+    sent: datetime
+    answer: pb.SurveyAnswer
+
+
+Step = Said | Receipt | StatusChange | Reassigned | Linked | Outcome | SurveySent | SurveyAnswered
+
+
+def play(
+    opening: Opening, steps: Sequence[Step], *, tenant: str = DEFAULT_TENANT, seed: int = 0
+) -> list[Event]:
+    """The events of one ticket's story, as :func:`generate` would emit them for it."""
+    calendar = opening.calendar or round_the_clock_calendar()
+    start = opening.at - timedelta(days=1)
+    last = max([opening.at, *(_step_time(step) for step in steps)])
+    days = (last - start) / timedelta(days=1) + 1
+    generator = _Generator(seed, 0, tenant, start, days, [calendar], 0.0)
+    t0 = _ms(opening.at)
+    ticket = pb.Ticket(
+        id=opening.ticket_id,
+        tenant_id=tenant,
+        type=opening.type,  # type: ignore[arg-type]
+        channel=opening.channel,  # type: ignore[arg-type]
+        priority=opening.priority,  # type: ignore[arg-type]
+        status=pb.TICKET_STATUS_NEW,
+        subject=opening.subject,
+        contact_id=opening.contact_id,
+        customer_tier=opening.customer_tier,
+        assignee_id=opening.assignee_id,
+        team_id=opening.team_id,
+        category=opening.category,
+        product=opening.product,
+        version=1,
+    )
+    _set_time(ticket.create_time, t0)
+    _set_time(ticket.first_touch_time, t0)
+    hours: tuple[float, float, float] | None = None
+    if opening.targets is not None:
+        hours = (
+            opening.targets[0] / timedelta(hours=1),
+            opening.targets[1] / timedelta(hours=1),
+            opening.targets[2] / timedelta(hours=1),
+        )
+        generator._sla_of(
+            ticket.sla, opening.policy_id, hours, calendar, t0, wall=opening.wall_clock
+        )
+    plan: list[_Action] = []
+    seq = itertools.count()
+    warned: set[tuple[int, int]] = set()
+
+    def act(ms: int, kind: int, *data: Any) -> None:
+        plan.append((ms, next(seq), kind, data))
+
+    act(t0, _CREATED, opening.creator, False)
+    if opening.first_message_id:
+        act(
+            t0,
+            _MSG,
+            opening.first_message_id,
+            pb.AUTHOR_TYPE_CUSTOMER,
+            opening.contact_id,
+            True,
+            True,
+        )
+    pauses = _pauses(steps)
+    for step in steps:
+        if isinstance(step, Said):
+            act(
+                _ms(step.at), _MSG, step.message_id, step.author, step.author_id, step.public, False
+            )
+        elif isinstance(step, Receipt):
+            act(_ms(step.at), _RECEIPT, step.message_id, step.kind)
+        elif isinstance(step, StatusChange):
+            act(_ms(step.at), _STATUS, step.to, step.reason, step.agent_id)
+        elif isinstance(step, Reassigned):
+            act(_ms(step.at), _UPDATE, step.assignee, step.team)
+        elif isinstance(step, Linked):
+            act(_ms(step.at), _LINK, step.interaction, step.agent_id)
+        elif isinstance(step, Outcome):
+            if hours is None:
+                continue  # no SLA, no outcomes
+            target_hours = hours[
+                (
+                    pb.SLA_TARGET_FIRST_RESPONSE,
+                    pb.SLA_TARGET_NEXT_RESPONSE,
+                    pb.SLA_TARGET_RESOLUTION,
+                ).index(step.target)
+            ]
+            amount = round(target_hours * 3600) * 1000
+            began = _ms(step.start)
+            done = None if step.done is None else _ms(step.done)
+            # The pauses the clock had had by then (the desk knows no later ones).
+            known = [(a, b) for a, b in pauses if done is None or a < done]
+            wall = opening.wall_clock
+            due = generator._due_paused(calendar, began, amount, known, wall=wall)
+            risk = generator._due_paused(
+                calendar, began, round(amount * AT_RISK_FRACTION), known, wall=wall
+            )
+            if (done is None or done > risk) and (step.target, began) not in warned:
+                warned.add((step.target, began))  # once per clock (a reopen keeps the clock)
+                act(risk, _AT_RISK, step.target, due, risk)
+            if done is not None and done <= due:
+                act(done, _MET, step.target, due, step.agent_id)
+            elif step.fired is not None:
+                act(due, _BREACH, step.target, due, _ms(step.fired))
+            else:
+                act(due, _BREACH, step.target, due)
+        elif isinstance(step, SurveySent):
+            by = (step.agent_id,) if step.agent_id else ()
+            act(_ms(step.at), _SURVEY_SENT, step.survey_id, _ms(step.at), *by)
+        elif isinstance(step, SurveyAnswered):
+            answer = pb.SurveyAnswer()
+            answer.CopyFrom(step.answer)
+            _set_time(answer.answer_time, _ms(step.at))
+            act(_ms(step.at), _SURVEY_ANSWERED, step.survey_id, _ms(step.sent), answer)
+    return list(generator._execute(ticket, plan, opening.contact_id, opening.channel))
+
+
+def calendar_changed(
+    calendar: BusinessCalendar, at: datetime, *, tenant: str = DEFAULT_TENANT, name: str = ""
+) -> Event:
+    """The ``CalendarChanged`` event of a calendar saved at ``at``, as histories emit them."""
+    return _Generator(0, 0, tenant, at, 1.0, [calendar], 0.0)._calendar_event(
+        calendar, _ms(at), name
+    )
+
+
+def mention_received(mention: pb.Mention, *, tenant: str = DEFAULT_TENANT) -> Event:
+    """The ``MentionReceived`` event of a standalone mention, as histories emit them."""
+    at = datetime.fromtimestamp(mention.posted_time.seconds, UTC)
+    calendar = round_the_clock_calendar()
+    return _Generator(0, 0, tenant, at, 1.0, [calendar], 0.0)._mention_event(mention)
+
+
+def _pauses(steps: Sequence[Step]) -> list[tuple[int, int]]:
+    """The stretches (ms) in which a story's SLA clocks stand still: waiting for the customer
+    (until the customer writes or an agent moves it on), on hold, resolved until reopened."""
+    pauses: list[tuple[int, int]] = []
+    status: int = pb.TICKET_STATUS_NEW
+    since = 0
+    waits = (pb.TICKET_STATUS_PENDING_CUSTOMER, pb.TICKET_STATUS_ON_HOLD)
+    for step in steps:
+        if isinstance(step, StatusChange):
+            to = step.to
+        elif isinstance(step, Said) and step.author == pb.AUTHOR_TYPE_CUSTOMER:
+            to = (
+                pb.TICKET_STATUS_OPEN
+                if status in (pb.TICKET_STATUS_PENDING_CUSTOMER, pb.TICKET_STATUS_RESOLVED)
+                else status
+            )
+        else:
+            continue
+        at = _ms(step.at)
+        stands = status in waits or status == pb.TICKET_STATUS_RESOLVED
+        if stands and to not in waits and to != pb.TICKET_STATUS_RESOLVED:
+            pauses.append((since, at))
+        elif not stands and (to in waits or to == pb.TICKET_STATUS_RESOLVED):
+            since = at
+        elif stands and to != status:
+            pauses.append((since, at))  # from one standing status to another
+            since = at
+        status = to
+    return pauses
+
+
+def _step_time(step: Step) -> datetime:
+    if isinstance(step, Outcome):
+        return max(step.start, step.done or step.start, step.fired or step.start) + timedelta(
+            days=1
+        )
+    return step.at

@@ -12,6 +12,7 @@ from typing import Any
 
 from crm.contacts.v1 import contacts_pb2 as pb
 from crm.contacts.v1 import contacts_pb2_grpc
+from crm_contacts import contract
 from crm_contacts.api import convert
 from crm_contacts.domain import InvalidValueError
 from crm_contacts.domain.contact import LifecycleStage
@@ -41,7 +42,7 @@ def _lookup_result(
     return result(
         outcome=result.OUTCOME_FOUND,
         contact_id=owner.contact_id,
-        tier=convert.enum_to_pb(owner.tier),  # type: ignore[arg-type]
+        tier=contract.enum_to_pb(owner.tier),  # type: ignore[arg-type]
     )
 
 
@@ -72,13 +73,13 @@ class ContactsService(contacts_pb2_grpc.ContactsServiceServicer):
             convert.contact_input(request.contact),
             IdempotentRequest.of(call.tenant_id, CONTACT_CREATES, request.request_id, request),
         )
-        return pb.CreateContactResponse(contact=convert.contact_to_pb(saved))
+        return pb.CreateContactResponse(contact=contract.contact_to_pb(saved))
 
     async def GetContact(
         self, request: pb.GetContactRequest, context: Context
     ) -> pb.GetContactResponse:
         contact = await self.contacts.get(current_call().tenant_id, request.id)
-        return pb.GetContactResponse(contact=convert.contact_to_pb(contact))
+        return pb.GetContactResponse(contact=contract.contact_to_pb(contact))
 
     async def UpdateContact(
         self, request: pb.UpdateContactRequest, context: Context
@@ -90,14 +91,14 @@ class ContactsService(contacts_pb2_grpc.ContactsServiceServicer):
             list(request.update_mask.paths),
             request.expected_version or None,
         )
-        return pb.UpdateContactResponse(contact=convert.contact_to_pb(saved))
+        return pb.UpdateContactResponse(contact=contract.contact_to_pb(saved))
 
     async def ListContacts(
         self, request: pb.ListContactsRequest, context: Context
     ) -> pb.ListContactsResponse:
         filters: dict[str, str] = {}
-        stage = convert.enum_from_pb(LifecycleStage, request.lifecycle_stage)
-        tier = convert.enum_from_pb(Tier, request.tier)
+        stage = contract.enum_from_pb(LifecycleStage, request.lifecycle_stage)
+        tier = contract.enum_from_pb(Tier, request.tier)
         if stage is not None:
             filters["lifecycle_stage"] = stage.value
         if tier is not None:
@@ -111,7 +112,7 @@ class ContactsService(contacts_pb2_grpc.ContactsServiceServicer):
             current_call().tenant_id, filters, request.page_size, request.page_token
         )
         return pb.ListContactsResponse(
-            contacts=[convert.contact_to_pb(c) for c in found], next_page_token=token
+            contacts=[contract.contact_to_pb(c) for c in found], next_page_token=token
         )
 
     async def SearchContacts(
@@ -121,23 +122,23 @@ class ContactsService(contacts_pb2_grpc.ContactsServiceServicer):
             current_call().tenant_id, request.name_prefix, request.page_size, request.page_token
         )
         return pb.SearchContactsResponse(
-            contacts=[convert.contact_to_pb(c) for c in found], next_page_token=token
+            contacts=[contract.contact_to_pb(c) for c in found], next_page_token=token
         )
 
     async def LookupContactByIdentity(
         self, request: pb.LookupContactByIdentityRequest, context: Context
     ) -> pb.LookupContactByIdentityResponse:
         identity = request.identity
-        kind = convert.enum_from_pb(IdentityKind, identity.kind)
+        kind = contract.enum_from_pb(IdentityKind, identity.kind)
         if kind is None:
             raise InvalidArgument.single("identity.kind", "is required")
-        network = convert.enum_from_pb(SocialNetwork, identity.network)
+        network = contract.enum_from_pb(SocialNetwork, identity.network)
         try:
             key = lookup_key(kind, identity.value, network, default_region=self.region)
         except InvalidValueError as exc:
             raise InvalidArgument.single("identity.value", str(exc)) from None
         contact = await self.contacts.find_by_identity(current_call().tenant_id, key)
-        return pb.LookupContactByIdentityResponse(contact=convert.contact_to_pb(contact))
+        return pb.LookupContactByIdentityResponse(contact=contract.contact_to_pb(contact))
 
     async def BatchLookupContactsByIdentity(
         self, request: pb.BatchLookupContactsByIdentityRequest, context: Context
@@ -146,10 +147,10 @@ class ContactsService(contacts_pb2_grpc.ContactsServiceServicer):
         # one item's answer, not the batch's failure (the batch often comes from inbound data).
         keys: list[IdentityKey | str] = []
         for index, identity in enumerate(request.identities):
-            kind = convert.enum_from_pb(IdentityKind, identity.kind)
+            kind = contract.enum_from_pb(IdentityKind, identity.kind)
             if kind is None:  # refused by the proto rules before the handler runs
                 raise InvalidArgument.single(f"identities[{index}].kind", "is required")
-            network = convert.enum_from_pb(SocialNetwork, identity.network)
+            network = contract.enum_from_pb(SocialNetwork, identity.network)
             try:
                 keys.append(lookup_key(kind, identity.value, network, default_region=self.region))
             except InvalidValueError as exc:
@@ -172,13 +173,13 @@ class ContactsService(contacts_pb2_grpc.ContactsServiceServicer):
             convert.organization_input(request.organization),
             IdempotentRequest.of(call.tenant_id, ORGANIZATION_CREATES, request.request_id, request),
         )
-        return pb.CreateOrganizationResponse(organization=convert.organization_to_pb(saved))
+        return pb.CreateOrganizationResponse(organization=contract.organization_to_pb(saved))
 
     async def GetOrganization(
         self, request: pb.GetOrganizationRequest, context: Context
     ) -> pb.GetOrganizationResponse:
         organization = await self.organizations.get(current_call().tenant_id, request.id)
-        return pb.GetOrganizationResponse(organization=convert.organization_to_pb(organization))
+        return pb.GetOrganizationResponse(organization=contract.organization_to_pb(organization))
 
     async def UpdateOrganization(
         self, request: pb.UpdateOrganizationRequest, context: Context
@@ -190,13 +191,13 @@ class ContactsService(contacts_pb2_grpc.ContactsServiceServicer):
             list(request.update_mask.paths),
             request.expected_version or None,
         )
-        return pb.UpdateOrganizationResponse(organization=convert.organization_to_pb(saved))
+        return pb.UpdateOrganizationResponse(organization=contract.organization_to_pb(saved))
 
     async def ListOrganizations(
         self, request: pb.ListOrganizationsRequest, context: Context
     ) -> pb.ListOrganizationsResponse:
         filters: dict[str, str] = {}
-        tier = convert.enum_from_pb(Tier, request.tier)
+        tier = contract.enum_from_pb(Tier, request.tier)
         if tier is not None:
             filters["tier"] = tier.value
         if request.owner_id:
@@ -205,5 +206,5 @@ class ContactsService(contacts_pb2_grpc.ContactsServiceServicer):
             current_call().tenant_id, filters, request.page_size, request.page_token
         )
         return pb.ListOrganizationsResponse(
-            organizations=[convert.organization_to_pb(o) for o in found], next_page_token=token
+            organizations=[contract.organization_to_pb(o) for o in found], next_page_token=token
         )

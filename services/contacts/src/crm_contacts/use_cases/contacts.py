@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from crm_contacts import events
 from crm_contacts.domain.contact import Contact, ContactInput
 from crm_contacts.domain.identity import IdentityKey
 from crm_contacts.storage import ContactStore, IdentityOwner
-from crm_contacts.use_cases import published
 from crm_contacts.use_cases._common import WRITE_RETRIES, new_id, now_ms
 from crm_platform.clock import Clock
 from crm_platform.context import CallContext
@@ -56,7 +56,7 @@ class Contacts:
             now=now_ms(self.clock),
             default_region=self.region,
         )
-        event = published.contact_created(contact, call)
+        event = events.contact_created(contact, call)
 
         async def create(tx: Transaction) -> Contact:
             if (earlier := await tx.earlier_result(request)) is not None:
@@ -97,7 +97,7 @@ class Contacts:
                 await self._require_organization(new, tx)
             await self.store.replace_contact(current.version, new, tx.session)
             tx.publish(
-                [published.contact_updated(change, current.version, call)], sequence=new.version
+                [events.contact_updated(change, current.version, call)], sequence=new.version
             )
             return new
 

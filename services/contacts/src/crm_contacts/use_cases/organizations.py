@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from crm_contacts import events
 from crm_contacts.domain.organization import Organization, OrganizationInput
 from crm_contacts.storage import ContactStore
-from crm_contacts.use_cases import published
 from crm_contacts.use_cases._common import WRITE_RETRIES, new_id, now_ms
 from crm_platform.clock import Clock
 from crm_platform.context import CallContext
@@ -34,7 +34,7 @@ class Organizations:
         organization = Organization.create(
             id=new_id(), tenant_id=call.tenant_id, fields=fields, now=now_ms(self.clock)
         )
-        event = published.organization_created(organization, call)
+        event = events.organization_created(organization, call)
 
         async def create(tx: Transaction) -> Organization:
             if (earlier := await tx.earlier_result(request)) is not None:
@@ -65,7 +65,7 @@ class Organizations:
             new = change.organization
             await self.store.replace_organization(current.version, new, tx.session)
             tx.publish(
-                [published.organization_updated(change, current.version, call)],
+                [events.organization_updated(change, current.version, call)],
                 sequence=new.version,
             )
             return new

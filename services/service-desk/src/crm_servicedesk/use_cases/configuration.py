@@ -77,6 +77,7 @@ class Configuration:
             calendar_id,
             lambda tx: self.store.save_calendar(record, tenant_id, tx.session),
             events.calendar_changed(record),
+            record.updated_at,
         )
 
     async def save_policy(self, policy: SlaPolicy) -> None:
@@ -87,6 +88,7 @@ class Configuration:
             policy.policy_id,
             lambda tx: self.store.save_versioned("policy", policy, tenant_id, tx.session),
             events.policy_changed(policy),
+            policy.updated_at,
         )
 
     async def save_rule(self, rule: RoutingRule) -> None:
@@ -97,6 +99,7 @@ class Configuration:
             rule.rule_id,
             lambda tx: self.store.save_versioned("rule", rule, tenant_id, tx.session),
             events.rule_changed(rule),
+            rule.update_time,
         )
 
     async def put_agent(self, agent: Agent) -> None:
@@ -106,6 +109,7 @@ class Configuration:
             scoped_id(agent.tenant_id, agent.agent_id),
             lambda tx: self.store.put_agent(agent, tx.session),
             events.agent_changed(agent),
+            self.now(),  # an agent record keeps no change time of its own
         )
 
     async def _save(
@@ -114,8 +118,9 @@ class Configuration:
         doc_id: str,
         write: Callable[[Transaction], Awaitable[None]],
         payload: ProtoMessage,
+        at: datetime,
     ) -> None:
-        at = self.now()
+        """Write one configuration item and its event, stamped when the item says it changed."""
 
         async def work(tx: Transaction) -> None:
             await write(tx)

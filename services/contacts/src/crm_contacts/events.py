@@ -6,7 +6,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message
 
 from crm.contacts.v1 import events_pb2 as events
-from crm_contacts.api import convert
+from crm_contacts import contract
 from crm_contacts.domain.contact import Contact, ContactUpdate
 from crm_contacts.domain.organization import Organization, OrganizationUpdate
 from crm_platform.context import CallContext
@@ -41,14 +41,14 @@ def _organization_event(payload: Message, organization: Organization, call: Call
 
 def contact_created(contact: Contact, call: CallContext) -> Event:
     """``ContactCreated`` for a new contact."""
-    payload = events.ContactCreated(contact=convert.contact_to_pb(contact))
+    payload = events.ContactCreated(contact=contract.contact_to_pb(contact))
     return _contact_event(payload, contact, call)
 
 
 def contact_updated(update: ContactUpdate, previous_version: int, call: CallContext) -> Event:
     """``ContactUpdated`` for a change of the fields ``update`` names."""
     payload = events.ContactUpdated(
-        contact=convert.contact_to_pb(update.contact),
+        contact=contract.contact_to_pb(update.contact),
         changed_fields=FieldMask(paths=update.changed_paths),
         previous_version=previous_version,
     )
@@ -57,7 +57,7 @@ def contact_updated(update: ContactUpdate, previous_version: int, call: CallCont
 
 def organization_created(organization: Organization, call: CallContext) -> Event:
     """``OrganizationCreated`` for a new organisation."""
-    payload = events.OrganizationCreated(organization=convert.organization_to_pb(organization))
+    payload = events.OrganizationCreated(organization=contract.organization_to_pb(organization))
     return _organization_event(payload, organization, call)
 
 
@@ -66,7 +66,7 @@ def organization_updated(
 ) -> Event:
     """``OrganizationUpdated`` for a change of the fields ``update`` names."""
     payload = events.OrganizationUpdated(
-        organization=convert.organization_to_pb(update.organization),
+        organization=contract.organization_to_pb(update.organization),
         changed_fields=FieldMask(paths=update.changed_paths),
         previous_version=previous_version,
     )
