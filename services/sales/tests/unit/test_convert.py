@@ -7,6 +7,7 @@ from enum import StrEnum
 import pytest
 
 from crm.sales.v1 import sales_pb2 as pb
+from crm_sales import contract
 from crm_sales.api import convert
 from crm_sales.domain.lead import LeadSource, LeadStatus
 from crm_sales.domain.opportunity import BuyingRole
@@ -23,12 +24,12 @@ from crm_sales.domain.pipeline import StageKind
     ],
 )
 def test_every_enum_member_has_exactly_one_proto_value(kind: type[StrEnum], proto: object) -> None:
-    numbers = {convert.enum_to_pb(member) for member in kind}
+    numbers = {contract.enum_to_pb(member) for member in kind}
     assert 0 not in numbers
     assert len(numbers) == len(kind) == len(proto.values()) - 1  # type: ignore[attr-defined]
-    assert {convert.enum_from_pb(kind, n) for n in numbers} == set(kind)
-    assert convert.enum_from_pb(kind, 0) is None
-    assert convert.enum_from_pb(kind, 999) is None
+    assert {contract.enum_from_pb(kind, n) for n in numbers} == set(kind)
+    assert contract.enum_from_pb(kind, 0) is None
+    assert contract.enum_from_pb(kind, 999) is None
 
 
 def test_opportunity_message_fields_reach_the_domain_input() -> None:

@@ -1,63 +1,18 @@
-"""Protobuf messages ↔ domain types of the sales service (the only place that knows both)."""
+"""Requests of ``crm.sales.v1.SalesService`` → domain inputs (responses and events are built in
+:mod:`crm_sales.contract`)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from enum import StrEnum
-from typing import TypeVar
-
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from crm.sales.v1 import sales_pb2 as pb
-from crm_sales.domain.lead import Lead, LeadInput, LeadSource, LeadStatus
+from crm_sales.contract import enum_from_pb
+from crm_sales.domain.lead import LeadInput, LeadSource
 from crm_sales.domain.opportunity import (
     BuyingCentreMember,
     BuyingRole,
     LineItem,
-    Opportunity,
     OpportunityInput,
-    StageChange,
 )
-from crm_sales.domain.pipeline import Pipeline, PipelineInput, Stage, StageKind
-
-E = TypeVar("E", bound=StrEnum)
-
-_PREFIXES: dict[type[StrEnum], str] = {
-    StageKind: "STAGE_KIND_",
-    BuyingRole: "BUYING_ROLE_",
-    LeadSource: "LEAD_SOURCE_",
-    LeadStatus: "LEAD_STATUS_",
-}
-_PB_ENUMS = {kind: pb.DESCRIPTOR.enum_types_by_name[kind.__name__] for kind in _PREFIXES}
-
-
-def enum_from_pb(kind: type[E], value: int) -> E | None:
-    """The domain member of a proto enum value; ``None`` for UNSPECIFIED (0) and unknown
-    values (the proto rules refuse those before a handler runs)."""
-    described = _PB_ENUMS[kind].values_by_number.get(value)
-    if value == 0 or described is None:
-        return None
-    return kind(described.name.removeprefix(_PREFIXES[kind]).lower())
-
-
-def enum_to_pb(member: StrEnum | None) -> int:
-    """The proto enum value of a domain member (0 for ``None``)."""
-    if member is None:
-        return 0
-    kind = type(member)
-    number: int = _PB_ENUMS[kind].values_by_name[_PREFIXES[kind] + member.value.upper()].number
-    return number
-
-
-def _timestamp(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
-# --- pipelines ------------------------------------------------------------------------------
+from crm_sales.domain.pipeline import PipelineInput, Stage, StageKind
 
 
 def stage_from_pb(message: pb.Stage) -> Stage:
@@ -69,30 +24,6 @@ def stage_from_pb(message: pb.Stage) -> Stage:
 def pipeline_input(message: pb.Pipeline) -> PipelineInput:
     """The caller-settable fields of a pipeline message."""
     return PipelineInput(message.name, tuple(stage_from_pb(s) for s in message.stages))
-
-
-def pipeline_to_pb(pipeline: Pipeline) -> pb.Pipeline:
-    """The API form of a pipeline version."""
-    return pb.Pipeline(
-        id=pipeline.id,
-        tenant_id=pipeline.tenant_id,
-        name=pipeline.name,
-        stages=[
-            pb.Stage(
-                id=s.id,
-                name=s.name,
-                win_probability_percent=s.win_probability_percent,
-                kind=enum_to_pb(s.kind),  # type: ignore[arg-type]
-            )
-            for s in pipeline.stages
-        ],
-        version=pipeline.version,
-        create_time=_timestamp(pipeline.create_time),
-        update_time=_timestamp(pipeline.update_time),
-    )
-
-
-# --- opportunities --------------------------------------------------------------------------
 
 
 def opportunity_input(message: pb.Opportunity) -> OpportunityInput:
@@ -123,66 +54,6 @@ def opportunity_input(message: pb.Opportunity) -> OpportunityInput:
     )
 
 
-def stage_change_to_pb(change: StageChange) -> pb.StageChange:
-    """The API form of a stage change."""
-    return pb.StageChange(
-        from_stage_id=change.from_stage_id,
-        to_stage_id=change.to_stage_id,
-        to_kind=enum_to_pb(change.to_kind),  # type: ignore[arg-type]
-        win_probability_percent=change.win_probability_percent,
-        change_time=_timestamp(change.change_time),
-        actor=change.actor,
-        reason=change.reason,
-    )
-
-
-def opportunity_to_pb(opportunity: Opportunity) -> pb.Opportunity:
-    """The API form of an opportunity."""
-    o = opportunity
-    return pb.Opportunity(
-        id=o.id,
-        tenant_id=o.tenant_id,
-        name=o.name,
-        account_id=o.account_id,
-        primary_contact_id=o.primary_contact_id,
-        buying_centre=[
-            pb.BuyingCentreMember(
-                contact_id=m.contact_id,
-                roles=[enum_to_pb(r) for r in m.roles],  # type: ignore[misc]
-            )
-            for m in o.buying_centre
-        ],
-        amount_minor=o.amount_minor,
-        currency=o.currency,
-        expected_close_date=o.expected_close_date,
-        pipeline_id=o.pipeline_id,
-        pipeline_version=o.pipeline_version,
-        stage_id=o.stage_id,
-        status=enum_to_pb(o.status),  # type: ignore[arg-type]
-        owner_id=o.owner_id,
-        source_lead_id=o.source_lead_id,
-        campaign_id=o.campaign_id,
-        line_items=[
-            pb.LineItem(
-                product_id=i.product_id,
-                description=i.description,
-                quantity=i.quantity,
-                unit_price_minor=i.unit_price_minor,
-            )
-            for i in o.line_items
-        ],
-        stage_history=[stage_change_to_pb(c) for c in o.stage_history],
-        close_reason=o.close_reason,
-        close_time=_timestamp(o.close_time),
-        version=o.version,
-        create_time=_timestamp(o.create_time),
-        update_time=_timestamp(o.update_time),
-    )
-
-
-# --- leads ----------------------------------------------------------------------------------
-
-
 def lead_input(message: pb.Lead) -> LeadInput:
     """The caller-settable fields of a lead message."""
     return LeadInput(
@@ -195,29 +66,4 @@ def lead_input(message: pb.Lead) -> LeadInput:
         campaign_id=message.campaign_id,
         owner_id=message.owner_id,
         origin_mention_id=message.origin_mention_id,
-    )
-
-
-def lead_to_pb(lead: Lead) -> pb.Lead:
-    """The API form of a lead."""
-    return pb.Lead(
-        id=lead.id,
-        tenant_id=lead.tenant_id,
-        contact_id=lead.contact_id,
-        person_name=lead.person_name,
-        company_name=lead.company_name,
-        email=lead.email,
-        phone=lead.phone,
-        source=enum_to_pb(lead.source),  # type: ignore[arg-type]
-        campaign_id=lead.campaign_id,
-        owner_id=lead.owner_id,
-        status=enum_to_pb(lead.status),  # type: ignore[arg-type]
-        disqualify_reason=lead.disqualify_reason,
-        origin_mention_id=lead.origin_mention_id,
-        converted_contact_id=lead.converted_contact_id,
-        converted_organization_id=lead.converted_organization_id,
-        converted_opportunity_id=lead.converted_opportunity_id,
-        version=lead.version,
-        create_time=_timestamp(lead.create_time),
-        update_time=_timestamp(lead.update_time),
     )

@@ -13,6 +13,7 @@ from crm.sales.v1 import sales_pb2 as pb
 from crm.sales.v1 import sales_pb2_grpc
 from crm_platform.context import current_call
 from crm_platform.idempotency import IdempotentRequest
+from crm_sales import contract
 from crm_sales.api import convert
 from crm_sales.domain.lead import LeadSource, LeadStatus
 from crm_sales.domain.pipeline import StageKind
@@ -51,7 +52,7 @@ class SalesService(sales_pb2_grpc.SalesServiceServicer):
             convert.pipeline_input(request.pipeline),
             IdempotentRequest.of(call.tenant_id, PIPELINE_CREATES, request.request_id, request),
         )
-        return pb.CreatePipelineResponse(pipeline=convert.pipeline_to_pb(saved))
+        return pb.CreatePipelineResponse(pipeline=contract.pipeline_to_pb(saved))
 
     async def GetPipeline(
         self, request: pb.GetPipelineRequest, context: Context
@@ -59,7 +60,7 @@ class SalesService(sales_pb2_grpc.SalesServiceServicer):
         pipeline = await self.pipelines.get(
             current_call().tenant_id, request.id, request.version or None
         )
-        return pb.GetPipelineResponse(pipeline=convert.pipeline_to_pb(pipeline))
+        return pb.GetPipelineResponse(pipeline=contract.pipeline_to_pb(pipeline))
 
     async def ListPipelines(
         self, request: pb.ListPipelinesRequest, context: Context
@@ -68,7 +69,7 @@ class SalesService(sales_pb2_grpc.SalesServiceServicer):
             current_call().tenant_id, request.page_size, request.page_token
         )
         return pb.ListPipelinesResponse(
-            pipelines=[convert.pipeline_to_pb(p) for p in found], next_page_token=token
+            pipelines=[contract.pipeline_to_pb(p) for p in found], next_page_token=token
         )
 
     async def UpdatePipeline(
@@ -81,7 +82,7 @@ class SalesService(sales_pb2_grpc.SalesServiceServicer):
             list(request.update_mask.paths),
             request.expected_version or None,
         )
-        return pb.UpdatePipelineResponse(pipeline=convert.pipeline_to_pb(saved))
+        return pb.UpdatePipelineResponse(pipeline=contract.pipeline_to_pb(saved))
 
     # --- opportunities ----------------------------------------------------------------------
 
@@ -94,19 +95,19 @@ class SalesService(sales_pb2_grpc.SalesServiceServicer):
             convert.opportunity_input(request.opportunity),
             IdempotentRequest.of(call.tenant_id, OPPORTUNITY_CREATES, request.request_id, request),
         )
-        return pb.CreateOpportunityResponse(opportunity=convert.opportunity_to_pb(saved))
+        return pb.CreateOpportunityResponse(opportunity=contract.opportunity_to_pb(saved))
 
     async def GetOpportunity(
         self, request: pb.GetOpportunityRequest, context: Context
     ) -> pb.GetOpportunityResponse:
         found = await self.opportunities.get(current_call().tenant_id, request.id)
-        return pb.GetOpportunityResponse(opportunity=convert.opportunity_to_pb(found))
+        return pb.GetOpportunityResponse(opportunity=contract.opportunity_to_pb(found))
 
     async def ListOpportunities(
         self, request: pb.ListOpportunitiesRequest, context: Context
     ) -> pb.ListOpportunitiesResponse:
         filters: dict[str, str] = {}
-        if (status := convert.enum_from_pb(StageKind, request.status)) is not None:
+        if (status := contract.enum_from_pb(StageKind, request.status)) is not None:
             filters["status"] = status.value
         for name in ("pipeline_id", "stage_id", "owner_id", "account_id", "campaign_id"):
             if value := getattr(request, name):
@@ -115,7 +116,7 @@ class SalesService(sales_pb2_grpc.SalesServiceServicer):
             current_call().tenant_id, filters, request.page_size, request.page_token
         )
         return pb.ListOpportunitiesResponse(
-            opportunities=[convert.opportunity_to_pb(o) for o in found], next_page_token=token
+            opportunities=[contract.opportunity_to_pb(o) for o in found], next_page_token=token
         )
 
     async def UpdateOpportunity(
@@ -128,7 +129,7 @@ class SalesService(sales_pb2_grpc.SalesServiceServicer):
             list(request.update_mask.paths),
             request.expected_version or None,
         )
-        return pb.UpdateOpportunityResponse(opportunity=convert.opportunity_to_pb(saved))
+        return pb.UpdateOpportunityResponse(opportunity=contract.opportunity_to_pb(saved))
 
     async def MoveOpportunityStage(
         self, request: pb.MoveOpportunityStageRequest, context: Context
@@ -136,7 +137,7 @@ class SalesService(sales_pb2_grpc.SalesServiceServicer):
         saved = await self.opportunities.move_stage(
             current_call(), request.id, request.stage_id, request.expected_version or None
         )
-        return pb.MoveOpportunityStageResponse(opportunity=convert.opportunity_to_pb(saved))
+        return pb.MoveOpportunityStageResponse(opportunity=contract.opportunity_to_pb(saved))
 
     async def WinOpportunity(
         self, request: pb.WinOpportunityRequest, context: Context
@@ -148,7 +149,7 @@ class SalesService(sales_pb2_grpc.SalesServiceServicer):
             request.reason,
             request.expected_version or None,
         )
-        return pb.WinOpportunityResponse(opportunity=convert.opportunity_to_pb(saved))
+        return pb.WinOpportunityResponse(opportunity=contract.opportunity_to_pb(saved))
 
     async def LoseOpportunity(
         self, request: pb.LoseOpportunityRequest, context: Context
@@ -160,7 +161,7 @@ class SalesService(sales_pb2_grpc.SalesServiceServicer):
             request.reason,
             request.expected_version or None,
         )
-        return pb.LoseOpportunityResponse(opportunity=convert.opportunity_to_pb(saved))
+        return pb.LoseOpportunityResponse(opportunity=contract.opportunity_to_pb(saved))
 
     async def ReopenOpportunity(
         self, request: pb.ReopenOpportunityRequest, context: Context
@@ -172,7 +173,7 @@ class SalesService(sales_pb2_grpc.SalesServiceServicer):
             request.reason,
             request.expected_version or None,
         )
-        return pb.ReopenOpportunityResponse(opportunity=convert.opportunity_to_pb(saved))
+        return pb.ReopenOpportunityResponse(opportunity=contract.opportunity_to_pb(saved))
 
     # --- leads ------------------------------------------------------------------------------
 
@@ -185,19 +186,19 @@ class SalesService(sales_pb2_grpc.SalesServiceServicer):
             convert.lead_input(request.lead),
             IdempotentRequest.of(call.tenant_id, LEAD_CREATES, request.request_id, request),
         )
-        return pb.CreateLeadResponse(lead=convert.lead_to_pb(saved))
+        return pb.CreateLeadResponse(lead=contract.lead_to_pb(saved))
 
     async def GetLead(self, request: pb.GetLeadRequest, context: Context) -> pb.GetLeadResponse:
         lead = await self.leads.get(current_call().tenant_id, request.id)
-        return pb.GetLeadResponse(lead=convert.lead_to_pb(lead))
+        return pb.GetLeadResponse(lead=contract.lead_to_pb(lead))
 
     async def ListLeads(
         self, request: pb.ListLeadsRequest, context: Context
     ) -> pb.ListLeadsResponse:
         filters: dict[str, str] = {}
-        if (status := convert.enum_from_pb(LeadStatus, request.status)) is not None:
+        if (status := contract.enum_from_pb(LeadStatus, request.status)) is not None:
             filters["status"] = status.value
-        if (source := convert.enum_from_pb(LeadSource, request.source)) is not None:
+        if (source := contract.enum_from_pb(LeadSource, request.source)) is not None:
             filters["source"] = source.value
         for name in ("owner_id", "campaign_id"):
             if value := getattr(request, name):
@@ -206,7 +207,7 @@ class SalesService(sales_pb2_grpc.SalesServiceServicer):
             current_call().tenant_id, filters, request.page_size, request.page_token
         )
         return pb.ListLeadsResponse(
-            leads=[convert.lead_to_pb(lead) for lead in found], next_page_token=token
+            leads=[contract.lead_to_pb(lead) for lead in found], next_page_token=token
         )
 
     async def UpdateLead(
@@ -219,7 +220,7 @@ class SalesService(sales_pb2_grpc.SalesServiceServicer):
             list(request.update_mask.paths),
             request.expected_version or None,
         )
-        return pb.UpdateLeadResponse(lead=convert.lead_to_pb(saved))
+        return pb.UpdateLeadResponse(lead=contract.lead_to_pb(saved))
 
     async def StartWorkingLead(
         self, request: pb.StartWorkingLeadRequest, context: Context
@@ -227,7 +228,7 @@ class SalesService(sales_pb2_grpc.SalesServiceServicer):
         saved = await self.leads.start_working(
             current_call(), request.id, request.expected_version or None
         )
-        return pb.StartWorkingLeadResponse(lead=convert.lead_to_pb(saved))
+        return pb.StartWorkingLeadResponse(lead=contract.lead_to_pb(saved))
 
     async def QualifyLead(
         self, request: pb.QualifyLeadRequest, context: Context
@@ -235,7 +236,7 @@ class SalesService(sales_pb2_grpc.SalesServiceServicer):
         saved = await self.leads.qualify(
             current_call(), request.id, request.expected_version or None
         )
-        return pb.QualifyLeadResponse(lead=convert.lead_to_pb(saved))
+        return pb.QualifyLeadResponse(lead=contract.lead_to_pb(saved))
 
     async def DisqualifyLead(
         self, request: pb.DisqualifyLeadRequest, context: Context
@@ -243,7 +244,7 @@ class SalesService(sales_pb2_grpc.SalesServiceServicer):
         saved = await self.leads.disqualify(
             current_call(), request.id, request.reason, request.expected_version or None
         )
-        return pb.DisqualifyLeadResponse(lead=convert.lead_to_pb(saved))
+        return pb.DisqualifyLeadResponse(lead=contract.lead_to_pb(saved))
 
     async def ConvertLead(
         self, request: pb.ConvertLeadRequest, context: Context
@@ -256,6 +257,6 @@ class SalesService(sales_pb2_grpc.SalesServiceServicer):
             request.expected_version or None,
         )
         return pb.ConvertLeadResponse(
-            lead=convert.lead_to_pb(conversion.lead),
-            opportunity=convert.opportunity_to_pb(conversion.opportunity),
+            lead=contract.lead_to_pb(conversion.lead),
+            opportunity=contract.opportunity_to_pb(conversion.opportunity),
         )

@@ -28,11 +28,11 @@ from crm_platform.clock import Clock
 from crm_platform.context import CallContext
 from crm_platform.errors import FailedPrecondition, InvalidArgument, NotFound
 from crm_platform.unit_of_work import Transaction, UnitOfWork
+from crm_sales import events
 from crm_sales.domain.lead import Lead, LeadStatus
 from crm_sales.domain.opportunity import Opportunity, OpportunityInput
 from crm_sales.domain.pipeline import Pipeline
 from crm_sales.storage import SalesStore
-from crm_sales.use_cases import published
 from crm_sales.use_cases._common import WRITE_RETRIES, new_id, now_ms
 
 UNKNOWN_CONTACT = "UNKNOWN_CONTACT"
@@ -160,10 +160,10 @@ class LeadConversions:
             await self.store.insert_opportunity(opportunity, tx.session)
             await self.store.replace_lead(current.version, converted, tx.session)
             tx.publish(
-                [published.opportunity_created(opportunity, call)], sequence=opportunity.version
+                [events.opportunity_created(opportunity, call)], sequence=opportunity.version
             )
             tx.publish(
-                [published.lead_converted(converted, contact.created, current.version, call)],
+                [events.lead_converted(converted, contact.created, current.version, call)],
                 sequence=converted.version,
             )
             return Conversion(converted, opportunity)

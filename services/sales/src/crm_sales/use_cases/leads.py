@@ -9,9 +9,9 @@ from crm_platform.context import CallContext
 from crm_platform.idempotency import IdempotentRequest
 from crm_platform.paging import PageQuery
 from crm_platform.unit_of_work import Transaction, UnitOfWork
+from crm_sales import events
 from crm_sales.domain.lead import Lead, LeadInput
 from crm_sales.storage import SalesStore
-from crm_sales.use_cases import published
 from crm_sales.use_cases._common import WRITE_RETRIES, after_id, new_id, now_ms
 
 OPERATION = "lead"
@@ -33,7 +33,7 @@ class Leads:
         lead = Lead.create(
             id=new_id(), tenant_id=call.tenant_id, fields=fields, now=now_ms(self.clock)
         )
-        event = published.lead_created(lead, call)
+        event = events.lead_created(lead, call)
 
         async def create(tx: Transaction) -> Lead:
             if (earlier := await tx.earlier_result(request)) is not None:
@@ -62,7 +62,7 @@ class Leads:
                 return current
             await self.store.replace_lead(current.version, change.lead, tx.session)
             tx.publish(
-                [published.lead_updated(change, current.version, call)],
+                [events.lead_updated(change, current.version, call)],
                 sequence=change.lead.version,
             )
             return change.lead
@@ -116,7 +116,7 @@ class Leads:
             changed = rule(current)
             await self.store.replace_lead(current.version, changed, tx.session)
             tx.publish(
-                [published.lead_status_changed(changed, current.status, current.version, call)],
+                [events.lead_status_changed(changed, current.status, current.version, call)],
                 sequence=changed.version,
             )
             return changed

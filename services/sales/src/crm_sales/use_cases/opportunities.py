@@ -18,10 +18,10 @@ from crm_platform.errors import InvalidArgument, NotFound
 from crm_platform.idempotency import IdempotentRequest
 from crm_platform.paging import PageQuery
 from crm_platform.unit_of_work import Transaction, UnitOfWork
+from crm_sales import events
 from crm_sales.domain.opportunity import Opportunity, OpportunityInput, StageMove
 from crm_sales.domain.pipeline import Pipeline
 from crm_sales.storage import SalesStore
-from crm_sales.use_cases import published
 from crm_sales.use_cases._common import WRITE_RETRIES, after_id, new_id, now_ms
 
 OPERATION = "opportunity"
@@ -69,7 +69,7 @@ class Opportunities:
             await self.store.insert_opportunity(opportunity, tx.session)
             await tx.remember(request, opportunity.id, opportunity.create_time)
             tx.publish(
-                [published.opportunity_created(opportunity, call)], sequence=opportunity.version
+                [events.opportunity_created(opportunity, call)], sequence=opportunity.version
             )
             return opportunity
 
@@ -92,7 +92,7 @@ class Opportunities:
                 return current
             await self.store.replace_opportunity(current.version, change.opportunity, tx.session)
             tx.publish(
-                [published.opportunity_updated(change, current.version, call)],
+                [events.opportunity_updated(change, current.version, call)],
                 sequence=change.opportunity.version,
             )
             return change.opportunity
@@ -187,7 +187,7 @@ class Opportunities:
             if move.change is None:
                 return current
             await self.store.replace_opportunity(current.version, move.opportunity, tx.session)
-            event = published.opportunity_stage_event(
+            event = events.opportunity_stage_event(
                 move.opportunity, move.change, current.status, current.version, call
             )
             tx.publish([event], sequence=move.opportunity.version)

@@ -9,9 +9,9 @@ from crm_platform.context import CallContext
 from crm_platform.idempotency import IdempotentRequest
 from crm_platform.paging import PageQuery
 from crm_platform.unit_of_work import Transaction, UnitOfWork
+from crm_sales import events
 from crm_sales.domain.pipeline import Pipeline, PipelineInput
 from crm_sales.storage import SalesStore
-from crm_sales.use_cases import published
 from crm_sales.use_cases._common import WRITE_RETRIES, after_id, new_id, now_ms
 
 OPERATION = "pipeline"
@@ -33,7 +33,7 @@ class Pipelines:
         pipeline = Pipeline.create(
             id=new_id(), tenant_id=call.tenant_id, fields=fields, now=now_ms(self.clock)
         )
-        event = published.pipeline_created(pipeline, call)
+        event = events.pipeline_created(pipeline, call)
 
         async def create(tx: Transaction) -> Pipeline:
             if (earlier := await tx.earlier_result(request)) is not None:
@@ -63,7 +63,7 @@ class Pipelines:
                 return current
             await self.store.replace_pipeline(current.version, revision.pipeline, tx.session)
             tx.publish(
-                [published.pipeline_updated(revision, current.version, call)],
+                [events.pipeline_updated(revision, current.version, call)],
                 sequence=revision.pipeline.version,
             )
             return revision.pipeline

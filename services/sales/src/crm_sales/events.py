@@ -13,7 +13,7 @@ from google.protobuf.message import Message
 from crm.sales.v1 import events_pb2 as events
 from crm_platform.context import CallContext
 from crm_platform.events import Event
-from crm_sales.api import convert
+from crm_sales import contract
 from crm_sales.domain.lead import Lead, LeadStatus, LeadUpdate
 from crm_sales.domain.opportunity import Opportunity, OpportunityUpdate, StageChange
 from crm_sales.domain.pipeline import Pipeline, PipelineRevision, StageKind
@@ -57,14 +57,14 @@ def _pipeline_event(payload: Message, pipeline: Pipeline, call: CallContext) -> 
 
 def pipeline_created(pipeline: Pipeline, call: CallContext) -> Event:
     """``PipelineCreated``."""
-    payload = events.PipelineCreated(pipeline=convert.pipeline_to_pb(pipeline))
+    payload = events.PipelineCreated(pipeline=contract.pipeline_to_pb(pipeline))
     return _pipeline_event(payload, pipeline, call)
 
 
 def pipeline_updated(revision: PipelineRevision, previous_version: int, call: CallContext) -> Event:
     """``PipelineUpdated`` for a new version."""
     payload = events.PipelineUpdated(
-        pipeline=convert.pipeline_to_pb(revision.pipeline),
+        pipeline=contract.pipeline_to_pb(revision.pipeline),
         changed_fields=FieldMask(paths=revision.changed_paths),
         previous_version=previous_version,
     )
@@ -73,7 +73,7 @@ def pipeline_updated(revision: PipelineRevision, previous_version: int, call: Ca
 
 def opportunity_created(opportunity: Opportunity, call: CallContext) -> Event:
     """``OpportunityCreated``."""
-    payload = events.OpportunityCreated(opportunity=convert.opportunity_to_pb(opportunity))
+    payload = events.OpportunityCreated(opportunity=contract.opportunity_to_pb(opportunity))
     return _opportunity_event(payload, opportunity, call)
 
 
@@ -82,7 +82,7 @@ def opportunity_updated(
 ) -> Event:
     """``OpportunityUpdated`` for a change of the fields ``update`` names."""
     payload = events.OpportunityUpdated(
-        opportunity=convert.opportunity_to_pb(update.opportunity),
+        opportunity=contract.opportunity_to_pb(update.opportunity),
         changed_fields=FieldMask(paths=update.changed_paths),
         previous_version=previous_version,
     )
@@ -114,8 +114,8 @@ def opportunity_stage_event(
     else:
         kind = events.OpportunityStageChanged
     payload = kind(
-        opportunity=convert.opportunity_to_pb(opportunity),
-        change=convert.stage_change_to_pb(change),
+        opportunity=contract.opportunity_to_pb(opportunity),
+        change=contract.stage_change_to_pb(change),
         previous_version=previous_version,
     )
     return _opportunity_event(payload, opportunity, call)
@@ -123,13 +123,13 @@ def opportunity_stage_event(
 
 def lead_created(lead: Lead, call: CallContext) -> Event:
     """``LeadCreated``."""
-    return _lead_event(events.LeadCreated(lead=convert.lead_to_pb(lead)), lead, call)
+    return _lead_event(events.LeadCreated(lead=contract.lead_to_pb(lead)), lead, call)
 
 
 def lead_updated(update: LeadUpdate, previous_version: int, call: CallContext) -> Event:
     """``LeadUpdated`` for a change of the fields ``update`` names."""
     payload = events.LeadUpdated(
-        lead=convert.lead_to_pb(update.lead),
+        lead=contract.lead_to_pb(update.lead),
         changed_fields=FieldMask(paths=update.changed_paths),
         previous_version=previous_version,
     )
@@ -141,7 +141,7 @@ def lead_converted(
 ) -> Event:
     """``LeadConverted``."""
     payload = events.LeadConverted(
-        lead=convert.lead_to_pb(lead),
+        lead=contract.lead_to_pb(lead),
         contact_created=contact_created,
         previous_version=previous_version,
     )
@@ -153,8 +153,8 @@ def lead_status_changed(
 ) -> Event:
     """``LeadStatusChanged``."""
     payload = events.LeadStatusChanged(
-        lead=convert.lead_to_pb(lead),
-        previous_status=convert.enum_to_pb(previous_status),  # type: ignore[arg-type]
+        lead=contract.lead_to_pb(lead),
+        previous_status=contract.enum_to_pb(previous_status),  # type: ignore[arg-type]
         previous_version=previous_version,
     )
     return _lead_event(payload, lead, call)
