@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 
 import grpc
 import pytest
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from crm.contacts.v1 import contacts_pb2 as cpb
 from crm.servicedesk.v1 import servicedesk_pb2 as spb
@@ -22,8 +25,13 @@ from crm_devstack.pytest_plugin import Infra
 from crm_testing.gateway import GatewayStack, bearer, start_gateway_stack
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
-"""The caller's trace (W3C ``traceparent``), chosen so the test can find it."""
-PARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+"""The caller's trace, chosen so the test can find it."""
+CALLER = SpanContext(
+    trace_id=int(TRACE_ID, 16),
+    span_id=0x00F067AA0BA902B7,
+    is_remote=True,
+    trace_flags=TraceFlags(TraceFlags.SAMPLED),
+)
 
 
 @dataclass
@@ -111,20 +119,36 @@ async def test_a_ticket_opened_through_the_gateway_is_one_trace_to_the_metrics_s
         metadata=bearer(token),
         timeout=10,
     )
-    await traced_stack.stub("TicketService").CreateTicket(
+    # The call runs in the caller's trace: sent as its traceparent, and the current context, so
+    # that the test process's own client span (if an earlier test instrumented gRPC here) is a
+    # child in it rather than the root of another trace.
+    caller = trace.set_span_in_context(NonRecordingSpan(CALLER))
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=caller)
+    token_ctx = otel_context.attach(caller)
+    try:
+        await _open_ticket(traced_stack, token, contact.contact.id, carrier)
+    finally:
+        otel_context.detach(token_ctx)
+    trace_spans = await spans.until(TRACE_ID, _whole, seconds=30)
+    assert _whole(trace_spans), f"the trace's spans by service: {trace_spans}"
+
+
+async def _open_ticket(
+    stack: GatewayStack, token: str, contact_id: str, carrier: dict[str, str]
+) -> None:
+    await stack.stub("TicketService").CreateTicket(
         spb.CreateTicketRequest(
             ticket=spb.Ticket(
                 type=spb.TICKET_TYPE_INFORMATION_REQUEST,
                 channel=spb.CHANNEL_EMAIL,
                 subject="Where is my order?",
-                contact_id=contact.contact.id,
+                contact_id=contact_id,
             )
         ),
-        metadata=(*bearer(token), ("traceparent", PARENT)),
+        metadata=(*bearer(token), *carrier.items()),
         timeout=10,
     )
-    trace = await spans.until(TRACE_ID, _whole, seconds=30)
-    assert _whole(trace), f"the trace's spans by service: {trace}"
 
 
 def _whole(trace: dict[str, list[str]]) -> bool:
