@@ -230,7 +230,12 @@ class MetricsPartition:
                 existing = await db[OFFSETS].find_one(query, session=session)
                 if existing is not None:
                     raise LostOwnershipError(f"{self.tp} was checkpointed by another owner")
-                await db[OFFSETS].insert_one({**query, **fields}, session=session)
+                # A new generation of the partition's state: views that read an older one
+                # (dropped and recomputed) read this one whole, whatever its numbers.
+                generation = uuid.uuid4().hex
+                await db[OFFSETS].insert_one(
+                    {**query, **fields, "generation": generation}, session=session
+                )
             else:
                 query["seq"] = expected
                 result = await db[OFFSETS].update_one(query, {"$set": fields}, session=session)

@@ -26,8 +26,11 @@ log = logging.getLogger(__name__)
 @dataclass(slots=True)
 class _Namespace:
     view: CubeView
-    # Per partition: the checkpoint number up to which its cells have been read.
+    # Per partition: the checkpoint number up to which its cells have been read, and the
+    # generation of its state they belong to (a partition recomputed from the topic starts a
+    # new generation, numbered from 1 again).
     seen: dict[int, int] = field(default_factory=dict)
+    generations: dict[int, str | None] = field(default_factory=dict)
     loaded: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -91,6 +94,9 @@ class KpiViews:
                 state.view.advance_watermark(int(offsets.get("watermark_ms", 0)) // 1000)
                 topic, partition = offsets["topic"], offsets["p"]
                 part = self._partition_id(topic, partition)
+                generation = offsets.get("generation")
+                if part in state.seen and state.generations.get(part) != generation:
+                    state.seen[part] = 0  # recomputed: what was read belongs to the old state
                 seen = state.seen.get(part, 0)
                 upto = int(offsets["seq"])
                 if upto <= seen:
@@ -103,9 +109,10 @@ class KpiViews:
                 if items is not None:
                     count += self._apply(state, part, items)
                 else:  # a first look, or the log was compacted past what was seen
-                    upto, items = await self._read_state(where, offsets)
+                    upto, generation, items = await self._read_state(where, offsets)
                     count += self._reload(state, part, items)
                 state.seen[part] = upto
+                state.generations[part] = generation
             state.loaded = True
         if count:
             async with self._changed:
@@ -114,23 +121,24 @@ class KpiViews:
 
     async def _read_state(
         self, where: dict[str, Any], offsets: dict[str, Any] | None
-    ) -> tuple[int, list[cell_log.Item]]:
-        """A partition's whole state (snapshot and log) as of ``offsets``; if it was compacted
-        meanwhile, as of the partition's offsets document read again."""
+    ) -> tuple[int, str | None, list[cell_log.Item]]:
+        """A partition's whole state (snapshot and log) as of ``offsets``, with its checkpoint
+        number and generation; if it was compacted meanwhile, as of the partition's offsets
+        document read again."""
         for attempt in range(5):
             if attempt:
                 offsets = await self.store.db[OFFSETS].find_one(
                     {"_id": f"{where['ns']}|{where['topic']}|{where['p']}|"}
                 )
             if offsets is None:
-                return 0, []
+                return 0, None, []
             try:
                 base, logged = await cell_log.read_state(self.store.db, where, offsets)
             except cell_log.LogGapError:
                 if attempt == 4:
                     raise
                 continue
-            return int(offsets["seq"]), base + logged
+            return int(offsets["seq"]), offsets.get("generation"), base + logged
         raise AssertionError("unreachable")
 
     @staticmethod
