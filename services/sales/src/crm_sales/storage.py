@@ -14,6 +14,11 @@ Collections (database ``crm_sales`` by default):
 * ``quotes`` — one document per quote revision, ``_id`` = id; ``(tenant_id, opportunity_id,
   revision)`` is unique (two concurrent creates of one revision: one commits, the other is
   rerun as the next revision). Amounts are integers (minor units), never decimals or floats.
+* ``key_sequences`` — per Kafka key of the customer-keyed events (opportunities, leads, quotes),
+  ``_id`` = key: the last sequence given to an event of that key. Several aggregates publish
+  on one key (a contact's leads, opportunities and their quotes), so an aggregate's version
+  cannot order the key's events; this counter, incremented in each writing transaction, does
+  (and serialises the writes of one key: a concurrent one conflicts and is retried).
 * ``timers`` — the quotes' expiry timers (crm_platform.timers).
 * ``idempotency`` and ``outbox`` — see crm_platform.idempotency and crm_platform.outbox.
 """
@@ -23,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.cursor import AsyncCursor
@@ -341,6 +346,7 @@ class SalesStore:
         self.leads: AsyncCollection[Document] = db["leads"]
         self.products: AsyncCollection[Document] = db["products"]
         self.quotes: AsyncCollection[Document] = db["quotes"]
+        self.key_sequences: AsyncCollection[Document] = db["key_sequences"]
 
     async def ensure_indexes(self) -> None:
         """Indexes for the list filters (keyset order is ``_id``)."""
@@ -478,6 +484,21 @@ class SalesStore:
             lead_from_document(doc)
             async for doc in self._page(self.leads, tenant_id, filters, after_id, limit)
         ]
+
+    # --- event order --------------------------------------------------------------------------
+
+    async def next_key_sequence(self, key: str, session: AsyncClientSession) -> int:
+        """The next sequence of the events keyed ``key`` (1, 2, ...), in the caller's
+        transaction (see ``key_sequences`` above)."""
+        doc = await self.key_sequences.find_one_and_update(
+            {"_id": key},
+            {"$inc": {"seq": 1}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+            session=session,
+        )
+        assert doc is not None
+        return int(doc["seq"])
 
     # --- products ---------------------------------------------------------------------------
 

@@ -85,10 +85,11 @@ def product_input(message: pb.Product) -> ProductInput:
 
 def quote_input(message: pb.Quote) -> QuoteInput:
     """The caller-settable fields of a quote message (an unset unit price: the price book's;
-    an unset ``valid_until``: ``None``)."""
+    an unset ``valid_until``: ``None``; it is kept to the millisecond, as stored)."""
     valid_until = None
     if message.HasField("valid_until"):
-        valid_until = message.valid_until.ToDatetime(tzinfo=UTC)
+        given = message.valid_until.ToDatetime(tzinfo=UTC)
+        valid_until = given.replace(microsecond=given.microsecond // 1000 * 1000)
     return QuoteInput(
         opportunity_id=message.opportunity_id,
         currency=message.currency,

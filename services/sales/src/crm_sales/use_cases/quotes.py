@@ -26,7 +26,13 @@ from crm_sales import events
 from crm_sales.domain.opportunity import Opportunity
 from crm_sales.domain.quote import OPPORTUNITY_CLOSED, Quote, QuoteInput
 from crm_sales.storage import SalesStore
-from crm_sales.use_cases._common import WRITE_RETRIES, after_id, new_id, now_ms
+from crm_sales.use_cases._common import (
+    WRITE_RETRIES,
+    after_id,
+    new_id,
+    now_ms,
+    publish_on_key,
+)
 
 OPERATION = "quote"
 """The idempotency records' operation for quote creates."""
@@ -92,7 +98,7 @@ class Quotes:
             _require_open(opportunity)
             await self.store.insert_quote(quote, tx.session)
             await tx.remember(request, quote.id, quote.create_time)
-            tx.publish([events.quote_created(quote, call)], sequence=quote.version)
+            await publish_on_key(tx, self.store, [events.quote_created(quote, call)])
             return quote
 
         return await self.unit_of_work.run(create, retries=WRITE_RETRIES)
@@ -119,9 +125,8 @@ class Quotes:
             if not change.changed_paths:
                 return current
             await self.store.replace_quote(current.version, change.quote, tx.session)
-            tx.publish(
-                [events.quote_updated(change, current.version, call)],
-                sequence=change.quote.version,
+            await publish_on_key(
+                tx, self.store, [events.quote_updated(change, current.version, call)]
             )
             return change.quote
 
@@ -162,7 +167,7 @@ class Quotes:
             return TimerEvents()
         await self.store.replace_quote(quote.version, expired, session)
         event = events.quote_status_changed(expired, quote.status, quote.version, current_call())
-        return TimerEvents([event], sequence=expired.version)
+        return TimerEvents([event], sequence=await self.store.next_key_sequence(event.key, session))
 
     async def get(self, tenant_id: str, quote_id: str) -> Quote:
         """The quote revision, or ``NotFound``."""
@@ -201,7 +206,7 @@ class Quotes:
             else:
                 await self.timers.cancel(changed.tenant_id, [timer_id], tx.session)
             event = events.quote_status_changed(changed, current.status, current.version, call)
-            tx.publish([event], sequence=changed.version)
+            await publish_on_key(tx, self.store, [event])
             return changed
 
         return await self.unit_of_work.run(change, retries=WRITE_RETRIES)
