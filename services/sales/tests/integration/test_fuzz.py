@@ -241,6 +241,7 @@ def _requests(ids: Targets) -> st.SearchStrategy[Message]:
             expected_version=_version,
         ),
         st.builds(pb.GetQuoteRequest, id=quote_id),
+        st.builds(pb.GetQuoteDocumentRequest, id=quote_id),
         st.builds(
             pb.ListQuotesRequest,
             page_size=st.integers(-5, 600),

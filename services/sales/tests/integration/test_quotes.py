@@ -3,10 +3,12 @@ order on its opportunity's key; the expiry timer is armed on send and cancelled 
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import grpc
 from google.protobuf.field_mask_pb2 import FieldMask
+from pypdf import PdfReader
 
 from crm.sales.v1 import events_pb2
 from crm.sales.v1 import sales_pb2 as pb
@@ -178,3 +180,41 @@ async def test_a_quote_create_retried_with_its_request_id_returns_the_first(
     first = (await sales.stub.CreateQuote(request, metadata=metadata())).quote
     again = (await sales.stub.CreateQuote(request, metadata=metadata())).quote
     assert again == first
+
+
+async def test_the_document_of_a_sent_quote_is_a_pdf_with_its_totals(
+    sales: SalesUnderTest,
+) -> None:
+    pipeline = await create_pipeline(sales)
+    opportunity = await create_opportunity(sales, pipeline.id, name="Rollout 2027")
+    product = await create_product(sales, prices={"JPY": 1800})
+    line = [pb.QuoteLine(product_id=product.id, quantity=1000, tax_rate_basis_points=1000)]
+    quote = (
+        await sales.stub.CreateQuote(
+            quote_request(opportunity.id, line, currency="JPY"), metadata=metadata()
+        )
+    ).quote
+    draft_error = await refused(
+        sales.stub.GetQuoteDocument(pb.GetQuoteDocumentRequest(id=quote.id), metadata=metadata()),
+        grpc.StatusCode.FAILED_PRECONDITION,
+    )
+    assert "draft" in (draft_error.details() or "")
+    await sales.stub.SendQuote(pb.SendQuoteRequest(id=quote.id), metadata=metadata())
+    document = await sales.stub.GetQuoteDocument(
+        pb.GetQuoteDocumentRequest(id=quote.id), metadata=metadata()
+    )
+    assert (document.content_type, document.file_name) == (
+        "application/pdf",
+        f"quote-{quote.id}-r1.pdf",
+    )
+    text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(document.content)).pages)
+    assert "Rollout 2027" in text
+    assert "Net total: 1,800,000 JPY" in text
+    assert "Tax total: 180,000 JPY" in text
+    assert "Total: 1,980,000 JPY" in text
+    await refused(
+        sales.stub.GetQuoteDocument(
+            pb.GetQuoteDocumentRequest(id=quote.id), metadata=metadata("globex")
+        ),
+        grpc.StatusCode.NOT_FOUND,
+    )

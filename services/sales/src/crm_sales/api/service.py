@@ -13,7 +13,7 @@ from crm.sales.v1 import sales_pb2 as pb
 from crm.sales.v1 import sales_pb2_grpc
 from crm_platform.context import current_call
 from crm_platform.idempotency import IdempotentRequest
-from crm_sales import contract
+from crm_sales import contract, quote_document
 from crm_sales.api import convert
 from crm_sales.domain.lead import LeadSource, LeadStatus
 from crm_sales.domain.pipeline import StageKind
@@ -374,3 +374,15 @@ class SalesService(sales_pb2_grpc.SalesServiceServicer):
             current_call(), request.id, request.reason, request.expected_version or None
         )
         return pb.RejectQuoteResponse(quote=contract.quote_to_pb(saved))
+
+    async def GetQuoteDocument(
+        self, request: pb.GetQuoteDocumentRequest, context: Context
+    ) -> pb.GetQuoteDocumentResponse:
+        quote, opportunity = await self.quotes.sent_with_opportunity(
+            current_call().tenant_id, request.id
+        )
+        return pb.GetQuoteDocumentResponse(
+            content=quote_document.render_pdf(quote, opportunity.name),
+            content_type=quote_document.CONTENT_TYPE,
+            file_name=quote_document.file_name(quote),
+        )

@@ -24,7 +24,13 @@ from crm_platform.timers import Timer, TimerEvents, TimerStore
 from crm_platform.unit_of_work import Transaction, UnitOfWork
 from crm_sales import events
 from crm_sales.domain.opportunity import Opportunity
-from crm_sales.domain.quote import OPPORTUNITY_CLOSED, Quote, QuoteInput
+from crm_sales.domain.quote import (
+    OPPORTUNITY_CLOSED,
+    QUOTE_NOT_SENT,
+    Quote,
+    QuoteInput,
+    QuoteStatus,
+)
 from crm_sales.storage import SalesStore
 from crm_sales.use_cases._common import (
     WRITE_RETRIES,
@@ -172,6 +178,18 @@ class Quotes:
     async def get(self, tenant_id: str, quote_id: str) -> Quote:
         """The quote revision, or ``NotFound``."""
         return await self.store.get_quote(tenant_id, quote_id)
+
+    async def sent_with_opportunity(
+        self, tenant_id: str, quote_id: str
+    ) -> tuple[Quote, Opportunity]:
+        """A quote that was sent (any status but DRAFT: ``QUOTE_NOT_SENT``), and its
+        opportunity: what its document shows."""
+        quote = await self.store.get_quote(tenant_id, quote_id)
+        if quote.status is QuoteStatus.DRAFT:
+            raise FailedPrecondition(
+                QUOTE_NOT_SENT, quote.subject, "is a draft: only a sent quote has a document"
+            )
+        return quote, await self.store.get_opportunity(tenant_id, quote.opportunity_id)
 
     async def list_quotes(
         self, tenant_id: str, filters: Mapping[str, str], page_size: int, page_token: str

@@ -190,6 +190,11 @@ class SalesServiceStub:
                 request_serializer=crm_dot_sales_dot_v1_dot_sales__pb2.RejectQuoteRequest.SerializeToString,
                 response_deserializer=crm_dot_sales_dot_v1_dot_sales__pb2.RejectQuoteResponse.FromString,
                 _registered_method=True)
+        self.GetQuoteDocument = channel.unary_unary(
+                '/crm.sales.v1.SalesService/GetQuoteDocument',
+                request_serializer=crm_dot_sales_dot_v1_dot_sales__pb2.GetQuoteDocumentRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_sales__pb2.GetQuoteDocumentResponse.FromString,
+                _registered_method=True)
 
 
 class SalesServiceServicer:
@@ -421,6 +426,14 @@ class SalesServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetQuoteDocument(self, request, context):
+        """The PDF document of a quote that was sent (SENT, ACCEPTED, REJECTED or EXPIRED), with its
+        lines and totals. FAILED_PRECONDITION QUOTE_NOT_SENT for a draft.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SalesServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -578,6 +591,11 @@ def add_SalesServiceServicer_to_server(servicer, server):
                     servicer.RejectQuote,
                     request_deserializer=crm_dot_sales_dot_v1_dot_sales__pb2.RejectQuoteRequest.FromString,
                     response_serializer=crm_dot_sales_dot_v1_dot_sales__pb2.RejectQuoteResponse.SerializeToString,
+            ),
+            'GetQuoteDocument': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetQuoteDocument,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_sales__pb2.GetQuoteDocumentRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_sales__pb2.GetQuoteDocumentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1418,6 +1436,33 @@ class SalesService:
             '/crm.sales.v1.SalesService/RejectQuote',
             crm_dot_sales_dot_v1_dot_sales__pb2.RejectQuoteRequest.SerializeToString,
             crm_dot_sales_dot_v1_dot_sales__pb2.RejectQuoteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetQuoteDocument(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.sales.v1.SalesService/GetQuoteDocument',
+            crm_dot_sales_dot_v1_dot_sales__pb2.GetQuoteDocumentRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_sales__pb2.GetQuoteDocumentResponse.FromString,
             options,
             channel_credentials,
             insecure,

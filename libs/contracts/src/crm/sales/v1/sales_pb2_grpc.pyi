@@ -119,6 +119,10 @@ class SalesServiceStub:
     """SENT → ACCEPTED, before `valid_until` (else FAILED_PRECONDITION QUOTE_VALIDITY_PASSED)."""
     RejectQuote: _grpc.UnaryUnaryMultiCallable[_sales_pb2.RejectQuoteRequest, _sales_pb2.RejectQuoteResponse]
     """SENT → REJECTED, with the customer's reason if known."""
+    GetQuoteDocument: _grpc.UnaryUnaryMultiCallable[_sales_pb2.GetQuoteDocumentRequest, _sales_pb2.GetQuoteDocumentResponse]
+    """The PDF document of a quote that was sent (SENT, ACCEPTED, REJECTED or EXPIRED), with its
+    lines and totals. FAILED_PRECONDITION QUOTE_NOT_SENT for a draft.
+    """
 
 @_typing.type_check_only
 class SalesServiceAsyncStub(SalesServiceStub):
@@ -200,6 +204,10 @@ class SalesServiceAsyncStub(SalesServiceStub):
     """SENT → ACCEPTED, before `valid_until` (else FAILED_PRECONDITION QUOTE_VALIDITY_PASSED)."""
     RejectQuote: _aio.UnaryUnaryMultiCallable[_sales_pb2.RejectQuoteRequest, _sales_pb2.RejectQuoteResponse]  # type: ignore[assignment]
     """SENT → REJECTED, with the customer's reason if known."""
+    GetQuoteDocument: _aio.UnaryUnaryMultiCallable[_sales_pb2.GetQuoteDocumentRequest, _sales_pb2.GetQuoteDocumentResponse]  # type: ignore[assignment]
+    """The PDF document of a quote that was sent (SENT, ACCEPTED, REJECTED or EXPIRED), with its
+    lines and totals. FAILED_PRECONDITION QUOTE_NOT_SENT for a draft.
+    """
 
 class SalesServiceServicer(metaclass=_abc_1.ABCMeta):
     """Manages a tenant's pipelines, opportunities, leads, products and quotes."""
@@ -464,5 +472,15 @@ class SalesServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_sales_pb2.RejectQuoteResponse, _abc.Awaitable[_sales_pb2.RejectQuoteResponse]]:
         """SENT → REJECTED, with the customer's reason if known."""
+
+    @_abc_1.abstractmethod
+    def GetQuoteDocument(
+        self,
+        request: _sales_pb2.GetQuoteDocumentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_sales_pb2.GetQuoteDocumentResponse, _abc.Awaitable[_sales_pb2.GetQuoteDocumentResponse]]:
+        """The PDF document of a quote that was sent (SENT, ACCEPTED, REJECTED or EXPIRED), with its
+        lines and totals. FAILED_PRECONDITION QUOTE_NOT_SENT for a draft.
+        """
 
 def add_SalesServiceServicer_to_server(servicer: SalesServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
