@@ -3,6 +3,7 @@ order on its opportunity's key; the expiry timer is armed on send and cancelled 
 
 from __future__ import annotations
 
+import asyncio
 import io
 from typing import Any
 
@@ -218,3 +219,23 @@ async def test_the_document_of_a_sent_quote_is_a_pdf_with_its_totals(
         ),
         grpc.StatusCode.NOT_FOUND,
     )
+
+
+async def test_concurrent_quotes_of_one_deal_get_distinct_revisions(
+    infra: Any, sales: SalesUnderTest
+) -> None:
+    pipeline = await create_pipeline(sales)
+    opportunity = await create_opportunity(sales, pipeline.id)
+    product = await create_product(sales)
+    line = [pb.QuoteLine(product_id=product.id, quantity=1)]
+    replies = await asyncio.gather(
+        *(
+            sales.stub.CreateQuote(quote_request(opportunity.id, line), metadata=metadata())
+            for _ in range(4)
+        )
+    )
+    assert sorted(reply.quote.revision for reply in replies) == [1, 2, 3, 4]
+    # The deal's key orders its events by commit: revisions appear in the order they were made.
+    events = await events_for(infra.kafka_bootstrap, opportunity.primary_contact_id, 5)
+    created = [events_pb2.QuoteCreated.FromString(e.payload).quote for e in events[1:]]
+    assert [q.revision for q in created] == [1, 2, 3, 4]
