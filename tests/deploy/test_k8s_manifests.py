@@ -171,15 +171,15 @@ SERVICES = (
         30,
         peers={"CONTACTS_ADDRESS": "contacts"},
     ),
-    # Outbox relay only, as contacts: 15 s to publish what is pending and close; + 5 s. It calls
-    # contacts to convert leads.
+    # The relay's 15 s, then the quote-expiry timer worker's batch in hand (10 s); + 5 s. It
+    # calls contacts to convert leads.
     ServiceSpec(
         "sales",
         "sales",
         "crm_sales",
         "crm_sales.settings:SalesSettings",
         ("crm.sales.v1",),
-        20,
+        30,
         peers={"CONTACTS_ADDRESS": "contacts"},
     ),
     # The consumer's checkpoint of its partitions (10 s), then the view refresher's stop (10 s);

@@ -138,3 +138,56 @@ def test_a_lead_needs_someone_and_a_source() -> None:
         )
         == []
     )
+
+
+def test_product_and_quote_creates_leave_the_amount_checks_to_the_server() -> None:
+    # Negative prices, zero quantities and odd currencies are the server's to name (with the
+    # domain's field paths), so the proto lets them through.
+    product = pb.CreateProductRequest(
+        product=pb.Product(
+            sku="S1", name="Seat", prices=[pb.Price(currency="ZZZ", unit_price_minor=-1)]
+        )
+    )
+    assert violations(product) == []
+    quote = pb.CreateQuoteRequest(
+        quote=pb.Quote(
+            opportunity_id="o1",
+            currency="EUR",
+            lines=[pb.QuoteLine(product_id="p1", quantity=0, discount_basis_points=-1)],
+        )
+    )
+    assert violations(quote) == []
+
+
+def test_a_quote_line_tells_an_unset_unit_price_from_zero() -> None:
+    line = pb.QuoteLine(product_id="p1", quantity=1)
+    assert not line.HasField("unit_price_minor")
+    line.unit_price_minor = 0
+    assert line.HasField("unit_price_minor")
+
+
+def test_quote_and_product_update_masks_name_only_their_updatable_fields() -> None:
+    quote = pb.UpdateQuoteRequest(
+        quote=pb.Quote(id="q1"), update_mask=field_mask_pb2.FieldMask(paths=["status"])
+    )
+    assert ("update_mask", "field_mask.in") in violations(quote)
+    product = pb.UpdateProductRequest(
+        product=pb.Product(id="p1"), update_mask=field_mask_pb2.FieldMask(paths=["sku"])
+    )
+    assert ("update_mask", "field_mask.in") in violations(product)
+    assert ("product", "product.id_required") in violations(
+        pb.UpdateProductRequest(
+            product=pb.Product(name="x"), update_mask=field_mask_pb2.FieldMask(paths=["name"])
+        )
+    )
+    ok = pb.UpdateQuoteRequest(
+        quote=pb.Quote(id="q1"),
+        update_mask=field_mask_pb2.FieldMask(paths=["valid_until", "lines"]),
+        expected_version=3,
+    )
+    assert violations(ok) == []
+
+
+def test_quote_status_rpcs_need_the_quote_id() -> None:
+    for request in (pb.SendQuoteRequest(), pb.AcceptQuoteRequest(), pb.RejectQuoteRequest()):
+        assert ("id", "required") in violations(request)

@@ -1,4 +1,5 @@
-"""Build the sales service from its settings: database, outbox relay, use cases, handlers."""
+"""Build the sales service from its settings: database, outbox relay, quote-expiry timers, use
+cases, handlers."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ from crm_platform.mongo import MongoStore
 from crm_platform.outbox import Outbox, OutboxRelay, RelayLease
 from crm_platform.readiness import database_ready, producer_ready
 from crm_platform.server import ServiceParts
+from crm_platform.timers import TimerStore, TimerWorker
 from crm_platform.unit_of_work import UnitOfWork
 from crm_sales.api.service import SalesService
 from crm_sales.contacts_directory import GrpcContactDirectory
 from crm_sales.settings import TOPIC, SalesSettings
 from crm_sales.storage import SalesStore
-from crm_sales.use_cases import LeadConversions, Leads, Opportunities, Pipelines
+from crm_sales.use_cases import LeadConversions, Leads, Opportunities, Pipelines, Products, Quotes
 
 SERVICE_NAME = sales_pb2.DESCRIPTOR.services_by_name["SalesService"].full_name
 
@@ -30,6 +32,8 @@ async def bootstrap(settings: SalesSettings) -> ServiceParts:
     store = SalesStore(mongo.db)
     await store.ensure_indexes()
     await requests.ensure_indexes()
+    timers = TimerStore(mongo.db)
+    await timers.ensure_indexes()
     relay = OutboxRelay(
         outbox,
         RelayLease(mongo.db, "sales-relay", ttl_seconds=15),
@@ -38,13 +42,29 @@ async def bootstrap(settings: SalesSettings) -> ServiceParts:
         batch_size=settings.outbox_batch_size,
         poll_interval=settings.outbox_poll_interval_seconds,
     )
+    # Facts are stamped, and quote expiry timers are due, on the process clock (accelerated in a
+    # simulation; a malformed CRM_CLOCK_* fails the start).
     clock = process_clock()
     contacts = GrpcContactDirectory(settings.contacts_address)
+    quotes = Quotes(store, unit_of_work, timers, clock)
+    worker = TimerWorker(
+        mongo,
+        timers,
+        outbox,
+        quotes.fire,
+        lease_name="sales-quote-timers",
+        lease_ttl_seconds=settings.timer_lease_ttl_seconds,
+        max_idle_seconds=min(settings.timer_max_idle_seconds, settings.timer_lease_ttl_seconds / 2),
+        clock=clock,
+    )
+    quotes.timer_armed = worker.notify
     service = SalesService(
         Pipelines(store, unit_of_work, clock),
         Opportunities(store, unit_of_work, clock),
         Leads(store, unit_of_work, clock),
         LeadConversions(store, unit_of_work, clock, contacts),
+        Products(store, unit_of_work, clock),
+        quotes,
     )
 
     def register(server: grpc.aio.Server) -> None:
@@ -54,7 +74,7 @@ async def bootstrap(settings: SalesSettings) -> ServiceParts:
         register=[register],
         service_names=[SERVICE_NAME],
         readiness_checks=[database_ready(mongo), producer_ready(relay, settings)],
-        background=[relay],
+        background=[relay, worker],
         close=[contacts.close, mongo.close],
-        extra={"store": store, "relay": relay, "mongo": mongo},
+        extra={"store": store, "relay": relay, "timers": worker, "mongo": mongo},
     )

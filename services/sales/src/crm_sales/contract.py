@@ -14,6 +14,8 @@ from crm.sales.v1 import sales_pb2 as pb
 from crm_sales.domain.lead import Lead, LeadSource, LeadStatus
 from crm_sales.domain.opportunity import BuyingRole, Opportunity, StageChange
 from crm_sales.domain.pipeline import Pipeline, StageKind
+from crm_sales.domain.product import Product
+from crm_sales.domain.quote import Quote, QuoteStatus
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -22,6 +24,7 @@ _PREFIXES: dict[type[StrEnum], str] = {
     BuyingRole: "BUYING_ROLE_",
     LeadSource: "LEAD_SOURCE_",
     LeadStatus: "LEAD_STATUS_",
+    QuoteStatus: "QUOTE_STATUS_",
 }
 _PB_ENUMS = {kind: pb.DESCRIPTOR.enum_types_by_name[kind.__name__] for kind in _PREFIXES}
 
@@ -152,4 +155,58 @@ def lead_to_pb(lead: Lead) -> pb.Lead:
         version=lead.version,
         create_time=timestamp(lead.create_time),
         update_time=timestamp(lead.update_time),
+    )
+
+
+def product_to_pb(product: Product) -> pb.Product:
+    """The API form of a product."""
+    return pb.Product(
+        id=product.id,
+        tenant_id=product.tenant_id,
+        sku=product.sku,
+        name=product.name,
+        active=product.active,
+        prices=[
+            pb.Price(currency=p.currency, unit_price_minor=p.unit_price_minor)
+            for p in product.prices
+        ],
+        version=product.version,
+        create_time=timestamp(product.create_time),
+        update_time=timestamp(product.update_time),
+    )
+
+
+def quote_to_pb(quote: Quote) -> pb.Quote:
+    """The API form of a quote revision."""
+    return pb.Quote(
+        id=quote.id,
+        tenant_id=quote.tenant_id,
+        opportunity_id=quote.opportunity_id,
+        revision=quote.revision,
+        currency=quote.currency,
+        lines=[
+            pb.QuoteLine(
+                product_id=line.product_id,
+                sku=line.sku,
+                name=line.name,
+                quantity=line.quantity,
+                unit_price_minor=line.unit_price_minor,
+                discount_basis_points=line.discount_basis_points,
+                tax_rate_basis_points=line.tax_rate_basis_points,
+                net_minor=line.net_minor,
+                tax_minor=line.tax_minor,
+            )
+            for line in quote.lines
+        ],
+        net_total_minor=quote.totals.net_minor,
+        tax_total_minor=quote.totals.tax_minor,
+        total_minor=quote.totals.total_minor,
+        valid_until=timestamp(quote.valid_until),
+        status=enum_to_pb(quote.status),  # type: ignore[arg-type]
+        reason=quote.reason,
+        send_time=timestamp(quote.send_time),
+        close_time=timestamp(quote.close_time),
+        version=quote.version,
+        create_time=timestamp(quote.create_time),
+        update_time=timestamp(quote.update_time),
     )

@@ -2,7 +2,8 @@
 
 Keys (documented in proto/crm/sales/v1/events.proto): an opportunity's or lead's events carry
 the ``event_key`` it got on create (the contact id where there is one; for an account deal with
-no single contact the organisation id); a pipeline's events carry the pipeline id.
+no single contact the organisation id); a pipeline's and a product's events carry their own id;
+a quote's events carry its opportunity's key (``Quote.event_key``), on the deal's partition.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from crm_sales import contract
 from crm_sales.domain.lead import Lead, LeadStatus, LeadUpdate
 from crm_sales.domain.opportunity import Opportunity, OpportunityUpdate, StageChange
 from crm_sales.domain.pipeline import Pipeline, PipelineRevision, StageKind
+from crm_sales.domain.product import Product, ProductUpdate
+from crm_sales.domain.quote import Quote, QuoteChange, QuoteStatus
 
 SOURCE = "/crm/sales"
 
@@ -158,3 +161,69 @@ def lead_status_changed(
         previous_version=previous_version,
     )
     return _lead_event(payload, lead, call)
+
+
+def _product_event(payload: Message, product: Product, call: CallContext) -> Event:
+    # A product is about no customer: keyed by its own id (documented exception).
+    return Event.of(
+        payload,
+        source=SOURCE,
+        subject=f"products/{product.id}",
+        key=product.id,
+        call=call,
+        time=product.update_time,
+    )
+
+
+def product_created(product: Product, call: CallContext) -> Event:
+    """``ProductCreated``."""
+    payload = events.ProductCreated(product=contract.product_to_pb(product))
+    return _product_event(payload, product, call)
+
+
+def product_updated(update: ProductUpdate, previous_version: int, call: CallContext) -> Event:
+    """``ProductUpdated`` for a change of the fields ``update`` names."""
+    payload = events.ProductUpdated(
+        product=contract.product_to_pb(update.product),
+        changed_fields=FieldMask(paths=update.changed_paths),
+        previous_version=previous_version,
+    )
+    return _product_event(payload, update.product, call)
+
+
+def _quote_event(payload: Message, quote: Quote, call: CallContext) -> Event:
+    return Event.of(
+        payload,
+        source=SOURCE,
+        subject=f"quotes/{quote.id}",
+        key=quote.event_key,
+        call=call,
+        time=quote.update_time,
+    )
+
+
+def quote_created(quote: Quote, call: CallContext) -> Event:
+    """``QuoteCreated``."""
+    return _quote_event(events.QuoteCreated(quote=contract.quote_to_pb(quote)), quote, call)
+
+
+def quote_updated(change: QuoteChange, previous_version: int, call: CallContext) -> Event:
+    """``QuoteUpdated`` for a change of the fields ``change`` names."""
+    payload = events.QuoteUpdated(
+        quote=contract.quote_to_pb(change.quote),
+        changed_fields=FieldMask(paths=change.changed_paths),
+        previous_version=previous_version,
+    )
+    return _quote_event(payload, change.quote, call)
+
+
+def quote_status_changed(
+    quote: Quote, previous_status: QuoteStatus, previous_version: int, call: CallContext
+) -> Event:
+    """``QuoteStatusChanged`` (sent, accepted, rejected, expired)."""
+    payload = events.QuoteStatusChanged(
+        quote=contract.quote_to_pb(quote),
+        previous_status=contract.enum_to_pb(previous_status),  # type: ignore[arg-type]
+        previous_version=previous_version,
+    )
+    return _quote_event(payload, quote, call)

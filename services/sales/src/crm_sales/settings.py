@@ -18,3 +18,12 @@ class SalesSettings(ServiceSettings):
         min_length=1,
         description="gRPC address of the contacts service (lead conversion)",
     )
+    timer_max_idle_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=5,
+        description="Longest sleep of the quote-expiry timer worker between looks at the timers",
+    )
+    timer_lease_ttl_seconds: float = Field(
+        default=10.0, ge=2, le=120, description="How long a replica may fire timers unrenewed"
+    )

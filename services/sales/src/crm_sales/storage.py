@@ -10,15 +10,25 @@ Collections (database ``crm_sales`` by default):
   created under.
 * ``opportunities`` / ``leads`` — one document per aggregate, ``_id`` = id, always queried
   together with ``tenant_id``; ``version`` guards every replace.
+* ``products`` — one document per product, ``_id`` = id; ``(tenant_id, sku)`` is unique.
+* ``quotes`` — one document per quote revision, ``_id`` = id; ``(tenant_id, opportunity_id,
+  revision)`` is unique (two concurrent creates of one revision: one commits, the other is
+  rerun as the next revision). Amounts are integers (minor units), never decimals or floats.
+* ``key_sequences`` — per Kafka key of the customer-keyed events (opportunities, leads, quotes),
+  ``_id`` = key: the last sequence given to an event of that key. Several aggregates publish
+  on one key (a contact's leads, opportunities and their quotes), so an aggregate's version
+  cannot order the key's events; this counter, incremented in each writing transaction, does
+  (and serialises the writes of one key: a concurrent one conflicts and is retried).
+* ``timers`` — the quotes' expiry timers (crm_platform.timers).
 * ``idempotency`` and ``outbox`` — see crm_platform.idempotency and crm_platform.outbox.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.cursor import AsyncCursor
@@ -35,6 +45,8 @@ from crm_sales.domain.opportunity import (
     StageChange,
 )
 from crm_sales.domain.pipeline import Pipeline, Stage, StageKind
+from crm_sales.domain.product import Price, Product
+from crm_sales.domain.quote import Quote, QuoteLine, QuoteStatus, Totals
 
 Session = AsyncClientSession | None
 
@@ -230,6 +242,99 @@ def lead_from_document(doc: Mapping[str, Any]) -> Lead:
     )
 
 
+def product_to_document(product: Product) -> Document:
+    """The stored form of a product."""
+    return {
+        "_id": product.id,
+        "tenant_id": product.tenant_id,
+        "sku": product.sku,
+        "name": product.name,
+        "active": product.active,
+        "prices": [
+            {"currency": p.currency, "unit_price_minor": p.unit_price_minor} for p in product.prices
+        ],
+        "version": product.version,
+        "create_time": product.create_time,
+        "update_time": product.update_time,
+    }
+
+
+def product_from_document(doc: Mapping[str, Any]) -> Product:
+    """Rebuild a product from its stored form."""
+    return Product(
+        id=doc["_id"],
+        tenant_id=doc["tenant_id"],
+        sku=doc["sku"],
+        name=doc["name"],
+        active=doc["active"],
+        prices=tuple(Price(p["currency"], p["unit_price_minor"]) for p in doc["prices"]),
+        version=doc["version"],
+        create_time=doc["create_time"],
+        update_time=doc["update_time"],
+    )
+
+
+_LINE_FIELDS = (
+    "product_id",
+    "sku",
+    "name",
+    "quantity",
+    "unit_price_minor",
+    "discount_basis_points",
+    "tax_rate_basis_points",
+    "net_minor",
+    "tax_minor",
+)
+
+
+def quote_to_document(quote: Quote) -> Document:
+    """The stored form of a quote revision."""
+    return {
+        "_id": quote.id,
+        "tenant_id": quote.tenant_id,
+        "opportunity_id": quote.opportunity_id,
+        "revision": quote.revision,
+        "currency": quote.currency,
+        "lines": [{name: getattr(line, name) for name in _LINE_FIELDS} for line in quote.lines],
+        "net_total_minor": quote.totals.net_minor,
+        "tax_total_minor": quote.totals.tax_minor,
+        "total_minor": quote.totals.total_minor,
+        "valid_until": quote.valid_until,
+        "status": quote.status.value,
+        "reason": quote.reason,
+        "send_time": quote.send_time,
+        "close_time": quote.close_time,
+        "event_key": quote.event_key,
+        "version": quote.version,
+        "create_time": quote.create_time,
+        "update_time": quote.update_time,
+    }
+
+
+def quote_from_document(doc: Mapping[str, Any]) -> Quote:
+    """Rebuild a quote revision from its stored form."""
+    return Quote(
+        id=doc["_id"],
+        tenant_id=doc["tenant_id"],
+        opportunity_id=doc["opportunity_id"],
+        revision=doc["revision"],
+        currency=doc["currency"],
+        lines=tuple(
+            QuoteLine(**{name: line[name] for name in _LINE_FIELDS}) for line in doc["lines"]
+        ),
+        totals=Totals(doc["net_total_minor"], doc["tax_total_minor"], doc["total_minor"]),
+        valid_until=doc["valid_until"],
+        status=QuoteStatus(doc["status"]),
+        reason=doc["reason"],
+        send_time=doc["send_time"],
+        close_time=doc["close_time"],
+        event_key=doc["event_key"],
+        version=doc["version"],
+        create_time=doc["create_time"],
+        update_time=doc["update_time"],
+    )
+
+
 class SalesStore:
     """Reads and writes of pipelines, opportunities and leads; a write takes its transaction's
     session."""
@@ -239,6 +344,9 @@ class SalesStore:
         self.pipeline_versions: AsyncCollection[Document] = db["pipeline_versions"]
         self.opportunities: AsyncCollection[Document] = db["opportunities"]
         self.leads: AsyncCollection[Document] = db["leads"]
+        self.products: AsyncCollection[Document] = db["products"]
+        self.quotes: AsyncCollection[Document] = db["quotes"]
+        self.key_sequences: AsyncCollection[Document] = db["key_sequences"]
 
     async def ensure_indexes(self) -> None:
         """Indexes for the list filters (keyset order is ``_id``)."""
@@ -251,6 +359,15 @@ class SalesStore:
         await self.leads.create_index([tenant, key])
         for name in ("status", "source", "owner_id", "campaign_id"):
             await self.leads.create_index([tenant, (name, ASCENDING), key])
+        await self.products.create_index([tenant, ("sku", ASCENDING)], unique=True)
+        await self.products.create_index([tenant, ("active", ASCENDING), key])
+        await self.products.create_index([tenant, key])
+        await self.quotes.create_index(
+            [tenant, ("opportunity_id", ASCENDING), ("revision", ASCENDING)], unique=True
+        )
+        await self.quotes.create_index([tenant, ("opportunity_id", ASCENDING), key])
+        await self.quotes.create_index([tenant, ("status", ASCENDING), key])
+        await self.quotes.create_index([tenant, key])
 
     # --- pipelines --------------------------------------------------------------------------
 
@@ -368,11 +485,123 @@ class SalesStore:
             async for doc in self._page(self.leads, tenant_id, filters, after_id, limit)
         ]
 
+    # --- event order --------------------------------------------------------------------------
+
+    async def next_key_sequence(self, key: str, session: AsyncClientSession) -> int:
+        """The next sequence of the events keyed ``key`` (1, 2, ...), in the caller's
+        transaction (see ``key_sequences`` above)."""
+        doc = await self.key_sequences.find_one_and_update(
+            {"_id": key},
+            {"$inc": {"seq": 1}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+            session=session,
+        )
+        assert doc is not None
+        return int(doc["seq"])
+
+    # --- products ---------------------------------------------------------------------------
+
+    async def get_product(
+        self, tenant_id: str, product_id: str, session: Session = None
+    ) -> Product:
+        """The product, or ``NotFound`` (also when it belongs to another tenant)."""
+        doc = await self.products.find_one(
+            {"_id": product_id, "tenant_id": tenant_id}, session=session
+        )
+        if doc is None:
+            raise NotFound("product", product_id)
+        return product_from_document(doc)
+
+    async def products_by_id(
+        self, tenant_id: str, product_ids: Sequence[str], session: Session = None
+    ) -> dict[str, Product]:
+        """The tenant's products among ``product_ids`` (unknown ids are left out)."""
+        found = self.products.find(
+            {"tenant_id": tenant_id, "_id": {"$in": list(dict.fromkeys(product_ids))}},
+            session=session,
+        )
+        return {doc["_id"]: product_from_document(doc) async for doc in found}
+
+    async def sku_taken(self, tenant_id: str, sku: str, session: Session = None) -> bool:
+        """Whether a product of the tenant has ``sku``."""
+        doc = await self.products.find_one(
+            {"tenant_id": tenant_id, "sku": sku}, {"_id": 1}, session=session
+        )
+        return doc is not None
+
+    async def insert_product(self, product: Product, session: AsyncClientSession) -> None:
+        """Store a new product."""
+        await self.products.insert_one(product_to_document(product), session=session)
+
+    async def replace_product(
+        self, read_version: int, product: Product, session: AsyncClientSession
+    ) -> None:
+        """Store a changed product if it is still at ``read_version``."""
+        await replace_version(
+            self.products, "products", read_version, product_to_document(product), session
+        )
+
+    async def list_products(
+        self, tenant_id: str, filters: Mapping[str, object], after_id: str | None, limit: int
+    ) -> list[Product]:
+        """Products matching every filter, in id order."""
+        return [
+            product_from_document(doc)
+            async for doc in self._page(self.products, tenant_id, filters, after_id, limit)
+        ]
+
+    # --- quotes -----------------------------------------------------------------------------
+
+    async def get_quote(self, tenant_id: str, quote_id: str, session: Session = None) -> Quote:
+        """The quote revision, or ``NotFound`` (also when it belongs to another tenant)."""
+        doc = await self.quotes.find_one({"_id": quote_id, "tenant_id": tenant_id}, session=session)
+        if doc is None:
+            raise NotFound("quote", quote_id)
+        return quote_from_document(doc)
+
+    async def last_revision(
+        self, tenant_id: str, opportunity_id: str, session: Session = None
+    ) -> int:
+        """The highest revision of the opportunity's quotes (0 without one)."""
+        found = (
+            await self.quotes.find(
+                {"tenant_id": tenant_id, "opportunity_id": opportunity_id},
+                {"revision": 1},
+                session=session,
+            )
+            .sort("revision", DESCENDING)
+            .limit(1)
+            .to_list(1)
+        )
+        return int(found[0]["revision"]) if found else 0
+
+    async def insert_quote(self, quote: Quote, session: AsyncClientSession) -> None:
+        """Store a new quote revision."""
+        await self.quotes.insert_one(quote_to_document(quote), session=session)
+
+    async def replace_quote(
+        self, read_version: int, quote: Quote, session: AsyncClientSession
+    ) -> None:
+        """Store a changed quote if it is still at ``read_version``."""
+        await replace_version(
+            self.quotes, "quotes", read_version, quote_to_document(quote), session
+        )
+
+    async def list_quotes(
+        self, tenant_id: str, filters: Mapping[str, object], after_id: str | None, limit: int
+    ) -> list[Quote]:
+        """Quotes matching every filter, in id order."""
+        return [
+            quote_from_document(doc)
+            async for doc in self._page(self.quotes, tenant_id, filters, after_id, limit)
+        ]
+
     @staticmethod
     def _page(
         collection: AsyncCollection[Document],
         tenant_id: str,
-        filters: Mapping[str, str],
+        filters: Mapping[str, object],
         after_id: str | None,
         limit: int,
     ) -> AsyncCursor[Document]:

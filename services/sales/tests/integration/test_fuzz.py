@@ -9,11 +9,19 @@ import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crm.sales.v1 import sales_pb2 as pb
-from crm_testing.sales import SalesUnderTest, create_opportunity, create_pipeline, metadata
+from crm_testing.sales import (
+    SalesUnderTest,
+    create_opportunity,
+    create_pipeline,
+    create_product,
+    metadata,
+    quote_request,
+)
 
 TENANT = "fuzz"
 
@@ -25,6 +33,8 @@ class Targets:
     pipeline_ids: list[str]
     opportunity_ids: list[str]
     lead_ids: list[str]
+    product_ids: list[str]
+    quote_ids: list[str]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +47,21 @@ async def targets(sales: SalesUnderTest) -> Targets:
         pb.CreateLeadRequest(lead=pb.Lead(person_name="F", source=pb.LEAD_SOURCE_EVENT)),
         metadata=metadata(TENANT),
     )
-    return Targets([pipeline.id], [open_one.id, won.id], [lead.lead.id])
+    product = await create_product(sales, tenant=TENANT)
+    retired = await create_product(sales, tenant=TENANT, active=False)
+    line = [pb.QuoteLine(product_id=product.id, quantity=1)]
+    draft = await sales.stub.CreateQuote(
+        quote_request(open_one.id, line), metadata=metadata(TENANT)
+    )
+    sent = await sales.stub.CreateQuote(quote_request(open_one.id, line), metadata=metadata(TENANT))
+    await sales.stub.SendQuote(pb.SendQuoteRequest(id=sent.quote.id), metadata=metadata(TENANT))
+    return Targets(
+        [pipeline.id],
+        [open_one.id, won.id],
+        [lead.lead.id],
+        [product.id, retired.id],
+        [draft.quote.id, sent.quote.id],
+    )
 
 
 _text = st.text(max_size=80)
@@ -58,7 +82,8 @@ _paths = st.builds(
     paths=st.lists(
         st.sampled_from(
             ["*", "name", "stages", "amount_minor", "currency", "buying_centre", "stage_id",
-             "line_items", "expected_close_date", "email", "source", "status", "version"]
+             "line_items", "expected_close_date", "email", "source", "status", "version",
+             "active", "prices", "sku", "lines", "valid_until"]
         )
         | st.text(max_size=20),
         max_size=3,
@@ -142,7 +167,91 @@ def _requests(ids: Targets) -> st.SearchStrategy[Message]:
             ]
         ),
     )
+    product_id = st.sampled_from(ids.product_ids) | _text
+    quote_id = st.sampled_from(ids.quote_ids) | _text
+    price = st.builds(pb.Price, currency=_currency, unit_price_minor=_int64)
+    product = st.builds(
+        pb.Product,
+        id=product_id,
+        sku=_text,
+        name=_text,
+        active=st.booleans(),
+        prices=st.lists(price, max_size=3),
+    )
+    stamp = st.builds(
+        Timestamp,
+        seconds=st.integers(-62135596800, 253402300799),
+        nanos=st.integers(0, 999_999_999),
+    )
+    quote_line = st.builds(
+        pb.QuoteLine,
+        product_id=product_id,
+        quantity=_int64,
+        unit_price_minor=st.none() | _int64,
+        discount_basis_points=st.integers(-(2**31), 2**31 - 1),
+        tax_rate_basis_points=st.integers(-5, 20_000),
+    )
+    quote = st.builds(
+        pb.Quote,
+        id=quote_id,
+        opportunity_id=opportunity_id,
+        currency=_currency,
+        lines=st.lists(quote_line, max_size=3),
+        valid_until=st.none() | stamp,
+    )
+    # Near-valid quotes: extreme quantities and prices reach the Decimal totals.
+    plausible_quote = st.builds(
+        pb.Quote,
+        opportunity_id=st.sampled_from(ids.opportunity_ids),
+        currency=st.sampled_from(["EUR", "JPY", "BHD", "USD"]),
+        lines=st.lists(
+            st.builds(
+                pb.QuoteLine,
+                product_id=st.sampled_from(ids.product_ids),
+                quantity=st.integers(1, 2**63 - 1),
+                unit_price_minor=st.none() | st.integers(0, 2**63 - 1),
+                discount_basis_points=st.integers(0, 10_000),
+                tax_rate_basis_points=st.integers(0, 10_000),
+            ),
+            min_size=1,
+            max_size=3,
+        ),
+        valid_until=stamp,
+    )
     return st.one_of(
+        st.builds(pb.CreateProductRequest, product=product, request_id=_text),
+        st.builds(
+            pb.UpdateProductRequest,
+            product=product,
+            update_mask=_paths,
+            expected_version=_version,
+        ),
+        st.builds(pb.GetProductRequest, id=product_id),
+        st.builds(
+            pb.ListProductsRequest,
+            page_size=st.integers(-5, 600),
+            page_token=_text,
+            active_only=st.booleans(),
+        ),
+        st.builds(pb.CreateQuoteRequest, quote=quote | plausible_quote, request_id=_text),
+        st.builds(
+            pb.UpdateQuoteRequest,
+            quote=quote | plausible_quote.map(lambda q: _with_id(q, ids.quote_ids[0])),
+            update_mask=_paths,
+            expected_version=_version,
+        ),
+        st.builds(pb.GetQuoteRequest, id=quote_id),
+        st.builds(pb.GetQuoteDocumentRequest, id=quote_id),
+        st.builds(
+            pb.ListQuotesRequest,
+            page_size=st.integers(-5, 600),
+            page_token=_text,
+            opportunity_id=opportunity_id,
+            status=_enum,
+        ),
+        st.builds(pb.SendQuoteRequest, id=quote_id, expected_version=_version),
+        st.builds(pb.AcceptQuoteRequest, id=quote_id, expected_version=_version),
+        st.builds(pb.RejectQuoteRequest, id=quote_id, reason=_text, expected_version=_version),
         st.builds(pb.CreateOpportunityRequest, opportunity=plausible_opportunity),
         st.builds(pb.CreatePipelineRequest, pipeline=plausible_pipeline),
         st.builds(pb.CreatePipelineRequest, pipeline=pipeline, request_id=_text),
@@ -210,12 +319,17 @@ def _requests(ids: Targets) -> st.SearchStrategy[Message]:
     )
 
 
+def _with_id(quote: pb.Quote, quote_id: str) -> pb.Quote:
+    quote.id = quote_id
+    return quote
+
+
 def _method(request: Message) -> str:
     return type(request).__name__.removesuffix("Request")
 
 
 @settings(
-    max_examples=200,
+    max_examples=300,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

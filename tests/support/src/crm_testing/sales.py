@@ -1,18 +1,20 @@
-"""Shared pieces of the sales integration tests: the service under test, builders of pipelines
-and opportunities, reading its topic, and the error details of refused calls."""
+"""Shared pieces of the sales integration tests: the service under test, builders of pipelines,
+opportunities, products and quotes, reading its topic, and the error details of refused calls."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
 import pytest
 from aiokafka import AIOKafkaConsumer
+from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
@@ -148,6 +150,57 @@ async def create_opportunity(
     )
     opportunity: pb.Opportunity = reply.opportunity
     return opportunity
+
+
+async def create_product(
+    sales: SalesUnderTest,
+    *,
+    tenant: str = TENANT,
+    active: bool = True,
+    prices: dict[str, int] | None = None,
+) -> pb.Product:
+    """A new product with a fresh SKU, priced 12.50 EUR and 1,800 JPY unless ``prices``."""
+    book = {"EUR": 1250, "JPY": 1800} if prices is None else prices
+    reply = await sales.stub.CreateProduct(
+        pb.CreateProductRequest(
+            product=pb.Product(
+                sku=unique_id("SKU"),
+                name="Support seat",
+                active=active,
+                prices=[pb.Price(currency=c, unit_price_minor=p) for c, p in book.items()],
+            )
+        ),
+        metadata=metadata(tenant),
+    )
+    product: pb.Product = reply.product
+    return product
+
+
+def valid_until(days: float = 30, now: datetime | None = None) -> Timestamp:
+    """A quote's ``valid_until``, ``days`` from ``now`` (default: the wall clock)."""
+    stamp = Timestamp()
+    stamp.FromDatetime((now or datetime.now(UTC)) + timedelta(days=days))
+    return stamp
+
+
+def quote_request(
+    opportunity_id: str,
+    lines: Sequence[pb.QuoteLine],
+    *,
+    currency: str = "EUR",
+    until: Timestamp | None = None,
+    request_id: str = "",
+) -> pb.CreateQuoteRequest:
+    """A CreateQuote request."""
+    return pb.CreateQuoteRequest(
+        quote=pb.Quote(
+            opportunity_id=opportunity_id,
+            currency=currency,
+            lines=lines,
+            valid_until=until or valid_until(),
+        ),
+        request_id=request_id,
+    )
 
 
 async def events_for(bootstrap: str, key: str, count: int) -> list[Event]:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from crm.sales.v1 import sales_pb2 as pb
 from crm_sales.contract import enum_from_pb
 from crm_sales.domain.lead import LeadInput, LeadSource
@@ -13,6 +15,8 @@ from crm_sales.domain.opportunity import (
     OpportunityInput,
 )
 from crm_sales.domain.pipeline import PipelineInput, Stage, StageKind
+from crm_sales.domain.product import Price, ProductInput
+from crm_sales.domain.quote import LineInput, QuoteInput
 
 
 def stage_from_pb(message: pb.Stage) -> Stage:
@@ -66,4 +70,40 @@ def lead_input(message: pb.Lead) -> LeadInput:
         campaign_id=message.campaign_id,
         owner_id=message.owner_id,
         origin_mention_id=message.origin_mention_id,
+    )
+
+
+def product_input(message: pb.Product) -> ProductInput:
+    """The caller-settable fields of a product message."""
+    return ProductInput(
+        sku=message.sku,
+        name=message.name,
+        active=message.active,
+        prices=tuple(Price(p.currency, p.unit_price_minor) for p in message.prices),
+    )
+
+
+def quote_input(message: pb.Quote) -> QuoteInput:
+    """The caller-settable fields of a quote message (an unset unit price: the price book's;
+    an unset ``valid_until``: ``None``; it is kept to the millisecond, as stored)."""
+    valid_until = None
+    if message.HasField("valid_until"):
+        given = message.valid_until.ToDatetime(tzinfo=UTC)
+        valid_until = given.replace(microsecond=given.microsecond // 1000 * 1000)
+    return QuoteInput(
+        opportunity_id=message.opportunity_id,
+        currency=message.currency,
+        valid_until=valid_until,
+        lines=tuple(
+            LineInput(
+                product_id=line.product_id,
+                quantity=line.quantity,
+                unit_price_minor=(
+                    line.unit_price_minor if line.HasField("unit_price_minor") else None
+                ),
+                discount_basis_points=line.discount_basis_points,
+                tax_rate_basis_points=line.tax_rate_basis_points,
+            )
+            for line in message.lines
+        ),
     )

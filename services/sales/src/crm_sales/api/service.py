@@ -13,14 +13,17 @@ from crm.sales.v1 import sales_pb2 as pb
 from crm.sales.v1 import sales_pb2_grpc
 from crm_platform.context import current_call
 from crm_platform.idempotency import IdempotentRequest
-from crm_sales import contract
+from crm_sales import contract, quote_document
 from crm_sales.api import convert
 from crm_sales.domain.lead import LeadSource, LeadStatus
 from crm_sales.domain.pipeline import StageKind
-from crm_sales.use_cases import LeadConversions, Leads, Opportunities, Pipelines
+from crm_sales.domain.quote import QuoteStatus
+from crm_sales.use_cases import LeadConversions, Leads, Opportunities, Pipelines, Products, Quotes
 from crm_sales.use_cases.leads import OPERATION as LEAD_CREATES
 from crm_sales.use_cases.opportunities import OPERATION as OPPORTUNITY_CREATES
 from crm_sales.use_cases.pipelines import OPERATION as PIPELINE_CREATES
+from crm_sales.use_cases.products import OPERATION as PRODUCT_CREATES
+from crm_sales.use_cases.quotes import OPERATION as QUOTE_CREATES
 
 Context = Any  # grpc.aio.ServicerContext; the handlers do not use it
 
@@ -35,11 +38,15 @@ class SalesService(sales_pb2_grpc.SalesServiceServicer):
         opportunities: Opportunities,
         leads: Leads,
         conversions: LeadConversions,
+        products: Products,
+        quotes: Quotes,
     ) -> None:
         self.pipelines = pipelines
         self.opportunities = opportunities
         self.leads = leads
         self.conversions = conversions
+        self.products = products
+        self.quotes = quotes
 
     # --- pipelines --------------------------------------------------------------------------
 
@@ -259,4 +266,123 @@ class SalesService(sales_pb2_grpc.SalesServiceServicer):
         return pb.ConvertLeadResponse(
             lead=contract.lead_to_pb(conversion.lead),
             opportunity=contract.opportunity_to_pb(conversion.opportunity),
+        )
+
+    # --- products ---------------------------------------------------------------------------
+
+    async def CreateProduct(
+        self, request: pb.CreateProductRequest, context: Context
+    ) -> pb.CreateProductResponse:
+        call = current_call()
+        saved = await self.products.create(
+            call,
+            convert.product_input(request.product),
+            IdempotentRequest.of(call.tenant_id, PRODUCT_CREATES, request.request_id, request),
+        )
+        return pb.CreateProductResponse(product=contract.product_to_pb(saved))
+
+    async def GetProduct(
+        self, request: pb.GetProductRequest, context: Context
+    ) -> pb.GetProductResponse:
+        found = await self.products.get(current_call().tenant_id, request.id)
+        return pb.GetProductResponse(product=contract.product_to_pb(found))
+
+    async def ListProducts(
+        self, request: pb.ListProductsRequest, context: Context
+    ) -> pb.ListProductsResponse:
+        found, token = await self.products.list_products(
+            current_call().tenant_id, request.active_only, request.page_size, request.page_token
+        )
+        return pb.ListProductsResponse(
+            products=[contract.product_to_pb(p) for p in found], next_page_token=token
+        )
+
+    async def UpdateProduct(
+        self, request: pb.UpdateProductRequest, context: Context
+    ) -> pb.UpdateProductResponse:
+        saved = await self.products.update(
+            current_call(),
+            request.product.id,
+            convert.product_input(request.product),
+            list(request.update_mask.paths),
+            request.expected_version or None,
+        )
+        return pb.UpdateProductResponse(product=contract.product_to_pb(saved))
+
+    # --- quotes -----------------------------------------------------------------------------
+
+    async def CreateQuote(
+        self, request: pb.CreateQuoteRequest, context: Context
+    ) -> pb.CreateQuoteResponse:
+        call = current_call()
+        saved = await self.quotes.create(
+            call,
+            convert.quote_input(request.quote),
+            IdempotentRequest.of(call.tenant_id, QUOTE_CREATES, request.request_id, request),
+        )
+        return pb.CreateQuoteResponse(quote=contract.quote_to_pb(saved))
+
+    async def GetQuote(self, request: pb.GetQuoteRequest, context: Context) -> pb.GetQuoteResponse:
+        found = await self.quotes.get(current_call().tenant_id, request.id)
+        return pb.GetQuoteResponse(quote=contract.quote_to_pb(found))
+
+    async def ListQuotes(
+        self, request: pb.ListQuotesRequest, context: Context
+    ) -> pb.ListQuotesResponse:
+        filters: dict[str, str] = {}
+        if (status := contract.enum_from_pb(QuoteStatus, request.status)) is not None:
+            filters["status"] = status.value
+        if request.opportunity_id:
+            filters["opportunity_id"] = request.opportunity_id
+        found, token = await self.quotes.list_quotes(
+            current_call().tenant_id, filters, request.page_size, request.page_token
+        )
+        return pb.ListQuotesResponse(
+            quotes=[contract.quote_to_pb(q) for q in found], next_page_token=token
+        )
+
+    async def UpdateQuote(
+        self, request: pb.UpdateQuoteRequest, context: Context
+    ) -> pb.UpdateQuoteResponse:
+        saved = await self.quotes.update(
+            current_call(),
+            request.quote.id,
+            convert.quote_input(request.quote),
+            list(request.update_mask.paths),
+            request.expected_version or None,
+        )
+        return pb.UpdateQuoteResponse(quote=contract.quote_to_pb(saved))
+
+    async def SendQuote(
+        self, request: pb.SendQuoteRequest, context: Context
+    ) -> pb.SendQuoteResponse:
+        saved = await self.quotes.send(current_call(), request.id, request.expected_version or None)
+        return pb.SendQuoteResponse(quote=contract.quote_to_pb(saved))
+
+    async def AcceptQuote(
+        self, request: pb.AcceptQuoteRequest, context: Context
+    ) -> pb.AcceptQuoteResponse:
+        saved = await self.quotes.accept(
+            current_call(), request.id, request.expected_version or None
+        )
+        return pb.AcceptQuoteResponse(quote=contract.quote_to_pb(saved))
+
+    async def RejectQuote(
+        self, request: pb.RejectQuoteRequest, context: Context
+    ) -> pb.RejectQuoteResponse:
+        saved = await self.quotes.reject(
+            current_call(), request.id, request.reason, request.expected_version or None
+        )
+        return pb.RejectQuoteResponse(quote=contract.quote_to_pb(saved))
+
+    async def GetQuoteDocument(
+        self, request: pb.GetQuoteDocumentRequest, context: Context
+    ) -> pb.GetQuoteDocumentResponse:
+        quote, opportunity = await self.quotes.sent_with_opportunity(
+            current_call().tenant_id, request.id
+        )
+        return pb.GetQuoteDocumentResponse(
+            content=quote_document.render_pdf(quote, opportunity.name),
+            content_type=quote_document.CONTENT_TYPE,
+            file_name=quote_document.file_name(quote),
         )

@@ -47,3 +47,37 @@ class Money:
 
     def __str__(self) -> str:
         return f"{self.amount_minor} {self.currency} (minor units)"
+
+
+NO_MINOR_UNIT = frozenset(
+    {"XAG", "XAU", "XPD", "XPT", "XBA", "XBB", "XBC", "XBD", "XDR", "XSU", "XUA"}
+)
+"""ISO 4217 codes without a minor unit ("N.A." in the standard: precious metals, bond-market
+units, the SDR): nothing is priced in them per unit, so a price book or a quote refuses them."""
+
+_MINOR_UNIT_EXCEPTIONS = {
+    **dict.fromkeys(
+        ("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI",
+         "VND", "VUV", "XAF", "XOF", "XPF"),
+        0,
+    ),
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+    **dict.fromkeys(("CLF", "UYW"), 4),
+}  # fmt: skip
+"""ISO 4217's minor-unit digits where they are not 2 (the standard's table; ``pycountry`` does
+not carry the exponents, and no maintained library that does is a dependency here)."""
+
+
+def price_currency_problem(code: str) -> str | None:
+    """Why ``code`` is not a currency a unit price can be in (a currency with a minor unit)."""
+    if (problem := currency_problem(code)) is not None:
+        return problem
+    if code in NO_MINOR_UNIT:
+        return f'"{code}" has no minor unit: nothing is priced in it'
+    return None
+
+
+def minor_unit_digits(code: str) -> int:
+    """How many decimal digits the minor unit of ``code`` has (2 for EUR, 0 for JPY, 3 for
+    BHD): how many minor units make one major unit as a power of ten."""
+    return _MINOR_UNIT_EXCEPTIONS.get(code, 2)

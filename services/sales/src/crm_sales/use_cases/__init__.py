@@ -10,5 +10,7 @@ from crm_sales.use_cases.conversion import LeadConversions
 from crm_sales.use_cases.leads import Leads
 from crm_sales.use_cases.opportunities import Opportunities
 from crm_sales.use_cases.pipelines import Pipelines
+from crm_sales.use_cases.products import Products
+from crm_sales.use_cases.quotes import Quotes
 
-__all__ = ["LeadConversions", "Leads", "Opportunities", "Pipelines"]
+__all__ = ["LeadConversions", "Leads", "Opportunities", "Pipelines", "Products", "Quotes"]

@@ -33,7 +33,7 @@ from crm_sales.domain.lead import Lead, LeadStatus
 from crm_sales.domain.opportunity import Opportunity, OpportunityInput
 from crm_sales.domain.pipeline import Pipeline
 from crm_sales.storage import SalesStore
-from crm_sales.use_cases._common import WRITE_RETRIES, new_id, now_ms
+from crm_sales.use_cases._common import WRITE_RETRIES, new_id, now_ms, publish_on_key
 
 UNKNOWN_CONTACT = "UNKNOWN_CONTACT"
 """The FAILED_PRECONDITION of a lead whose contact_id names no contact of the tenant."""
@@ -159,12 +159,11 @@ class LeadConversions:
             )
             await self.store.insert_opportunity(opportunity, tx.session)
             await self.store.replace_lead(current.version, converted, tx.session)
-            tx.publish(
-                [events.opportunity_created(opportunity, call)], sequence=opportunity.version
-            )
-            tx.publish(
+            await publish_on_key(tx, self.store, [events.opportunity_created(opportunity, call)])
+            await publish_on_key(
+                tx,
+                self.store,
                 [events.lead_converted(converted, contact.created, current.version, call)],
-                sequence=converted.version,
             )
             return Conversion(converted, opportunity)
 

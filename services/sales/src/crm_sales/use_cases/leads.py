@@ -12,7 +12,13 @@ from crm_platform.unit_of_work import Transaction, UnitOfWork
 from crm_sales import events
 from crm_sales.domain.lead import Lead, LeadInput
 from crm_sales.storage import SalesStore
-from crm_sales.use_cases._common import WRITE_RETRIES, after_id, new_id, now_ms
+from crm_sales.use_cases._common import (
+    WRITE_RETRIES,
+    after_id,
+    new_id,
+    now_ms,
+    publish_on_key,
+)
 
 OPERATION = "lead"
 """The idempotency records' operation for lead creates."""
@@ -40,7 +46,7 @@ class Leads:
                 return await self.store.get_lead(call.tenant_id, earlier, tx.session)
             await self.store.insert_lead(lead, tx.session)
             await tx.remember(request, lead.id, lead.create_time)
-            tx.publish([event], sequence=lead.version)
+            await publish_on_key(tx, self.store, [event])
             return lead
 
         return await self.unit_of_work.run(create, retries=WRITE_RETRIES)
@@ -61,9 +67,8 @@ class Leads:
             if not change.changed_paths:
                 return current
             await self.store.replace_lead(current.version, change.lead, tx.session)
-            tx.publish(
-                [events.lead_updated(change, current.version, call)],
-                sequence=change.lead.version,
+            await publish_on_key(
+                tx, self.store, [events.lead_updated(change, current.version, call)]
             )
             return change.lead
 
@@ -115,10 +120,8 @@ class Leads:
             current = await self.store.get_lead(call.tenant_id, lead_id, tx.session)
             changed = rule(current)
             await self.store.replace_lead(current.version, changed, tx.session)
-            tx.publish(
-                [events.lead_status_changed(changed, current.status, current.version, call)],
-                sequence=changed.version,
-            )
+            event = events.lead_status_changed(changed, current.status, current.version, call)
+            await publish_on_key(tx, self.store, [event])
             return changed
 
         return await self.unit_of_work.run(change, retries=WRITE_RETRIES)

@@ -22,7 +22,13 @@ from crm_sales import events
 from crm_sales.domain.opportunity import Opportunity, OpportunityInput, StageMove
 from crm_sales.domain.pipeline import Pipeline
 from crm_sales.storage import SalesStore
-from crm_sales.use_cases._common import WRITE_RETRIES, after_id, new_id, now_ms
+from crm_sales.use_cases._common import (
+    WRITE_RETRIES,
+    after_id,
+    new_id,
+    now_ms,
+    publish_on_key,
+)
 
 OPERATION = "opportunity"
 """The idempotency records' operation for opportunity creates."""
@@ -68,9 +74,7 @@ class Opportunities:
             )
             await self.store.insert_opportunity(opportunity, tx.session)
             await tx.remember(request, opportunity.id, opportunity.create_time)
-            tx.publish(
-                [events.opportunity_created(opportunity, call)], sequence=opportunity.version
-            )
+            await publish_on_key(tx, self.store, [events.opportunity_created(opportunity, call)])
             return opportunity
 
         return await self.unit_of_work.run(create, retries=WRITE_RETRIES)
@@ -91,9 +95,8 @@ class Opportunities:
             if not change.changed_paths:
                 return current
             await self.store.replace_opportunity(current.version, change.opportunity, tx.session)
-            tx.publish(
-                [events.opportunity_updated(change, current.version, call)],
-                sequence=change.opportunity.version,
+            await publish_on_key(
+                tx, self.store, [events.opportunity_updated(change, current.version, call)]
             )
             return change.opportunity
 
@@ -190,7 +193,7 @@ class Opportunities:
             event = events.opportunity_stage_event(
                 move.opportunity, move.change, current.status, current.version, call
             )
-            tx.publish([event], sequence=move.opportunity.version)
+            await publish_on_key(tx, self.store, [event])
             return move.opportunity
 
         return await self.unit_of_work.run(change, retries=WRITE_RETRIES)

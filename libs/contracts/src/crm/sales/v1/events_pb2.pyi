@@ -16,6 +16,9 @@ Record keys (the partition key; one key's events are in order):
 * Lead events: the lead's `contact_id` as it was on create, or the lead's id when the lead was
   not about a known contact (the contact is made at conversion, later).
 * Pipeline events: the pipeline id (a pipeline is about no customer).
+* Product events: the product id (a product is about no customer).
+* Quote events: the key of the quote's opportunity (its `event_key`, as above), so that a
+  deal's quotes are on the partition of its opportunity's events.
 """
 
 from crm.sales.v1 import sales_pb2 as _sales_pb2
@@ -408,3 +411,153 @@ class LeadConverted(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LeadConverted: _TypeAlias = LeadConverted  # noqa: Y015
+
+@_typing.final
+class ProductCreated(_message.Message):
+    """A product was created. Key: product.id."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRODUCT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def product(self) -> _sales_pb2.Product:
+        """The product as created (version 1)."""
+
+    def __init__(
+        self,
+        *,
+        product: _sales_pb2.Product | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["product", b"product"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["product", b"product"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProductCreated: _TypeAlias = ProductCreated  # noqa: Y015
+
+@_typing.final
+class ProductUpdated(_message.Message):
+    """A product's name, active flag or price book changed. Key: product.id."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRODUCT_FIELD_NUMBER: _builtins.int
+    CHANGED_FIELDS_FIELD_NUMBER: _builtins.int
+    PREVIOUS_VERSION_FIELD_NUMBER: _builtins.int
+    previous_version: _builtins.int
+    """The version before the change."""
+    @_builtins.property
+    def product(self) -> _sales_pb2.Product:
+        """The product after the change."""
+
+    @_builtins.property
+    def changed_fields(self) -> _field_mask_pb2.FieldMask:
+        """The fields that changed, as paths of Product."""
+
+    def __init__(
+        self,
+        *,
+        product: _sales_pb2.Product | None = ...,
+        changed_fields: _field_mask_pb2.FieldMask | None = ...,
+        previous_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["changed_fields", b"changed_fields", "product", b"product"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_fields", b"changed_fields", "previous_version", b"previous_version", "product", b"product"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProductUpdated: _TypeAlias = ProductUpdated  # noqa: Y015
+
+@_typing.final
+class QuoteCreated(_message.Message):
+    """A quote revision was created (DRAFT). Key: its opportunity's key."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUOTE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def quote(self) -> _sales_pb2.Quote:
+        """The quote as created (version 1)."""
+
+    def __init__(
+        self,
+        *,
+        quote: _sales_pb2.Quote | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["quote", b"quote"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["quote", b"quote"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QuoteCreated: _TypeAlias = QuoteCreated  # noqa: Y015
+
+@_typing.final
+class QuoteUpdated(_message.Message):
+    """A draft's currency, validity or lines changed. Key: its opportunity's key."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUOTE_FIELD_NUMBER: _builtins.int
+    CHANGED_FIELDS_FIELD_NUMBER: _builtins.int
+    PREVIOUS_VERSION_FIELD_NUMBER: _builtins.int
+    previous_version: _builtins.int
+    """The version before the change."""
+    @_builtins.property
+    def quote(self) -> _sales_pb2.Quote:
+        """The quote after the change."""
+
+    @_builtins.property
+    def changed_fields(self) -> _field_mask_pb2.FieldMask:
+        """The fields that changed, as paths of Quote."""
+
+    def __init__(
+        self,
+        *,
+        quote: _sales_pb2.Quote | None = ...,
+        changed_fields: _field_mask_pb2.FieldMask | None = ...,
+        previous_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["changed_fields", b"changed_fields", "quote", b"quote"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_fields", b"changed_fields", "previous_version", b"previous_version", "quote", b"quote"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QuoteUpdated: _TypeAlias = QuoteUpdated  # noqa: Y015
+
+@_typing.final
+class QuoteStatusChanged(_message.Message):
+    """A quote was sent, accepted, rejected or expired (its valid_until passed while sent; the
+    actor is then the system's timers). Key: its opportunity's key.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUOTE_FIELD_NUMBER: _builtins.int
+    PREVIOUS_STATUS_FIELD_NUMBER: _builtins.int
+    PREVIOUS_VERSION_FIELD_NUMBER: _builtins.int
+    previous_status: _sales_pb2.QuoteStatus.ValueType
+    """The status before the change."""
+    previous_version: _builtins.int
+    """The version before the change."""
+    @_builtins.property
+    def quote(self) -> _sales_pb2.Quote:
+        """The quote after the change."""
+
+    def __init__(
+        self,
+        *,
+        quote: _sales_pb2.Quote | None = ...,
+        previous_status: _sales_pb2.QuoteStatus.ValueType = ...,
+        previous_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["quote", b"quote"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["previous_status", b"previous_status", "previous_version", b"previous_version", "quote", b"quote"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QuoteStatusChanged: _TypeAlias = QuoteStatusChanged  # noqa: Y015

@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class SalesServiceStub:
-    """Manages a tenant's pipelines, opportunities and leads.
+    """Manages a tenant's pipelines, opportunities, leads, products and quotes.
     """
 
     def __init__(self, channel):
@@ -135,10 +135,70 @@ class SalesServiceStub:
                 request_serializer=crm_dot_sales_dot_v1_dot_sales__pb2.ConvertLeadRequest.SerializeToString,
                 response_deserializer=crm_dot_sales_dot_v1_dot_sales__pb2.ConvertLeadResponse.FromString,
                 _registered_method=True)
+        self.CreateProduct = channel.unary_unary(
+                '/crm.sales.v1.SalesService/CreateProduct',
+                request_serializer=crm_dot_sales_dot_v1_dot_sales__pb2.CreateProductRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_sales__pb2.CreateProductResponse.FromString,
+                _registered_method=True)
+        self.GetProduct = channel.unary_unary(
+                '/crm.sales.v1.SalesService/GetProduct',
+                request_serializer=crm_dot_sales_dot_v1_dot_sales__pb2.GetProductRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_sales__pb2.GetProductResponse.FromString,
+                _registered_method=True)
+        self.ListProducts = channel.unary_unary(
+                '/crm.sales.v1.SalesService/ListProducts',
+                request_serializer=crm_dot_sales_dot_v1_dot_sales__pb2.ListProductsRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_sales__pb2.ListProductsResponse.FromString,
+                _registered_method=True)
+        self.UpdateProduct = channel.unary_unary(
+                '/crm.sales.v1.SalesService/UpdateProduct',
+                request_serializer=crm_dot_sales_dot_v1_dot_sales__pb2.UpdateProductRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_sales__pb2.UpdateProductResponse.FromString,
+                _registered_method=True)
+        self.CreateQuote = channel.unary_unary(
+                '/crm.sales.v1.SalesService/CreateQuote',
+                request_serializer=crm_dot_sales_dot_v1_dot_sales__pb2.CreateQuoteRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_sales__pb2.CreateQuoteResponse.FromString,
+                _registered_method=True)
+        self.GetQuote = channel.unary_unary(
+                '/crm.sales.v1.SalesService/GetQuote',
+                request_serializer=crm_dot_sales_dot_v1_dot_sales__pb2.GetQuoteRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_sales__pb2.GetQuoteResponse.FromString,
+                _registered_method=True)
+        self.ListQuotes = channel.unary_unary(
+                '/crm.sales.v1.SalesService/ListQuotes',
+                request_serializer=crm_dot_sales_dot_v1_dot_sales__pb2.ListQuotesRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_sales__pb2.ListQuotesResponse.FromString,
+                _registered_method=True)
+        self.UpdateQuote = channel.unary_unary(
+                '/crm.sales.v1.SalesService/UpdateQuote',
+                request_serializer=crm_dot_sales_dot_v1_dot_sales__pb2.UpdateQuoteRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_sales__pb2.UpdateQuoteResponse.FromString,
+                _registered_method=True)
+        self.SendQuote = channel.unary_unary(
+                '/crm.sales.v1.SalesService/SendQuote',
+                request_serializer=crm_dot_sales_dot_v1_dot_sales__pb2.SendQuoteRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_sales__pb2.SendQuoteResponse.FromString,
+                _registered_method=True)
+        self.AcceptQuote = channel.unary_unary(
+                '/crm.sales.v1.SalesService/AcceptQuote',
+                request_serializer=crm_dot_sales_dot_v1_dot_sales__pb2.AcceptQuoteRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_sales__pb2.AcceptQuoteResponse.FromString,
+                _registered_method=True)
+        self.RejectQuote = channel.unary_unary(
+                '/crm.sales.v1.SalesService/RejectQuote',
+                request_serializer=crm_dot_sales_dot_v1_dot_sales__pb2.RejectQuoteRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_sales__pb2.RejectQuoteResponse.FromString,
+                _registered_method=True)
+        self.GetQuoteDocument = channel.unary_unary(
+                '/crm.sales.v1.SalesService/GetQuoteDocument',
+                request_serializer=crm_dot_sales_dot_v1_dot_sales__pb2.GetQuoteDocumentRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_sales__pb2.GetQuoteDocumentResponse.FromString,
+                _registered_method=True)
 
 
 class SalesServiceServicer:
-    """Manages a tenant's pipelines, opportunities and leads.
+    """Manages a tenant's pipelines, opportunities, leads, products and quotes.
     """
 
     def CreatePipeline(self, request, context):
@@ -286,6 +346,94 @@ class SalesServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateProduct(self, request, context):
+        """Creates a product with its price book. The SKU is unique in the tenant (ALREADY_EXISTS).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetProduct(self, request, context):
+        """Gets a product. NOT_FOUND if it does not exist in the caller's tenant.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListProducts(self, request, context):
+        """Lists products, optionally only the active ones, in id order with opaque page tokens.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateProduct(self, request, context):
+        """Updates the name, the active flag or the price book (not the SKU).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateQuote(self, request, context):
+        """Creates the next revision of an open opportunity's quote, as a DRAFT. Each line's product
+        must exist and be active; a line without a unit price takes the product's price in the
+        quote's currency. FAILED_PRECONDITION OPPORTUNITY_CLOSED for a won or lost opportunity.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetQuote(self, request, context):
+        """Gets a quote revision. NOT_FOUND if it does not exist in the caller's tenant.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListQuotes(self, request, context):
+        """Lists quote revisions, optionally of one opportunity, in id order with page tokens.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateQuote(self, request, context):
+        """Changes a DRAFT's currency, validity or lines (re-priced). FAILED_PRECONDITION
+        QUOTE_NOT_DRAFT once it was sent: a sent revision is immutable (create a new revision).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SendQuote(self, request, context):
+        """DRAFT → SENT; it expires when `valid_until` passes (QuoteStatusChanged to EXPIRED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcceptQuote(self, request, context):
+        """SENT → ACCEPTED, before `valid_until` (else FAILED_PRECONDITION QUOTE_VALIDITY_PASSED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RejectQuote(self, request, context):
+        """SENT → REJECTED, with the customer's reason if known.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetQuoteDocument(self, request, context):
+        """The PDF document of a quote that was sent (SENT, ACCEPTED, REJECTED or EXPIRED), with its
+        lines and totals. FAILED_PRECONDITION QUOTE_NOT_SENT for a draft.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SalesServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -389,6 +537,66 @@ def add_SalesServiceServicer_to_server(servicer, server):
                     request_deserializer=crm_dot_sales_dot_v1_dot_sales__pb2.ConvertLeadRequest.FromString,
                     response_serializer=crm_dot_sales_dot_v1_dot_sales__pb2.ConvertLeadResponse.SerializeToString,
             ),
+            'CreateProduct': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateProduct,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_sales__pb2.CreateProductRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_sales__pb2.CreateProductResponse.SerializeToString,
+            ),
+            'GetProduct': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetProduct,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_sales__pb2.GetProductRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_sales__pb2.GetProductResponse.SerializeToString,
+            ),
+            'ListProducts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProducts,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_sales__pb2.ListProductsRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_sales__pb2.ListProductsResponse.SerializeToString,
+            ),
+            'UpdateProduct': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateProduct,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_sales__pb2.UpdateProductRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_sales__pb2.UpdateProductResponse.SerializeToString,
+            ),
+            'CreateQuote': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateQuote,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_sales__pb2.CreateQuoteRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_sales__pb2.CreateQuoteResponse.SerializeToString,
+            ),
+            'GetQuote': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetQuote,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_sales__pb2.GetQuoteRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_sales__pb2.GetQuoteResponse.SerializeToString,
+            ),
+            'ListQuotes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListQuotes,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_sales__pb2.ListQuotesRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_sales__pb2.ListQuotesResponse.SerializeToString,
+            ),
+            'UpdateQuote': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateQuote,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_sales__pb2.UpdateQuoteRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_sales__pb2.UpdateQuoteResponse.SerializeToString,
+            ),
+            'SendQuote': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendQuote,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_sales__pb2.SendQuoteRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_sales__pb2.SendQuoteResponse.SerializeToString,
+            ),
+            'AcceptQuote': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcceptQuote,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_sales__pb2.AcceptQuoteRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_sales__pb2.AcceptQuoteResponse.SerializeToString,
+            ),
+            'RejectQuote': grpc.unary_unary_rpc_method_handler(
+                    servicer.RejectQuote,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_sales__pb2.RejectQuoteRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_sales__pb2.RejectQuoteResponse.SerializeToString,
+            ),
+            'GetQuoteDocument': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetQuoteDocument,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_sales__pb2.GetQuoteDocumentRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_sales__pb2.GetQuoteDocumentResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'crm.sales.v1.SalesService', rpc_method_handlers)
@@ -398,7 +606,7 @@ def add_SalesServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class SalesService:
-    """Manages a tenant's pipelines, opportunities and leads.
+    """Manages a tenant's pipelines, opportunities, leads, products and quotes.
     """
 
     @staticmethod
@@ -931,6 +1139,330 @@ class SalesService:
             '/crm.sales.v1.SalesService/ConvertLead',
             crm_dot_sales_dot_v1_dot_sales__pb2.ConvertLeadRequest.SerializeToString,
             crm_dot_sales_dot_v1_dot_sales__pb2.ConvertLeadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateProduct(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.sales.v1.SalesService/CreateProduct',
+            crm_dot_sales_dot_v1_dot_sales__pb2.CreateProductRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_sales__pb2.CreateProductResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetProduct(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.sales.v1.SalesService/GetProduct',
+            crm_dot_sales_dot_v1_dot_sales__pb2.GetProductRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_sales__pb2.GetProductResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListProducts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.sales.v1.SalesService/ListProducts',
+            crm_dot_sales_dot_v1_dot_sales__pb2.ListProductsRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_sales__pb2.ListProductsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateProduct(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.sales.v1.SalesService/UpdateProduct',
+            crm_dot_sales_dot_v1_dot_sales__pb2.UpdateProductRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_sales__pb2.UpdateProductResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateQuote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.sales.v1.SalesService/CreateQuote',
+            crm_dot_sales_dot_v1_dot_sales__pb2.CreateQuoteRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_sales__pb2.CreateQuoteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetQuote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.sales.v1.SalesService/GetQuote',
+            crm_dot_sales_dot_v1_dot_sales__pb2.GetQuoteRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_sales__pb2.GetQuoteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListQuotes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.sales.v1.SalesService/ListQuotes',
+            crm_dot_sales_dot_v1_dot_sales__pb2.ListQuotesRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_sales__pb2.ListQuotesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateQuote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.sales.v1.SalesService/UpdateQuote',
+            crm_dot_sales_dot_v1_dot_sales__pb2.UpdateQuoteRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_sales__pb2.UpdateQuoteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendQuote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.sales.v1.SalesService/SendQuote',
+            crm_dot_sales_dot_v1_dot_sales__pb2.SendQuoteRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_sales__pb2.SendQuoteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcceptQuote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.sales.v1.SalesService/AcceptQuote',
+            crm_dot_sales_dot_v1_dot_sales__pb2.AcceptQuoteRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_sales__pb2.AcceptQuoteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RejectQuote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.sales.v1.SalesService/RejectQuote',
+            crm_dot_sales_dot_v1_dot_sales__pb2.RejectQuoteRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_sales__pb2.RejectQuoteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetQuoteDocument(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.sales.v1.SalesService/GetQuoteDocument',
+            crm_dot_sales_dot_v1_dot_sales__pb2.GetQuoteDocumentRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_sales__pb2.GetQuoteDocumentResponse.FromString,
             options,
             channel_credentials,
             insecure,
