@@ -287,3 +287,21 @@ async def test_a_revocation_during_the_loops_checkpoint_loses_no_cells(
     views = KpiViews(store, "UTC", refresh_seconds=60)
     view: CubeView = await views.view("live")
     assert {key: view.get(key).to_doc() for key in view} == expected  # type: ignore[union-attr]
+
+
+async def test_a_former_owners_late_compaction_keeps_the_newer_snapshot(store: MongoStore) -> None:
+    """A member that lost the partition without knowing (a long pause) commits a checkpoint
+    with snapshot "old" just before the new owner loads it; the new owner then snapshots
+    ("new") and compacts; the former owner's compaction runs only now. It must not delete the
+    snapshot the offsets document points at, or every full read (a view behind, a new owner's
+    load) fails until the next snapshot."""
+    old = await cell_log.write_snapshot(store.db, PREFIX, WHERE, "old", 3, _items({"": 3}))
+    new = await cell_log.write_snapshot(store.db, PREFIX, WHERE, "new", 5, _items({"": 5}))
+    await _log(store, 6, {"": 6})
+    await _offsets(store, 6, new)
+    await cell_log.compact(store.db, WHERE, new, old)  # the new owner's
+    await cell_log.compact(store.db, WHERE, old, None)  # the former owner's, late
+    assert await store.db[cell_log.SNAPSHOTS].distinct("token", WHERE) == ["new"]
+    views = KpiViews(store, "UTC", refresh_seconds=60)
+    await views.view("live")
+    assert _count(views, "") == 6
