@@ -131,7 +131,9 @@ async def test_a_revocation_waits_for_the_checkpoint_in_flight() -> None:
     overlapped = state.overlapped
     state.release.set()
     await asyncio.gather(loop_checkpoint, revoke)
-    assert not overlapped and not state.overlapped
+    assert not overlapped
+    assert not state.overlapped
     assert consumer._failure is None
     assert state.checkpoints == 2  # the loop's, then the revocation's
-    assert state.closed and tp not in consumer.states
+    assert state.closed
+    assert tp not in consumer.states
