@@ -10,7 +10,9 @@ transaction. The database, not Kafka's committed offset, says where a partition 
   owner loads that checkpoint;
 - a member that lost its partitions without knowing (a "zombie" after a long pause) cannot
   overwrite the new owner's progress: a checkpoint is a conditional write on the checkpoint it was
-  based on (:class:`LostOwnershipError`), after which the partition is loaded again.
+  based on (:class:`LostOwnershipError`), after which the partition is loaded again;
+- a state is used by one task at a time: aiokafka runs the rebalance callbacks in its own task,
+  so they wait for the loop's batch or checkpoint in flight (and the loop for them).
 
 The steps, one method each: :meth:`CheckpointedConsumer._assign` (load and seek),
 :meth:`CheckpointedConsumer._process` (decode → state, poison → dead-letter topic) and
@@ -117,15 +119,20 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     # aiokafka logs and swallows a listener's exception; the consumer must not carry on with
     # partitions it failed to load or save, so the failure is handed to its loop to raise.
+    # The callbacks run in aiokafka's coordinator task, concurrently with the consumer's loop:
+    # they wait for the loop's batch or checkpoint in flight (the consumer's lock), so a
+    # partition is never checkpointed twice at once nor revoked in the middle of a checkpoint.
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         try:
-            await self.owner._revoke(list(revoked))
+            async with self.owner._lock:
+                await self.owner._revoke(list(revoked))
         except Exception as exc:
             self.owner._failure = exc
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         try:
-            await self.owner._assign(list(assigned))
+            async with self.owner._lock:
+                await self.owner._assign(list(assigned))
         except Exception as exc:
             self.owner._failure = exc
 
@@ -167,6 +174,12 @@ class CheckpointedConsumer:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._failure: Exception | None = None
+        # Held while the states are used or changed: by the loop for a batch and for the
+        # checkpoints due, by the rebalance callbacks (another task) to revoke or assign. Without
+        # it a revocation could checkpoint a partition while the loop's checkpoint of it is in
+        # flight: one of the two loses the fence, and if it is the loop's, the cells and facts
+        # it had flushed are lost while the offset the other wrote moves past their records.
+        self._lock = asyncio.Lock()
         self.records = 0
 
     async def run(self) -> None:
@@ -199,14 +212,19 @@ class CheckpointedConsumer:
                 # A full batch means the consumer is behind (a replay, a backlog): checkpoint
                 # less often then, so more changes to the same aggregates coalesce per write.
                 self._behind = sum(len(r) for r in batches.values()) >= self.max_records
-                for tp, records in batches.items():
-                    state = self.states.get(tp)
-                    if state is None:
-                        continue  # revoked while the batch was in flight
-                    for record in records:
-                        await self._process(state, record)
+                fetched_for = dict(self.states)
+                async with self._lock:
+                    for tp, records in batches.items():
+                        state = self.states.get(tp)
+                        if state is None or state is not fetched_for.get(tp):
+                            # Revoked (and maybe loaded again, seeking to its checkpoint) while
+                            # the loop waited for the lock: these records are not its next ones.
+                            continue
+                        for record in records:
+                            await self._process(state, record)
                 await self._checkpoint_due()
-            await self._revoke(list(self.states))
+            async with self._lock:
+                await self._revoke(list(self.states))
         finally:
             self._consumer = None
             with contextlib.suppress(Exception):
@@ -305,14 +323,15 @@ class CheckpointedConsumer:
     # -- checkpoints --------------------------------------------------------------------------
 
     async def _checkpoint_due(self) -> None:
-        now = time.monotonic()
-        behind = self._behind
-        interval = self.catch_up_interval if behind else self.checkpoint_interval
-        limit = self.catch_up_pending if behind else self.max_pending
-        for tp, state in list(self.states.items()):
-            due = now - self._last_checkpoint.get(tp, 0.0) >= interval
-            if state.pending and (due or state.pending >= limit):
-                await self._checkpoint(tp, state)
+        async with self._lock:
+            now = time.monotonic()
+            behind = self._behind
+            interval = self.catch_up_interval if behind else self.checkpoint_interval
+            limit = self.catch_up_pending if behind else self.max_pending
+            for tp, state in list(self.states.items()):
+                due = now - self._last_checkpoint.get(tp, 0.0) >= interval
+                if state.pending and (due or state.pending >= limit):
+                    await self._checkpoint(tp, state)
 
     async def _checkpoint(self, tp: TopicPartition, state: PartitionState) -> None:
         try:
@@ -322,8 +341,9 @@ class CheckpointedConsumer:
             log.warning("partition %s: %s; loading it again", tp, exc)
             state.close()
             self.states.pop(tp, None)
-            if self._consumer is not None:
-                await self._load(self._consumer, tp)
+            consumer = self._consumer
+            if consumer is not None and tp in consumer.assignment():
+                await self._load(consumer, tp)
 
     async def _save(self, tp: TopicPartition, state: PartitionState) -> None:
         started = time.monotonic()

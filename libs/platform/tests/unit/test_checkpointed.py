@@ -3,11 +3,12 @@ batches while behind (a replay, a backlog), so more changes to the same state co
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from aiokafka import TopicPartition
 
-from crm_platform.checkpointed import CheckpointedConsumer
+from crm_platform.checkpointed import CheckpointedConsumer, _Rebalance
 from crm_platform.events import Event
 
 
@@ -82,3 +83,57 @@ def test_the_catch_up_settings_never_undercut_the_live_ones() -> None:
     consumer = _consumer(interval=30.0, catch_up=1.0)
     assert consumer.catch_up_interval == 30.0
     assert consumer.catch_up_pending >= consumer.max_pending
+
+
+class _HeldState(_State):
+    """A partition state whose first checkpoint waits until released (a slow transaction),
+    recording whether two of its checkpoints ever ran at the same time."""
+
+    def __init__(self, pending: int) -> None:
+        super().__init__(pending)
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+        self.running = 0
+        self.overlapped = False
+        self.closed = False
+
+    async def checkpoint(self) -> int:
+        self.running += 1
+        self.overlapped |= self.running > 1
+        first = not self.entered.is_set()
+        self.entered.set()
+        try:
+            if first:
+                await self.release.wait()
+            return await super().checkpoint()
+        finally:
+            self.running -= 1
+
+    def close(self) -> None:
+        self.closed = True
+
+
+async def test_a_revocation_waits_for_the_checkpoint_in_flight() -> None:
+    """aiokafka calls the rebalance listener from its coordinator task, concurrently with the
+    consumer's loop: revoking a partition whose checkpoint is in flight must wait for it, not
+    checkpoint the same state a second time at once (whichever commits second loses the fence,
+    and if that is the loop's, what it had flushed is gone while the offset moved on)."""
+    consumer = _consumer()
+    tp = TopicPartition("t", 0)
+    state = _HeldState(10)
+    consumer.states[tp] = state
+    consumer._last_checkpoint[tp] = 0.0  # due
+    loop_checkpoint = asyncio.create_task(consumer._checkpoint_due())
+    await state.entered.wait()
+    revoke = asyncio.create_task(_Rebalance(consumer).on_partitions_revoked([tp]))
+    for _ in range(10):  # let the listener go as far as it can without the loop's checkpoint
+        await asyncio.sleep(0)
+    overlapped = state.overlapped
+    state.release.set()
+    await asyncio.gather(loop_checkpoint, revoke)
+    assert not overlapped
+    assert not state.overlapped
+    assert consumer._failure is None
+    assert state.checkpoints == 2  # the loop's, then the revocation's
+    assert state.closed
+    assert tp not in consumer.states

@@ -149,10 +149,15 @@ async def compact(
     db: AsyncDatabase[Any], where: Mapping[str, Any], current: Snapshot, previous: Snapshot | None
 ) -> None:
     """After ``current`` is committed: drop the log up to the previous snapshot (readers a
-    little behind still find their checkpoints) and every other snapshot."""
+    little behind still find their checkpoints) and every other snapshot up to ``current``'s
+    checkpoint (older ones, and those a checkpoint that lost the fence left). A newer one is
+    left alone: it is another owner's, committed since (this compaction ran late, in a member
+    that lost the partition without knowing), and the offsets document may point at it."""
     if previous is not None:
         await db[CELL_LOG].delete_many({**where, "seq": {"$lte": previous.seq}})
-    await db[SNAPSHOTS].delete_many({**where, "token": {"$ne": current.token}})
+    await db[SNAPSHOTS].delete_many(
+        {**where, "token": {"$ne": current.token}, "seq": {"$lte": current.seq}}
+    )
 
 
 async def read_log(

@@ -3,11 +3,13 @@ and a partition's state survives snapshots and reloads.
 
 The log tests lay out the documents a partition's owner writes, checkpoint by checkpoint, and
 check what a query view makes of them. The last tests drive a real ``MetricsPartition`` through
-many checkpoints with a tiny snapshot threshold and load it again.
+many checkpoints with a tiny snapshot threshold and load it again, and through a rebalance that
+revokes it while the consumer's loop is checkpointing it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +24,7 @@ from crm_metrics.checkpoint import OFFSETS, MetricsPartition
 from crm_metrics.domain.clocks import Settings
 from crm_metrics.domain.cube import CubeView
 from crm_metrics.view import KpiViews
+from crm_platform.checkpointed import CheckpointedConsumer, _Rebalance
 from crm_platform.mongo import MongoStore
 from crm_testing.histories import iter_events
 from crm_testing.metrics import scratch_database
@@ -215,3 +218,90 @@ async def test_a_snapshot_left_by_a_crash_before_its_commit_is_ignored(store: Mo
     assert await again.load() == len(events)
     expected = {key: agg.to_doc() for key, agg in owner.engine.cube.items()}
     assert {key: agg.to_doc() for key, agg in again.engine.cube.items()} == expected
+
+
+async def test_a_revocation_during_the_loops_checkpoint_loses_no_cells(
+    store: MongoStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebalance revokes a partition while the consumer's loop is checkpointing it (its
+    transaction slow to start, e.g. behind a snapshot on a loaded machine). The revocation's
+    checkpoint must not overtake it: if it commits first it writes the offset past every
+    record processed, with none of the cells and facts the loop's checkpoint had flushed (the
+    loop's then loses the fence), and every view and every later owner miss them for good."""
+    tp = TopicPartition(TOPIC, 0)
+    settings = Settings(own_brands=frozenset({"acme"}))
+    hub = CalendarHub()
+    owner = MetricsPartition(store, "live", tp, settings, hub)
+    consumer = CheckpointedConsumer(
+        lambda tp: MetricsPartition(store, "live", tp, settings, hub),
+        topics=[TOPIC],
+        group_id="g",
+        bootstrap_servers="127.0.0.1:1",
+    )
+    assert await owner.load() is None
+    events = _events(40)
+    half = len(events) // 2
+    for offset, event in enumerate(events[:half]):
+        owner.process(event, offset)
+    await owner.checkpoint()
+    for offset, event in enumerate(events[half:], half):
+        owner.process(event, offset)
+
+    # The loop's next transaction waits at its start until released.
+    started, release = asyncio.Event(), asyncio.Event()
+    in_transaction = store.in_transaction
+
+    async def held(work: Any) -> Any:
+        if not started.is_set():
+            started.set()
+            await release.wait()
+        return await in_transaction(work)
+
+    monkeypatch.setattr(store, "in_transaction", held)
+    checkpoints = 0
+    checkpoint = owner.checkpoint
+
+    async def counted() -> int:
+        nonlocal checkpoints
+        checkpoints += 1
+        return await checkpoint()
+
+    monkeypatch.setattr(owner, "checkpoint", counted)
+    consumer.states[tp] = owner
+    consumer._last_checkpoint[tp] = 0.0  # due
+    loop_checkpoint = asyncio.create_task(consumer._checkpoint_due())
+    await started.wait()
+    revoke = asyncio.create_task(_Rebalance(consumer).on_partitions_revoked([tp]))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    if checkpoints > 1:  # the revocation checkpoints at once: let it commit first
+        await revoke
+    release.set()
+    await asyncio.gather(loop_checkpoint, revoke)
+    assert consumer._failure is None
+    expected = {key: agg.to_doc() for key, agg in owner.engine.cube.items()}  # all flushed
+
+    again = MetricsPartition(store, "live", tp, settings, CalendarHub())
+    assert await again.load() == len(events)
+    assert {key: agg.to_doc() for key, agg in again.engine.cube.items()} == expected
+    views = KpiViews(store, "UTC", refresh_seconds=60)
+    view: CubeView = await views.view("live")
+    assert {key: view.get(key).to_doc() for key in view} == expected  # type: ignore[union-attr]
+
+
+async def test_a_former_owners_late_compaction_keeps_the_newer_snapshot(store: MongoStore) -> None:
+    """A member that lost the partition without knowing (a long pause) commits a checkpoint
+    with snapshot "old" just before the new owner loads it; the new owner then snapshots
+    ("new") and compacts; the former owner's compaction runs only now. It must not delete the
+    snapshot the offsets document points at, or every full read (a view behind, a new owner's
+    load) fails until the next snapshot."""
+    old = await cell_log.write_snapshot(store.db, PREFIX, WHERE, "old", 3, _items({"": 3}))
+    new = await cell_log.write_snapshot(store.db, PREFIX, WHERE, "new", 5, _items({"": 5}))
+    await _log(store, 6, {"": 6})
+    await _offsets(store, 6, new)
+    await cell_log.compact(store.db, WHERE, new, old)  # the new owner's
+    await cell_log.compact(store.db, WHERE, old, None)  # the former owner's, late
+    assert await store.db[cell_log.SNAPSHOTS].distinct("token", WHERE) == ["new"]
+    views = KpiViews(store, "UTC", refresh_seconds=60)
+    await views.view("live")
+    assert _count(views, "") == 6
