@@ -208,6 +208,7 @@ SERVICES = (
             "CONTACTS_ADDRESSES": "contacts",
             "SERVICEDESK_ADDRESSES": "servicedesk",
             "METRICS_ADDRESSES": "metrics",
+            "SALES_ADDRESSES": "sales",
         },
         balanced_peers=True,
         ports=("grpc", "http"),

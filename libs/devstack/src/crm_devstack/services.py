@@ -76,6 +76,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
             ("CONTACTS_ADDRESSES", "contacts"),
             ("SERVICEDESK_ADDRESSES", "servicedesk"),
             ("METRICS_ADDRESSES", "metrics"),
+            ("SALES_ADDRESSES", "sales"),
         ),
         http_port_env="CRM_GATEWAY_HTTP_PORT",
         default_http_port=8080,

@@ -23,17 +23,8 @@ from typing import Any
 
 import grpc
 
-from crm.contacts.v1 import contacts_pb2
-from crm.metrics.v1 import metrics_pb2
-from crm.servicedesk.v1 import servicedesk_pb2
-from crm_gateway.routes import Backend
+from crm_gateway.routes import BACKEND_SERVICES, Backend
 from crm_platform.clients import retry_service_config
-
-_SERVICES = {
-    Backend.CONTACTS: [contacts_pb2.DESCRIPTOR.services_by_name["ContactsService"]],
-    Backend.SERVICEDESK: list(servicedesk_pb2.DESCRIPTOR.services_by_name.values()),
-    Backend.METRICS: [metrics_pb2.DESCRIPTOR.services_by_name["MetricsService"]],
-}
 
 # Failures that say the backend (not the request) is in trouble. An INTERNAL answer to one
 # odd request is that request's problem: counting it would let one caller open the circuit for
@@ -131,7 +122,9 @@ class BackendPool:
         target = channel_target(addresses)
         config: dict[str, Any] = {"loadBalancingConfig": [{"round_robin": {}}]}
         if read_attempts > 1:
-            config |= retry_service_config(_SERVICES[backend], max_attempts=read_attempts)
+            config |= retry_service_config(
+                list(BACKEND_SERVICES[backend]), max_attempts=read_attempts
+            )
         options = [
             ("grpc.service_config", json.dumps(config)),
             ("grpc.enable_retries", 1 if read_attempts > 1 else 0),

@@ -2,7 +2,9 @@
 
 Nothing here is written per operation: every route of :data:`crm_gateway.routes.ROUTES` becomes
 one ``POST /v1/<Service>/<Method>`` operation, and every message it reaches becomes one schema
-under ``components/schemas``, named by its full proto name (``crm.contacts.v1.Contact``).
+under ``components/schemas``, named by its full proto name (``crm.contacts.v1.Contact``). An
+operation that answers a file (``Route.document_media_type``) also has a ``GET`` on the same
+path, its request's scalar fields as query parameters, answering the file itself.
 
 The schemas follow the proto3 JSON mapping as ``google.protobuf.json_format`` speaks it
 (lowerCamelCase names, enums by name, 64-bit integers as strings, the well-known types in their
@@ -601,8 +603,12 @@ class _SchemaBuilder:
                 schema["minItems"] = max(schema.get("minItems", 0), repeated.min_items)
             if _has(repeated, "max_items"):
                 schema["maxItems"] = repeated.max_items
-            if repeated.unique:
+            if repeated.unique and field.cpp_type == FieldDescriptor.CPPTYPE_STRING:
                 schema["uniqueItems"] = True
+            elif repeated.unique:
+                # An enum value (or a number) has several JSON spellings (a name or a number;
+                # a number or a string): JSON's uniqueItems compares spellings, not values.
+                return _describe(schema, ["The items must be unique (compared by value)."])
         return schema
 
     def _map(self, field: FieldDescriptor, rules: validate_pb2.FieldRules | None) -> JsonSchema:
@@ -743,6 +749,15 @@ def _operation(route: Route) -> JsonSchema:
         "description": "The response message.",
         "content": {JSON_MEDIA_TYPE: {"schema": reply}},
     }
+    if route.document_media_type:
+        answer = {
+            "description": "The response message; with `Accept: "
+            f"{route.document_media_type}` the file itself (as a download).",
+            "content": {
+                JSON_MEDIA_TYPE: {"schema": reply},
+                route.document_media_type: _file_schema(route),
+            },
+        }
     if route.server_streaming:
         # The schema of each line: a response message, or the error that ends the stream.
         line = {"anyOf": [reply, schema_ref(_STREAM_ERROR_SCHEMA)]}
@@ -769,6 +784,49 @@ def _operation(route: Route) -> JsonSchema:
             ),
             "content": {JSON_MEDIA_TYPE: {"schema": body}},
         },
+        "responses": responses,
+        "x-grpc-method": route.path,
+        "x-permission": route.permission,
+        "x-read-only": route.read_only,
+    }
+
+
+def _file_schema(route: Route) -> JsonSchema:
+    return {"schema": {"type": "string", "contentMediaType": route.document_media_type}}
+
+
+def _download_operation(route: Route, schemas: Mapping[str, JsonSchema]) -> JsonSchema:
+    """``GET`` of a document-answering operation: the request's scalar fields as query
+    parameters (their schemas as in the request message's), the file as the answer."""
+    request = schemas[route.request_type.DESCRIPTOR.full_name]
+    required = set(request.get("required", ()))
+    parameters: list[JsonSchema] = []
+    for field in route.request_type.DESCRIPTOR.fields:
+        if field.message_type is not None or field.is_repeated:
+            continue
+        parameters.append(
+            {
+                "name": field.json_name,
+                "in": "query",
+                "required": field.json_name in required,
+                "schema": copy.deepcopy(request["properties"][field.json_name]),
+            }
+        )
+    responses: JsonSchema = {
+        "200": {
+            "description": "The file, as a download (`Content-Disposition: attachment`).",
+            "content": {route.document_media_type: _file_schema(route)},
+        }
+    }
+    for status in ERROR_RESPONSES:
+        responses[str(status)] = {"$ref": f"#/components/responses/{status}"}
+    return {
+        "operationId": f"{route.service}_{route.method}_download",
+        "tags": [route.service],
+        "summary": _summary(route.method) + " (the file)",
+        "description": _description(route)
+        + " The request's fields are the query parameters; the answer is the file itself.",
+        "parameters": parameters,
         "responses": responses,
         "x-grpc-method": route.path,
         "x-permission": route.permission,
@@ -931,6 +989,10 @@ def openapi_document(
                 else "Answered by the gateway.",
             }
         paths[route.http_path] = {"post": _operation(route)}
+    schemas = message_schemas(messages)
+    for route in routes:
+        if route.document_media_type:
+            paths[route.http_path]["get"] = _download_operation(route, schemas)
     paths.update(_meta_paths())
     tags["Meta"] = {"name": "Meta", "description": "Health, readiness and this document."}
     document: dict[str, Any] = {
@@ -952,7 +1014,7 @@ def openapi_document(
         "tags": list(tags.values()),
         "paths": paths,
         "components": {
-            "schemas": {**message_schemas(messages), **_error_schemas()},
+            "schemas": {**schemas, **_error_schemas()},
             "responses": _error_responses(),
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},

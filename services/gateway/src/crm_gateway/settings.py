@@ -29,6 +29,7 @@ class GatewaySettings(ServerSettings):
     contacts_addresses: str = Field(min_length=3)
     servicedesk_addresses: str = Field(min_length=3)
     metrics_addresses: str = Field(min_length=3)
+    sales_addresses: str = Field(min_length=3)
     # Identity.
     jwt_issuer: str = Field(default="crm-dev", min_length=1)
     jwt_audience: str = Field(default="crm-gateway", min_length=1)
@@ -54,5 +55,5 @@ class GatewaySettings(ServerSettings):
         return value
 
     def backend_addresses(self, backend: str) -> list[str]:
-        """The addresses of a backend ("contacts", "servicedesk", "metrics")."""
+        """The addresses of a backend ("contacts", "servicedesk", "metrics", "sales")."""
         return _addresses(str(getattr(self, f"{backend}_addresses")))

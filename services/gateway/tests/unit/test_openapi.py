@@ -142,7 +142,8 @@ def test_schemathesis_loads_every_operation() -> None:
 @pytest.mark.parametrize("route", ROUTES, ids=lambda route: route.http_path)
 def test_every_route_has_its_operation(route: Route) -> None:
     operation = DOCUMENT["paths"][route.http_path]["post"]
-    assert set(DOCUMENT["paths"][route.http_path]) == {"post"}
+    methods = {"post", "get"} if route.document_media_type else {"post"}
+    assert set(DOCUMENT["paths"][route.http_path]) == methods
     assert operation["operationId"] == f"{route.service}_{route.method}"
     assert operation["tags"] == [route.service]
     assert operation["summary"]
@@ -157,12 +158,27 @@ def test_every_route_has_its_operation(route: Route) -> None:
     if route.server_streaming:
         line = {"anyOf": [reply, {"$ref": "#/components/schemas/StreamError"}]}
         assert answer == {NDJSON_MEDIA_TYPE: {"schema": line}}
+    elif route.document_media_type:
+        assert answer[JSON_MEDIA_TYPE] == {"schema": reply}
+        assert set(answer) == {JSON_MEDIA_TYPE, route.document_media_type}
     else:
         assert answer == {JSON_MEDIA_TYPE: {"schema": reply}}
     for status in (400, 401, 403, 404, 409, 412, 413, 429, 503, 504):
         assert operation["responses"][str(status)] == {"$ref": f"#/components/responses/{status}"}
     assert "500" not in operation["responses"]
     assert "security" not in operation  # the global requirement applies
+
+
+def test_a_document_operation_has_a_get_with_its_request_fields_as_query_parameters() -> None:
+    documents = [route for route in ROUTES if route.document_media_type]
+    assert [route.http_path for route in documents] == ["/v1/SalesService/GetQuoteDocument"]
+    download = DOCUMENT["paths"]["/v1/SalesService/GetQuoteDocument"]["get"]
+    assert download["operationId"] == "SalesService_GetQuoteDocument_download"
+    assert [(p["name"], p["in"], p["required"]) for p in download["parameters"]] == [
+        ("id", "query", True)
+    ]
+    assert set(download["responses"]["200"]["content"]) == {"application/pdf"}
+    assert download["x-permission"] == "sales.read"
 
 
 def test_operation_ids_are_unique_and_every_tag_is_declared() -> None:

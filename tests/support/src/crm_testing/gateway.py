@@ -1,5 +1,5 @@
-"""The whole platform as real processes for gateway tests: contacts, service desk, metrics and
-the gateway in front of them, on the test session's Kafka and database."""
+"""The whole platform as real processes for gateway tests: contacts, service desk, metrics, sales
+and the gateway in front of them, on the test session's Kafka and database."""
 
 from __future__ import annotations
 
@@ -75,8 +75,8 @@ def bearer(token: str) -> tuple[tuple[str, str], ...]:
 async def start_gateway_stack(
     infra: Infra, folder: Path, every_env: Mapping[str, str] | None = None, **gateway_env: str
 ) -> GatewayStack:
-    """Start the three backends and the gateway (own databases, fresh credentials);
-    ``every_env`` goes to all four processes, ``gateway_env`` to the gateway."""
+    """Start the four backends and the gateway (own databases, fresh credentials);
+    ``every_env`` goes to all five processes, ``gateway_env`` to the gateway."""
     common = dict(every_env or {})
     run = uuid.uuid4().hex[:6]
     credentials = DevCredentials.ensure(folder / f"credentials-{run}")
@@ -93,6 +93,14 @@ async def start_gateway_stack(
         env={
             **common,
             "MONGODB_DATABASE": f"crm_gw_servicedesk_{run}",
+            "CONTACTS_ADDRESS": contacts.address,
+        },
+    )
+    sales = await infra.start_service(
+        "sales",
+        env={
+            **common,
+            "MONGODB_DATABASE": f"crm_gw_sales_{run}",
             "CONTACTS_ADDRESS": contacts.address,
         },
     )
@@ -114,6 +122,7 @@ async def start_gateway_stack(
             "CONTACTS_ADDRESSES": contacts.address,
             "SERVICEDESK_ADDRESSES": servicedesk.address,
             "METRICS_ADDRESSES": metrics.address,
+            "SALES_ADDRESSES": sales.address,
             "JWKS_FILE": str(credentials.jwks_file),
             "API_KEYS_FILE": str(credentials.api_keys_file),
             "BREAKER_RESET_SECONDS": "1",
@@ -124,6 +133,7 @@ async def start_gateway_stack(
         "contacts": contacts,
         "servicedesk": servicedesk,
         "metrics": metrics,
+        "sales": sales,
         "gateway": gateway,
     }
     return GatewayStack(services, credentials, keys)

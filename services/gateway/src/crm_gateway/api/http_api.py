@@ -4,12 +4,20 @@ Bodies are the request message in the proto3 JSON mapping; replies likewise (ser
 newline-delimited JSON, client streams take a JSON array). Errors are
 ``{"code", "message", "details"}`` with the HTTP status of the gRPC code. Besides the API:
 ``/openapi.json``, the dashboard under ``/dashboard``, ``/healthz`` and ``/readyz``.
+
+Operations that answer a file (``GetQuoteDocument``: see
+:data:`crm_gateway.routes.DOCUMENT_MEDIA_TYPES`) also answer with the file itself, as a
+download (``Content-Disposition: attachment``): to ``GET /v1/<Service>/<Method>?<field>=<value>``
+(the request's fields as query parameters), and to a POST whose ``Accept`` names the file's
+media type. So ``curl -H "Authorization: Bearer $T" -OJ
+"$GATEWAY/v1/SalesService/GetQuoteDocument?id=$QUOTE"`` saves the quote's PDF.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -98,6 +106,7 @@ class HttpApi:
         self._openapi_cache: bytes | None = None
         app = web.Application(client_max_size=max_request_bytes, middlewares=[self._errors])
         app.router.add_post("/v1/{service}/{method}", self.call)
+        app.router.add_get("/v1/{service}/{method}", self.download)
         app.router.add_get("/openapi.json", self.openapi_document)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
@@ -163,7 +172,27 @@ class HttpApi:
         if route.server_streaming:
             return await self._stream(request, route, principal, body, remaining)
         reply = await self.dispatcher.unary(route, principal, body, remaining)
+        if route.document_media_type and _accepts(request, route.document_media_type):
+            return _file_response(route, reply)
         return web.json_response(_to_json(route, reply))
+
+    async def download(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/<Service>/<Method>?field=value``: the file an operation answers with."""
+        route = BY_HTTP_PATH.get(request.path)
+        if route is None:
+            raise GatewayError(grpc.StatusCode.NOT_FOUND, f"no operation at {request.path}")
+        if not route.document_media_type:
+            raise web.HTTPMethodNotAllowed("GET", ["POST"])
+        principal = self.dispatcher.admit(
+            route, request.headers.get("Authorization"), request.headers.get("X-API-Key")
+        )
+        payload: dict[str, Any] = {}
+        for key in request.query:
+            values = request.query.getall(key)
+            payload[key] = values[0] if len(values) == 1 else values
+        body = _parse(route, payload, "query")
+        reply = await self.dispatcher.unary(route, principal, body, _timeout_header(request))
+        return _file_response(route, reply)
 
     async def _stream(
         self, request: web.Request, route: Route, principal: Any, body: bytes, remaining: Any
@@ -213,6 +242,30 @@ class HttpApi:
         if not index.exists():
             raise GatewayError(grpc.StatusCode.NOT_FOUND, "the dashboard is not installed")
         return web.FileResponse(index)
+
+
+def _accepts(request: web.Request, media_type: str) -> bool:
+    """Whether the request's ``Accept`` header names ``media_type`` itself."""
+    accepted = request.headers.get("Accept", "")
+    return any(part.split(";")[0].strip() == media_type for part in accepted.split(","))
+
+
+_UNSAFE_FILE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _file_response(route: Route, reply: bytes) -> web.Response:
+    """A document-answering operation's reply as the file itself, for download."""
+    message: Any = route.response_type()
+    message.ParseFromString(reply)
+    media_type = str(message.content_type) or route.document_media_type
+    name = _UNSAFE_FILE_NAME.sub("_", str(message.file_name)).strip("._") or "document"
+    return web.Response(
+        body=bytes(message.content),
+        headers={
+            "Content-Type": media_type,
+            "Content-Disposition": f'attachment; filename="{name}"',
+        },
+    )
 
 
 def _line(route: Route, reply: bytes) -> bytes:

@@ -3,6 +3,11 @@
 A permission is ``<area>.<read|write>`` (see :mod:`crm_gateway.routes`: every operation has
 exactly one). Roles are fixed here rather than configured: they are part of the product's
 contract with its users, and a test checks every role against every operation.
+
+The sales areas: ``sales`` (opportunities, quotes and their PDF, lead conversion), ``leads``
+(creating, working, qualifying and disqualifying leads) and ``sales_config`` (pipelines and
+products with their price books). The matrix is written down in docs/gateway.md and in
+services/gateway/README.md.
 """
 
 from __future__ import annotations
@@ -14,27 +19,47 @@ from enum import StrEnum
 class Role(StrEnum):
     """Who a credential acts as."""
 
-    ADMIN = "admin"  # everything, including the service desk's configuration
-    AGENT = "agent"  # works tickets and customers; reads KPIs (scorecards)
-    SALES = "sales"  # works contacts; reads tickets and the customer view
+    ADMIN = "admin"  # everything, including the service desk's and sales' configuration
+    AGENT = "agent"  # works tickets and customers; reads KPIs and sales; hands on leads
+    SALES = "sales"  # works leads, opportunities and quotes, and contacts; reads tickets
     ANALYST = "analyst"  # reads everything, changes nothing
-    INTEGRATION = "integration"  # other systems: feeds contacts, tickets, mentions, surveys
+    INTEGRATION = "integration"  # other systems: feeds contacts, tickets, mentions, surveys, leads
 
 
-_READS = ("contacts", "tickets", "config", "social", "surveys", "kpis", "customers")
+_SERVICE_READS = ("contacts", "tickets", "config", "social", "surveys", "kpis", "customers")
+_SALES_READS = ("sales", "leads", "sales_config")
+_READS = _SERVICE_READS + _SALES_READS
 
 GRANTS: Mapping[Role, frozenset[str]] = {
     Role.ADMIN: frozenset(
         {f"{area}.read" for area in _READS}
-        | {f"{area}.write" for area in ("contacts", "tickets", "config", "social", "surveys")}
+        | {
+            f"{area}.write"
+            for area in (
+                "contacts",
+                "tickets",
+                "config",
+                "social",
+                "surveys",
+                "sales",
+                "leads",
+                "sales_config",
+            )
+        }
         | {"identity.read"}
     ),
     Role.AGENT: frozenset(
         {f"{area}.read" for area in _READS}
         | {"contacts.write", "tickets.write", "social.write", "surveys.write", "identity.read"}
+        # An agent who sees buying interest (a mention, a ticket) passes it on as a lead.
+        | {"leads.write"}
     ),
     Role.SALES: frozenset(
         {"contacts.read", "contacts.write", "tickets.read", "customers.read", "identity.read"}
+        # Reps watch social listening for buying interest (the lead's origin mention).
+        | {"social.read"}
+        | {f"{area}.read" for area in _SALES_READS}
+        | {"sales.write", "leads.write"}
     ),
     Role.ANALYST: frozenset({f"{area}.read" for area in _READS} | {"identity.read"}),
     Role.INTEGRATION: frozenset(
@@ -48,6 +73,10 @@ GRANTS: Mapping[Role, frozenset[str]] = {
             "surveys.read",
             "surveys.write",
             "identity.read",
+            # Web forms and other systems feed leads in; they read the product catalogue.
+            "leads.read",
+            "leads.write",
+            "sales_config.read",
         }
     ),
 }
