@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 
 from crm.gateway.v1 import gateway_pb2_grpc
+from crm.gateway.v1 import sales_pb2_grpc as gateway_sales_pb2_grpc
 from crm_devstack.credentials import DevCredentials
 from crm_devstack.pytest_plugin import Infra
 from crm_devstack.services import ServiceProcess
@@ -61,7 +62,11 @@ class GatewayStack:
 
     def stub(self, service: str) -> Any:
         """The (async) stub of a gateway service, e.g. ``stub("ContactsService")``."""
-        return getattr(gateway_pb2_grpc, f"{service}Stub")(self.channel())
+        for module in (gateway_pb2_grpc, gateway_sales_pb2_grpc):
+            stub = getattr(module, f"{service}Stub", None)
+            if stub is not None:
+                return stub(self.channel())
+        raise KeyError(f"the gateway has no service {service}")
 
     async def close(self) -> None:
         for channel in self._channels.values():
