@@ -6,7 +6,10 @@
         COMMAND ...
 
 Commands: ``whoami``; ``contacts create|get|list|search``; ``tickets
-create|get|list|reply|open|pause|resolve|reopen|close``; ``kpis``; ``gap``; ``customer``. The
+create|get|list|reply|open|pause|resolve|reopen|close``; ``kpis``; ``gap``; ``customer``; and the
+sales commands (:mod:`crm_client.sales_cli`): ``pipelines create|get|list``, ``products
+create|get|list``, ``leads create|get|list|work|qualify|disqualify|convert``, ``opportunities
+create|get|list|move|win|lose|reopen``, ``quotes create|get|list|send|accept|reject|pdf``. The
 connection options may come before or after the command; they default to ``$CRM_GATEWAY``,
 ``$CRM_TOKEN``, ``$CRM_API_KEY`` and ``$CRM_TIMEOUT``.
 
@@ -554,7 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``crm`` argument parser."""
     parser = argparse.ArgumentParser(
         prog="crm",
-        description="Work with the CRM through its gateway: contacts, tickets, KPIs.",
+        description="Work with the CRM through its gateway: contacts, tickets, KPIs, sales.",
         epilog="Exit status: 0 ok, 1 call failed, 2 usage or INVALID_ARGUMENT, "
         "3 UNAUTHENTICATED/PERMISSION_DENIED.",
     )
@@ -738,6 +741,10 @@ def build_parser() -> argparse.ArgumentParser:
     customer.add_argument(
         "--tickets", type=int, default=0, metavar="N", help="recent tickets (default 10, max 50)"
     )
+
+    from crm_client import sales_cli  # here: it imports this module's helpers
+
+    sales_cli.register(commands)
     return parser
 
 

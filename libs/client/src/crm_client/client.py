@@ -26,6 +26,7 @@ import grpc
 import grpc.aio
 
 from crm.gateway.v1 import gateway_pb2_grpc
+from crm.gateway.v1 import sales_pb2_grpc as gateway_sales_pb2_grpc
 from crm_client.config import ClientConfig
 from crm_client.errors import CrmError
 
@@ -208,10 +209,11 @@ class CrmClient:
         use_env: read the ``CRM_*`` environment variables (default ``True``).
 
     Attributes:
-        contacts, tickets, config, social, surveys, metrics, customers, identity: the stubs of
-            the gateway's ``ContactsService``, ``TicketService``, ``ServiceDeskConfigService``,
-            ``SocialListeningService``, ``SurveyService``, ``MetricsService``,
-            ``CustomerService`` and ``IdentityService``.
+        contacts, tickets, config, social, surveys, metrics, customers, identity, sales: the
+            stubs of the gateway's ``ContactsService``, ``TicketService``,
+            ``ServiceDeskConfigService``, ``SocialListeningService``, ``SurveyService``,
+            ``MetricsService``, ``CustomerService``, ``IdentityService`` and ``SalesService``
+            (pipelines, opportunities, leads, products, quotes).
         settings: the settled :class:`~crm_client.config.ClientConfig`.
         channel: the underlying (intercepted) gRPC channel.
     """
@@ -248,6 +250,7 @@ class CrmClient:
         self.metrics = gateway_pb2_grpc.MetricsServiceStub(self.channel)
         self.customers = gateway_pb2_grpc.CustomerServiceStub(self.channel)
         self.identity = gateway_pb2_grpc.IdentityServiceStub(self.channel)
+        self.sales = gateway_sales_pb2_grpc.SalesServiceStub(self.channel)
 
     @property
     def target(self) -> str:
@@ -337,6 +340,9 @@ class AsyncCrmClient:
         )
         self.identity: gateway_pb2_grpc.IdentityServiceAsyncStub = (
             gateway_pb2_grpc.IdentityServiceStub(channel)
+        )
+        self.sales: gateway_sales_pb2_grpc.SalesServiceAsyncStub = (
+            gateway_sales_pb2_grpc.SalesServiceStub(channel)
         )
 
     @property

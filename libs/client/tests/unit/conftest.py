@@ -21,6 +21,7 @@ from google.protobuf.message import Message
 from google.rpc import status_pb2
 
 from crm.gateway.v1 import gateway_pb2
+from crm.gateway.v1 import sales_pb2 as gateway_sales_pb2
 
 CODE_NUMBERS = {code: code.value[0] for code in grpc.StatusCode}
 
@@ -129,7 +130,12 @@ def _fake_gateway_server() -> Iterator[FakeGateway]:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     port = server.add_insecure_port("127.0.0.1:0")
     state = FakeGateway(target=f"127.0.0.1:{port}")
-    for service in gateway_pb2.DESCRIPTOR.services_by_name.values():
+    services = [
+        service
+        for file in (gateway_pb2.DESCRIPTOR, gateway_sales_pb2.DESCRIPTOR)
+        for service in file.services_by_name.values()
+    ]
+    for service in services:
         handlers = {m.name: _handler(state, m) for m in service.methods}
         server.add_generic_rpc_handlers(
             (grpc.method_handlers_generic_handler(service.full_name, handlers),)
