@@ -1,6 +1,7 @@
 """A short simulated company against the real services, through the gateway: the services run
 on an accelerated clock, the simulator plays one day of a small company in under a minute, and
-the gateway's GetKpis shows its tickets, a perception gap and survey answers."""
+the gateway's GetKpis shows its tickets, a perception gap and survey answers; its sales team's
+leads, deals and quotes make the summary's sales block, which agrees with the sales API."""
 
 from __future__ import annotations
 
@@ -15,9 +16,12 @@ import grpc
 import pytest
 
 from crm.gateway.v1 import gateway_pb2_grpc
+from crm.gateway.v1 import sales_pb2_grpc as gateway_sales_pb2_grpc
+from crm.sales.v1 import sales_pb2 as spb
 from crm_devstack.credentials import DevCredentials
-from crm_devstack.demo import kpi_request, plan_company_run
+from crm_devstack.demo import format_kpi_summary, kpi_request, plan_company_run, sales_block
 from crm_devstack.pytest_plugin import Infra
+from crm_devstack.sales_team import SalesProfile, read_sales_summary
 from crm_devstack.services import ServiceProcess
 from crm_devstack.simulator import CompanyProfile, OfficeHours, SimulatedCompany
 
@@ -30,6 +34,8 @@ PROFILE = CompanyProfile(
     issues_per_customer_day=1.2,
     chatter_per_day=10.0,
     answer_rate=0.9,
+    # Deals move three times as fast as the demo's, so that one day holds won and lost ones.
+    sales=SalesProfile(web_leads_per_day=14.0, interest_posts_per_day=4.0, pace=0.3),
 )
 # Generous: services that start faster only make the simulated span a little longer.
 STARTUP = timedelta(seconds=45)
@@ -38,7 +44,7 @@ STARTUP = timedelta(seconds=45)
 async def _start_services(
     infra: Infra, clock_env: Mapping[str, str], credentials: DevCredentials
 ) -> list[ServiceProcess]:
-    """Contacts, service desk, metrics and the gateway, each on a database of its own."""
+    """Contacts, service desk, metrics, sales and the gateway, each on a database of its own."""
     suffix = uuid.uuid4().hex[:8]
 
     def env(name: str, **extra: str) -> dict[str, str]:
@@ -57,8 +63,11 @@ async def _start_services(
             timeout=90,
         ),
     )
-    desk = await infra.start_service(
-        "servicedesk", env=env("servicedesk", CONTACTS_ADDRESS=contacts.address)
+    desk, sales = await asyncio.gather(
+        infra.start_service(
+            "servicedesk", env=env("servicedesk", CONTACTS_ADDRESS=contacts.address)
+        ),
+        infra.start_service("sales", env=env("sales", CONTACTS_ADDRESS=contacts.address)),
     )
     gateway = await infra.start_service(
         "gateway",
@@ -67,11 +76,12 @@ async def _start_services(
             "CONTACTS_ADDRESSES": contacts.address,
             "SERVICEDESK_ADDRESSES": desk.address,
             "METRICS_ADDRESSES": metrics.address,
+            "SALES_ADDRESSES": sales.address,
             "JWKS_FILE": str(credentials.jwks_file),
             "API_KEYS_FILE": str(credentials.api_keys_file),
         },
     )
-    return [gateway, desk, metrics, contacts]
+    return [gateway, desk, sales, metrics, contacts]
 
 
 @pytest.mark.timeout(480)
@@ -100,6 +110,31 @@ async def test_a_simulated_day_through_the_gateway_shows_tickets_a_perception_ga
             assert report.contacts >= PROFILE.customers[0]
             assert report.tickets >= 10
             assert report.surveys_answered > 0
+            team = company.sales.report
+            assert team.leads >= 10
+            assert team.converted > 0
+            assert team.quotes_sent > 0
+            assert team.quotes_accepted > 0
+            assert team.won > 0
+            assert team.lost + team.disqualified > 0
+
+            # The summary's sales block, and the sales API it was computed from.
+            analyst_token = tokens("analyst", "test")
+            summary = await read_sales_summary(channel, analyst_token)
+            lines = await sales_block(channel, analyst_token, company)
+            printed = format_kpi_summary("Test", None, None, {}, {}, report, lines)
+            sales_api = gateway_sales_pb2_grpc.SalesServiceStub(channel)
+            as_analyst = (("authorization", f"Bearer {analyst_token}"),)
+            opportunities = (
+                await sales_api.ListOpportunities(
+                    spb.ListOpportunitiesRequest(page_size=500), metadata=as_analyst, timeout=10
+                )
+            ).opportunities
+            quotes = (
+                await sales_api.ListQuotes(
+                    spb.ListQuotesRequest(page_size=500), metadata=as_analyst, timeout=10
+                )
+            ).quotes
 
             stub = gateway_pb2_grpc.MetricsServiceStub(channel)
             analyst = (("authorization", f"Bearer {tokens('analyst', 'test')}"),)
@@ -135,6 +170,40 @@ async def test_a_simulated_day_through_the_gateway_shows_tickets_a_perception_ga
             await process.stop()
 
     assert totals["tickets_created"].sum == report.tickets
+
+    # The sales block: present, and its numbers are the API's (and the team's own counts).
+    assert any(line.startswith("  sales        pipeline") for line in printed)
+    assert any(line.startswith("  win rate") for line in printed)
+    assert any(line.startswith("  quotes") for line in printed)
+    open_deals = [o for o in opportunities if o.status == spb.STAGE_KIND_OPEN]
+    won = [o for o in opportunities if o.status == spb.STAGE_KIND_WON]
+    lost = [o for o in opportunities if o.status == spb.STAGE_KIND_LOST]
+    assert summary.open_count == len(open_deals)
+    assert summary.open_value() == (
+        {"EUR": sum(o.amount_minor for o in open_deals)} if open_deals else {}
+    )
+    for stage, (count, amounts) in summary.open_by_stage.items():
+        in_stage = [o for o in open_deals if o.stage_id == stage]
+        assert count == len(in_stage)
+        assert amounts == {"EUR": sum(o.amount_minor for o in in_stage)}
+    assert (summary.won, summary.lost) == (len(won), len(lost)) == (team.won, team.lost)
+    assert summary.won_value == {"EUR": sum(o.amount_minor for o in won)}
+    rate = summary.win_rate_by_count()
+    assert rate is not None
+    assert rate == len(won) / (len(won) + len(lost))
+    assert f"{100 * rate:.0f} % by count ({len(won)} won of {len(won) + len(lost)} closed)" in (
+        "\n".join(printed)
+    )
+    sent = [q for q in quotes if q.status != spb.QUOTE_STATUS_DRAFT]
+    accepted = [q for q in quotes if q.status == spb.QUOTE_STATUS_ACCEPTED]
+    assert (summary.quotes_sent, summary.quotes_accepted) == (len(sent), len(accepted))
+    assert (summary.quotes_sent, summary.quotes_accepted) == (
+        team.quotes_sent,
+        team.quotes_accepted,
+    )
+    assert f"{len(sent)} sent · {len(accepted)} accepted" in "\n".join(printed)
+    assert summary.leads == team.leads
+    assert summary.leads_converted == team.converted
     gap = totals["perception_gap"]
     assert gap.count > 0
     assert gap.HasField("p90")

@@ -561,6 +561,7 @@ async def _print_kpi_summary(
     except grpc.aio.AioRpcError as exc:
         print(f"demo: GetKpis through the gateway failed: {exc.code().name} {exc.details()}")
         return
+    sales_lines = await sales_block(channel, token, company)
     values = {
         value.kpi.partition("@")[0]: value for group in totals.groups[:1] for value in group.totals
     }
@@ -575,8 +576,25 @@ async def _print_kpi_summary(
         values,
         buckets,
         company.report,
+        sales_lines,
     ):
         print(line)
+
+
+async def sales_block(
+    channel: grpc.aio.Channel, token: str, company: SimulatedCompany
+) -> list[str]:
+    """The summary's sales block, from the gateway's SalesService (a line saying why, if the
+    sales service did not answer)."""
+    from crm_devstack.sales_team import format_sales_summary, read_sales_summary
+
+    try:
+        summary = await read_sales_summary(channel, token)
+    except grpc.aio.AioRpcError as exc:
+        return [
+            f"  sales        the SalesService did not answer: {exc.code().name} {exc.details()}"
+        ]
+    return format_sales_summary(summary, company.sales.report)
 
 
 def kpi_request(kpis: Sequence[str], start: datetime, end: datetime, *, group_by: str = "") -> Any:
@@ -622,9 +640,11 @@ def format_kpi_summary(
     values: Mapping[str, Any],
     by_wait: Mapping[str, Mapping[str, Any]],
     report: SimulationReport,
+    sales_lines: Sequence[str] = (),
 ) -> list[str]:
     """The KPI summary as lines (``values``: ``crm.metrics.v1.KpiValue`` by KPI name;
-    ``by_wait``: those of CSAT and NPS by customer-wait bucket)."""
+    ``by_wait``: those of CSAT and NPS by customer-wait bucket; ``sales_lines``: the sales
+    block, :func:`crm_devstack.sales_team.format_sales_summary`)."""
     span = ""
     if start is not None and end is not None:
         span = f" ({start:%a %d %b %H:%M} → {end:%a %d %b %H:%M} UTC)"
@@ -670,7 +690,7 @@ def format_kpi_summary(
             cells.append(f"{label} -")
         else:
             cells.append(f"{label} {csat_value.value:.0f} % ({csat_value.count})")
-    lines += [f"  CSAT by customer wait   {' · '.join(cells)}", rule]
+    lines += [f"  CSAT by customer wait   {' · '.join(cells)}", *sales_lines, rule]
     return lines
 
 

@@ -50,7 +50,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import grpc
@@ -63,6 +63,9 @@ from crm.gateway.v1 import gateway_pb2_grpc as gw
 from crm.servicedesk.v1 import servicedesk_pb2 as pb
 from crm_calendar import BusinessCalendar, OpeningInterval
 from crm_platform.clock import Clock
+
+if TYPE_CHECKING:
+    from crm_devstack.sales_team import SalesProfile, SalesTeam
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +152,8 @@ class CompanyProfile:
     answer_rate: float = 0.55
     """Share of resolved tickets whose survey is answered."""
     reopen_rate: float = 0.08
+    sales: SalesProfile | None = None
+    """The sales team (:mod:`crm_devstack.sales_team`); None: its defaults."""
 
 
 # Channels: (channel, share of issues). Social issues are complaints posted on X.
@@ -547,12 +552,16 @@ class SimulationReport:
     errors: int = 0
     errors_by_call: Counter[str] = field(default_factory=Counter)
     """``"<method> <status code>"`` → how many."""
+    leads: int = 0
+    deals_won: int = 0
+    quotes_sent: int = 0
 
     def summary(self) -> str:
         """One line."""
         text = (
             f"{self.contacts} customers, {self.tickets} tickets, {self.messages} messages, "
             f"{self.mentions} mentions, {self.surveys_answered} surveys answered, "
+            f"{self.leads} leads, {self.quotes_sent} quotes sent, {self.deals_won} deals won, "
             f"{self.calls} calls, {self.errors} failed"
         )
         if self.errors_by_call:
@@ -668,6 +677,7 @@ class SimulatedCompany:
         call_timeout: float = 15.0,
     ) -> None:
         self.clock = clock
+        self.tokens = tokens
         self.seed = seed
         self.days = days
         self.trickle = trickle
@@ -698,6 +708,9 @@ class SimulatedCompany:
         self._running: set[asyncio.Task[None]] = set()
         self._changed = asyncio.Event()
         self._live: Iterator[Arrival] | None = None
+        from crm_devstack.sales_team import SalesProfile, SalesTeam  # it builds on this module
+
+        self.sales: SalesTeam = SalesTeam(self, channel, self.profile.sales or SalesProfile())
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -721,6 +734,7 @@ class SimulatedCompany:
         for arrival in arrivals:
             self._schedule(arrival.at, f"issue {arrival.number}", self._arrive_later(arrival))
         self._plan_chatter(start, end)
+        self.sales.plan(start, end)
         if self.trickle:
             self._live = live_arrivals(
                 self.seed, end, len(self.customers), self.profile, len(arrivals) + 1
@@ -735,6 +749,9 @@ class SimulatedCompany:
         return self.report
 
     def _progress(self, on_progress: ProgressCallback | None) -> None:
+        sales = self.sales.report
+        self.report.leads, self.report.deals_won = sales.leads, sales.won
+        self.report.quotes_sent = sales.quotes_sent
         if on_progress is None:
             return
         snapshot = replace(self.report, errors_by_call=Counter(self.report.errors_by_call))
@@ -886,6 +903,7 @@ class SimulatedCompany:
             )
             await self._call("PutAgent", self._config.PutAgent, request, self._admin)
         await asyncio.gather(*(self._add_customer(c) for c in self.customers))
+        await self.sales.setup()
 
     async def _ensure_calendar(self) -> str:
         name = f"{self.profile.name} office hours"

@@ -1,0 +1,723 @@
+"""The simulated company's sales team, and the sales block of the summary.
+
+Played through the gateway's ``SalesService`` like the rest of the simulation
+(:mod:`crm_devstack.simulator`), with tokens of the roles that would do each step:
+
+- the **admin** sets up a pipeline (qualify → demo → proposal → negotiation → won | lost) and
+  the products with their EUR prices, once per tenant;
+- the **connectors** (an integration) bring in leads from the web form, some from existing
+  customers (their conversion finds the contact by e-mail: no duplicate person), most from
+  prospects; and they ingest posts of people asking about the product (social listening);
+- the **sales reps** (role ``sales``) turn such a post into a lead whose origin is the service
+  desk's mention id, work and qualify or disqualify leads, convert them (contact, organisation
+  and opportunity in one step), move the opportunity through the stages, send a quote at the
+  proposal stage, record the customer's answer (a rejected quote may get a cheaper revision),
+  and win or lose the deal.
+
+Every step is an action on the company's agenda at a simulated instant, reps act in business
+hours (:func:`crm_devstack.simulator.agent_time`) and customers decide on their own time; the
+random draws come from one generator per lead and step, so the story of every lead is the same
+for a seed. What the run leaves behind is read back from the API for the summary
+(:func:`read_sales_summary`): open pipeline value by stage, win rate by count and by value, quotes
+sent and accepted.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import random
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from crm.gateway.v1 import sales_pb2_grpc as sales_gw
+from crm.sales.v1 import sales_pb2 as spb
+from crm.servicedesk.v1 import servicedesk_pb2 as pb
+from crm_devstack.simulator import (
+    NETWORK,
+    _Credential,
+    _timestamp,
+    activity,
+    agent_time,
+    lognormal_minutes,
+)
+
+if TYPE_CHECKING:
+    import grpc
+
+    from crm_devstack.simulator import SimulatedCompany
+
+PIPELINE_NAME = "Direct sales"
+CURRENCY = "EUR"
+
+STAGES: tuple[tuple[str, str, int, int], ...] = (
+    ("qualify", "Qualify", 10, spb.STAGE_KIND_OPEN),
+    ("demo", "Demo", 30, spb.STAGE_KIND_OPEN),
+    ("proposal", "Proposal", 60, spb.STAGE_KIND_OPEN),
+    ("negotiation", "Negotiation", 80, spb.STAGE_KIND_OPEN),
+    ("won", "Won", 100, spb.STAGE_KIND_WON),
+    ("lost", "Lost", 0, spb.STAGE_KIND_LOST),
+)
+OPEN_STAGES = tuple(stage for stage, _, _, kind in STAGES if kind == spb.STAGE_KIND_OPEN)
+
+# (SKU, name, unit price in cents, quantities a deal takes).
+PRODUCTS: tuple[tuple[str, str, int, tuple[int, ...]], ...] = (
+    ("SEAT-STD", "Support seat, standard (year)", 49_00 * 12, (5, 10, 20, 50)),
+    ("SEAT-PRO", "Support seat, pro (year)", 129_00 * 12, (3, 5, 10, 25)),
+    ("ONBOARD", "Onboarding package", 1_500_00, (1,)),
+)
+
+_COMPANIES = (
+    "Northwind", "Globex", "Initech", "Umbrella", "Hooli", "Stark Logistics", "Wayne Freight",
+    "Soylent", "Vandelay Imports", "Tyrell Systems", "Cyberdyne", "Gringotts", "Wonka Foods",
+)  # fmt: skip
+_PROSPECT_GIVEN = ("Alex", "Sam", "Robin", "Kim", "Jules", "Toni", "Mika", "Noa", "Eli", "Ren")
+_PROSPECT_FAMILY = ("Berg", "Costa", "Dietz", "Engel", "Falk", "Gruber", "Haas", "Ito", "Kaya")
+_INTEREST_POSTS = (
+    "Looking at @{brand} for our support team - does anyone know their pricing?",
+    "Any experience with @{brand}? We need a helpdesk for 20 people, want a demo",
+    "Comparing @{brand} and others for our customer service, who has a quote for me?",
+)
+_DISQUALIFY_REASONS = ("no budget", "student project", "already a competitor's customer")
+_LOSS_REASONS = ("price", "chose a competitor", "no decision")
+
+
+@dataclass(frozen=True)
+class SalesProfile:
+    """What the sales team does; the defaults are the demo's."""
+
+    reps: tuple[str, ...] = ("rep-nora", "rep-oscar", "rep-pia")
+    web_leads_per_day: float = 6.0
+    """Leads from the web form per simulated day (spread like customers' activity)."""
+    interest_posts_per_day: float = 2.0
+    """Posts showing buying interest per simulated day (each becomes a lead)."""
+    known_customer_share: float = 0.35
+    """Share of web-form leads from people who are customers already."""
+    pace: float = 1.0
+    """Multiplies every delay of a deal's story (smaller: faster deals)."""
+
+
+@dataclass
+class SalesReport:
+    """What the sales team did so far (the simulator's own counts; the summary reads the API)."""
+
+    leads: int = 0
+    disqualified: int = 0
+    converted: int = 0
+    stage_moves: int = 0
+    quotes_sent: int = 0
+    quotes_accepted: int = 0
+    quotes_rejected: int = 0
+    won: int = 0
+    lost: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"{self.leads} leads, {self.converted} converted, {self.quotes_sent} quotes sent, "
+            f"{self.won} deals won, {self.lost} lost"
+        )
+
+
+@dataclass
+class Deal:
+    """One lead on its way to a won or lost deal."""
+
+    number: int
+    key: str
+    source: int
+    lead_id: str = ""
+    lead_version: int = 0
+    rep: str = ""
+    opportunity_id: str = ""
+    version: int = 0
+    product: int = 0
+    quantity: int = 1
+    discount_basis_points: int = 0
+    revisions: int = 0
+    draws: Counter[str] = field(default_factory=Counter)
+
+    def stream(self, step: str) -> random.Random:
+        self.draws[step] += 1
+        return random.Random(f"{self.key}:{step}:{self.draws[step]}")
+
+
+class SalesTeam:
+    """The sales side of a :class:`~crm_devstack.simulator.SimulatedCompany`."""
+
+    def __init__(
+        self, company: SimulatedCompany, channel: grpc.aio.Channel, profile: SalesProfile
+    ) -> None:
+        self.company = company
+        self.profile = profile
+        self.report = SalesReport()
+        self.pipeline_id = ""
+        self.product_ids: dict[str, str] = {}
+        self._sales = sales_gw.SalesServiceStub(channel)
+        self._reps = {rep: _Credential(company.tokens, "sales", rep) for rep in self.profile.reps}
+        self._numbers = 0
+
+    # -- setup ----------------------------------------------------------------------------------
+
+    async def setup(self) -> None:
+        """The pipeline and the products (found by name and SKU if an earlier run made them)."""
+        company = self.company
+        admin = company._admin
+        listed = await company._call(
+            "ListPipelines",
+            self._sales.ListPipelines,
+            spb.ListPipelinesRequest(page_size=500),
+            admin,
+        )
+        if listed is None:
+            return
+        for pipeline in listed.pipelines:
+            if pipeline.name == PIPELINE_NAME:
+                self.pipeline_id = str(pipeline.id)
+        if not self.pipeline_id:
+            stages = [
+                spb.Stage(id=stage, name=name, win_probability_percent=p, kind=kind)  # type: ignore[arg-type]
+                for stage, name, p, kind in STAGES
+            ]
+            created = await company._call(
+                "CreatePipeline",
+                self._sales.CreatePipeline,
+                spb.CreatePipelineRequest(
+                    pipeline=spb.Pipeline(name=PIPELINE_NAME, stages=stages),
+                    request_id=f"{company.run_key}-pipeline",
+                ),
+                admin,
+            )
+            if created is None:
+                return
+            self.pipeline_id = str(created.pipeline.id)
+        products = await company._call(
+            "ListProducts",
+            self._sales.ListProducts,
+            spb.ListProductsRequest(page_size=500),
+            admin,
+        )
+        if products is None:
+            return
+        self.product_ids = {str(p.sku): str(p.id) for p in products.products}
+        for sku, name, price, _ in PRODUCTS:
+            if sku in self.product_ids:
+                continue
+            made = await company._call(
+                "CreateProduct",
+                self._sales.CreateProduct,
+                spb.CreateProductRequest(
+                    product=spb.Product(
+                        sku=sku,
+                        name=name,
+                        active=True,
+                        prices=[spb.Price(currency=CURRENCY, unit_price_minor=price)],
+                    ),
+                    request_id=f"{company.run_key}-product-{sku}",
+                ),
+                admin,
+            )
+            if made is not None:
+                self.product_ids[sku] = str(made.product.id)
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.pipeline_id) and len(self.product_ids) == len(PRODUCTS)
+
+    # -- planning -------------------------------------------------------------------------------
+
+    def plan(self, start: datetime, end: datetime) -> None:
+        """The web-form leads and the interest posts of ``[start, end)``."""
+        if not self.ready:
+            return
+        rng = random.Random(f"{self.company.seed}:sales")
+        days = max(0.0, (end - start).total_seconds() / 86_400)
+        timezone = self.company.profile.hours.timezone
+        for count, source in (
+            (round(self.profile.web_leads_per_day * days), spb.LEAD_SOURCE_WEB_FORM),
+            (round(self.profile.interest_posts_per_day * days), spb.LEAD_SOURCE_SOCIAL),
+        ):
+            planned = 0
+            while planned < count:
+                at = start + (end - start) * rng.random()
+                if rng.random() >= activity(at, timezone):
+                    continue
+                planned += 1
+                self._numbers += 1
+                deal = Deal(self._numbers, f"{self.company.seed}:deal:{self._numbers}", source)
+                if source == spb.LEAD_SOURCE_WEB_FORM:
+                    self._at(at, "webform", deal, self._web_form)
+                else:
+                    self._at(at, "interest", deal, self._interest_post)
+
+    def _at(self, at: datetime, label: str, deal: Deal, step: Any) -> None:
+        self.company._schedule(at, f"{label} {deal.number}", functools.partial(step, deal))
+
+    def _later(self, deal: Deal, label: str, step: Any, median_minutes: float) -> None:
+        """``step`` when the deal's rep gets to it: business time, after ``median_minutes``."""
+        company = self.company
+        rng = deal.stream(label)
+        at = agent_time(
+            rng, company.calendar, company.clock.now(), median_minutes * self.profile.pace
+        )
+        self._at(at, label, deal, step)
+
+    def _customer_later(self, deal: Deal, label: str, step: Any, median_minutes: float) -> None:
+        """``step`` when the customer gets to it (any time of day)."""
+        rng = deal.stream(label)
+        delay = lognormal_minutes(rng, median_minutes * self.profile.pace, 0.6)
+        self._at(self.company.clock.now() + delay, label, deal, step)
+
+    def _rep(self, deal: Deal) -> _Credential:
+        if not deal.rep:
+            deal.rep = deal.stream("rep").choice(self.profile.reps)
+        return self._reps[deal.rep]
+
+    # -- a deal's story -------------------------------------------------------------------------
+
+    async def _web_form(self, deal: Deal) -> None:
+        """Someone fills in the web form: the connector creates the lead."""
+        company = self.company
+        rng = deal.stream("person")
+        if rng.random() < self.profile.known_customer_share and company.customers:
+            customer = rng.choice(company.customers)
+            person = f"{customer.given_name} {customer.family_name}"
+            email = customer.email
+        else:
+            given, family = rng.choice(_PROSPECT_GIVEN), rng.choice(_PROSPECT_FAMILY)
+            person = f"{given} {family}"
+            email = f"{given}.{family}.{deal.number}@prospect.example".lower()
+        lead = spb.Lead(
+            person_name=person,
+            company_name=rng.choice(_COMPANIES),
+            email=email,
+            source=spb.LEAD_SOURCE_WEB_FORM,
+        )
+        await self._create_lead(deal, lead, company._connectors)
+
+    async def _interest_post(self, deal: Deal) -> None:
+        """A post asking about the product, ingested by social listening; a rep makes it a
+        lead with the mention as its origin."""
+        company = self.company
+        rng = deal.stream("post")
+        given, family = rng.choice(_PROSPECT_GIVEN), rng.choice(_PROSPECT_FAMILY)
+        handle = f"{given}{family}{deal.number}".lower()
+        mention = pb.Mention(
+            network=NETWORK,
+            post_id=f"{company.run_key}-interest-{deal.number}",
+            author_handle=handle,
+            author_followers=int(math.exp(rng.gauss(5.0, 1.5))),
+            text=rng.choice(_INTEREST_POSTS).format(brand=company.profile.brand),
+            url=f"https://x.com/{handle}/status/{deal.number}",
+            posted_time=_timestamp(company.clock.now()),
+        )
+        ingested = await company._call(
+            "IngestMention",
+            company._social.IngestMention,
+            pb.IngestMentionRequest(mention=mention),
+            company._connectors,
+        )
+        if ingested is None:
+            return
+        company.report.mentions += 1
+        mention_id = str(ingested.mention.id)
+
+        async def make_lead(deal: Deal) -> None:
+            lead = spb.Lead(
+                person_name=f"{given} {family}",
+                company_name=rng.choice(_COMPANIES),
+                email=f"{handle}@prospect.example",
+                source=spb.LEAD_SOURCE_SOCIAL,
+                origin_mention_id=mention_id,
+                owner_id=self._rep_name(deal),
+            )
+            await self._create_lead(deal, lead, self._rep(deal))
+
+        self._later(deal, "social-lead", make_lead, 60.0)
+
+    def _rep_name(self, deal: Deal) -> str:
+        self._rep(deal)
+        return deal.rep
+
+    async def _create_lead(self, deal: Deal, lead: spb.Lead, who: _Credential) -> None:
+        created = await self.company._call(
+            "CreateLead",
+            self._sales.CreateLead,
+            spb.CreateLeadRequest(
+                lead=lead, request_id=f"{self.company.run_key}-lead-{deal.number}"
+            ),
+            who,
+        )
+        if created is None:
+            return
+        self.report.leads += 1
+        deal.lead_id = str(created.lead.id)
+        deal.lead_version = int(created.lead.version)
+        self._later(deal, "work", self._work, 45.0)
+
+    async def _work(self, deal: Deal) -> None:
+        worked = await self.company._call(
+            "StartWorkingLead",
+            self._sales.StartWorkingLead,
+            spb.StartWorkingLeadRequest(id=deal.lead_id, expected_version=deal.lead_version),
+            self._rep(deal),
+        )
+        if worked is None:
+            return
+        deal.lead_version = int(worked.lead.version)
+        self._later(deal, "qualify", self._qualify, 150.0)
+
+    async def _qualify(self, deal: Deal) -> None:
+        rng = deal.stream("qualify")
+        rep = self._rep(deal)
+        if rng.random() < 0.25:
+            done = await self.company._call(
+                "DisqualifyLead",
+                self._sales.DisqualifyLead,
+                spb.DisqualifyLeadRequest(
+                    id=deal.lead_id,
+                    reason=rng.choice(_DISQUALIFY_REASONS),
+                    expected_version=deal.lead_version,
+                ),
+                rep,
+            )
+            if done is not None:
+                self.report.disqualified += 1
+            return
+        qualified = await self.company._call(
+            "QualifyLead",
+            self._sales.QualifyLead,
+            spb.QualifyLeadRequest(id=deal.lead_id, expected_version=deal.lead_version),
+            rep,
+        )
+        if qualified is None:
+            return
+        deal.product = rng.randrange(len(PRODUCTS))
+        deal.quantity = rng.choice(PRODUCTS[deal.product][3])
+        sku, name, price, _ = PRODUCTS[deal.product]
+        close = self.company.clock.now() + timedelta(days=rng.randint(14, 60))
+        converted = await self.company._call(
+            "ConvertLead",
+            self._sales.ConvertLead,
+            spb.ConvertLeadRequest(
+                id=deal.lead_id,
+                opportunity=spb.Opportunity(
+                    name=f"{qualified.lead.company_name or qualified.lead.person_name}: {name}",
+                    pipeline_id=self.pipeline_id,
+                    amount_minor=price * deal.quantity,
+                    currency=CURRENCY,
+                    expected_close_date=close.date().isoformat(),
+                    owner_id=deal.rep,
+                    line_items=[
+                        spb.LineItem(
+                            product_id=self.product_ids[sku],
+                            quantity=deal.quantity,
+                            unit_price_minor=price,
+                        )
+                    ],
+                ),
+                create_organization=bool(qualified.lead.company_name),
+            ),
+            rep,
+        )
+        if converted is None:
+            return
+        self.report.converted += 1
+        deal.opportunity_id = str(converted.opportunity.id)
+        deal.version = int(converted.opportunity.version)
+        self._later(deal, "demo", self._demo, 240.0)
+
+    async def _move(self, deal: Deal, stage: str) -> bool:
+        moved = await self.company._call(
+            "MoveOpportunityStage",
+            self._sales.MoveOpportunityStage,
+            spb.MoveOpportunityStageRequest(
+                id=deal.opportunity_id, stage_id=stage, expected_version=deal.version
+            ),
+            self._rep(deal),
+        )
+        if moved is None:
+            return False
+        self.report.stage_moves += 1
+        deal.version = int(moved.opportunity.version)
+        return True
+
+    async def _demo(self, deal: Deal) -> None:
+        if not await self._move(deal, "demo"):
+            return
+        if deal.stream("demo").random() < 0.15:
+            self._later(deal, "lose", functools.partial(self._lose, reason="no decision"), 240.0)
+            return
+        self._later(deal, "proposal", self._proposal, 360.0)
+
+    async def _proposal(self, deal: Deal) -> None:
+        if not await self._move(deal, "proposal"):
+            return
+        await self._send_quote(deal)
+
+    async def _send_quote(self, deal: Deal) -> None:
+        company = self.company
+        sku = PRODUCTS[deal.product][0]
+        deal.revisions += 1
+        created = await company._call(
+            "CreateQuote",
+            self._sales.CreateQuote,
+            spb.CreateQuoteRequest(
+                quote=spb.Quote(
+                    opportunity_id=deal.opportunity_id,
+                    currency=CURRENCY,
+                    lines=[
+                        spb.QuoteLine(
+                            product_id=self.product_ids[sku],
+                            quantity=deal.quantity,
+                            discount_basis_points=deal.discount_basis_points,
+                            tax_rate_basis_points=1900,
+                        )
+                    ],
+                    valid_until=_timestamp(company.clock.now() + timedelta(days=30)),
+                ),
+                request_id=f"{company.run_key}-quote-{deal.number}-{deal.revisions}",
+            ),
+            self._rep(deal),
+        )
+        if created is None:
+            return
+        sent = await company._call(
+            "SendQuote",
+            self._sales.SendQuote,
+            spb.SendQuoteRequest(id=created.quote.id, expected_version=created.quote.version),
+            self._rep(deal),
+        )
+        if sent is None:
+            return
+        self.report.quotes_sent += 1
+        quote_id, version = str(sent.quote.id), int(sent.quote.version)
+        self._customer_later(
+            deal, "decide", functools.partial(self._decide, quote_id=quote_id, version=version),
+            600.0,
+        )  # fmt: skip
+
+    async def _decide(self, deal: Deal, *, quote_id: str, version: int) -> None:
+        """The customer answers the quote (the rep records it)."""
+        rng = deal.stream("decide")
+        rep = self._rep(deal)
+        accept = rng.random() < (0.55 + 0.1 * deal.revisions)
+        if accept:
+            done = await self.company._call(
+                "AcceptQuote",
+                self._sales.AcceptQuote,
+                spb.AcceptQuoteRequest(id=quote_id, expected_version=version),
+                rep,
+            )
+            if done is None:
+                return
+            self.report.quotes_accepted += 1
+            if await self._move(deal, "negotiation"):
+                self._later(deal, "win", self._win, 120.0)
+            return
+        rejected = await self.company._call(
+            "RejectQuote",
+            self._sales.RejectQuote,
+            spb.RejectQuoteRequest(id=quote_id, reason="too expensive", expected_version=version),
+            rep,
+        )
+        if rejected is None:
+            return
+        self.report.quotes_rejected += 1
+        if deal.revisions < 2 and rng.random() < 0.6:
+            deal.discount_basis_points += 1000  # a cheaper revision
+            self._later(deal, "revise", self._send_quote, 120.0)
+        else:
+            reason = rng.choice(_LOSS_REASONS)
+            self._later(deal, "lose", functools.partial(self._lose, reason=reason), 60.0)
+
+    async def _win(self, deal: Deal) -> None:
+        won = await self.company._call(
+            "WinOpportunity",
+            self._sales.WinOpportunity,
+            spb.WinOpportunityRequest(
+                id=deal.opportunity_id, reason="quote accepted", expected_version=deal.version
+            ),
+            self._rep(deal),
+        )
+        if won is not None:
+            self.report.won += 1
+
+    async def _lose(self, deal: Deal, *, reason: str) -> None:
+        lost = await self.company._call(
+            "LoseOpportunity",
+            self._sales.LoseOpportunity,
+            spb.LoseOpportunityRequest(
+                id=deal.opportunity_id, reason=reason, expected_version=deal.version
+            ),
+            self._rep(deal),
+        )
+        if lost is not None:
+            self.report.lost += 1
+
+
+# --- the summary's sales block -------------------------------------------------------------------
+
+
+@dataclass
+class SalesSummary:
+    """The tenant's sales as the API tells them (amounts in minor units, by currency)."""
+
+    stages: list[tuple[str, str]] = field(default_factory=list)
+    """(stage id, name) of the open stages, in pipeline order."""
+    open_by_stage: dict[str, tuple[int, dict[str, int]]] = field(default_factory=dict)
+    """Open stage id → (how many, amount by currency)."""
+    won: int = 0
+    lost: int = 0
+    won_value: dict[str, int] = field(default_factory=dict)
+    lost_value: dict[str, int] = field(default_factory=dict)
+    quotes_sent: int = 0
+    """Quotes that were sent (sent, accepted, rejected or expired)."""
+    quotes_accepted: int = 0
+    leads: int = 0
+    leads_converted: int = 0
+    leads_disqualified: int = 0
+
+    @property
+    def open_count(self) -> int:
+        return sum(count for count, _ in self.open_by_stage.values())
+
+    def open_value(self) -> dict[str, int]:
+        total: dict[str, int] = defaultdict(int)
+        for _, amounts in self.open_by_stage.values():
+            for currency, amount in amounts.items():
+                total[currency] += amount
+        return dict(total)
+
+    def win_rate_by_count(self) -> float | None:
+        closed = self.won + self.lost
+        return self.won / closed if closed else None
+
+    def win_rate_by_value(self, currency: str) -> float | None:
+        won = self.won_value.get(currency, 0)
+        closed = won + self.lost_value.get(currency, 0)
+        return won / closed if closed else None
+
+
+async def _pages(call: Any, request: Any, field_name: str, metadata: Any) -> list[Any]:
+    items: list[Any] = []
+    while True:
+        reply = await call(request, metadata=metadata, timeout=15)
+        items.extend(getattr(reply, field_name))
+        if not reply.next_page_token:
+            return items
+        request.page_token = reply.next_page_token
+
+
+async def read_sales_summary(channel: grpc.aio.Channel, token: str) -> SalesSummary:
+    """The sales block's numbers, from the gateway's SalesService (every page of the tenant's
+    pipelines, opportunities, quotes and leads)."""
+    stub = sales_gw.SalesServiceStub(channel)
+    metadata = (("authorization", f"Bearer {token}"),)
+    summary = SalesSummary()
+    pipelines = await _pages(
+        stub.ListPipelines, spb.ListPipelinesRequest(page_size=500), "pipelines", metadata
+    )
+    seen: set[str] = set()
+    for pipeline in pipelines:
+        for stage in pipeline.stages:
+            if stage.kind == spb.STAGE_KIND_OPEN and stage.id not in seen:
+                seen.add(stage.id)
+                summary.stages.append((str(stage.id), str(stage.name)))
+    opportunities = await _pages(
+        stub.ListOpportunities,
+        spb.ListOpportunitiesRequest(page_size=500),
+        "opportunities",
+        metadata,
+    )
+    open_by_stage: dict[str, list[Any]] = defaultdict(list)
+    for opportunity in opportunities:
+        amount, currency = int(opportunity.amount_minor), str(opportunity.currency)
+        if opportunity.status == spb.STAGE_KIND_OPEN:
+            open_by_stage[str(opportunity.stage_id)].append((amount, currency))
+        elif opportunity.status == spb.STAGE_KIND_WON:
+            summary.won += 1
+            summary.won_value[currency] = summary.won_value.get(currency, 0) + amount
+        elif opportunity.status == spb.STAGE_KIND_LOST:
+            summary.lost += 1
+            summary.lost_value[currency] = summary.lost_value.get(currency, 0) + amount
+    for stage_id, deals in open_by_stage.items():
+        amounts: dict[str, int] = defaultdict(int)
+        for amount, currency in deals:
+            amounts[currency] += amount
+        summary.open_by_stage[stage_id] = (len(deals), dict(amounts))
+        if stage_id not in seen:
+            summary.stages.append((stage_id, stage_id))
+    quotes = await _pages(stub.ListQuotes, spb.ListQuotesRequest(page_size=500), "quotes", metadata)
+    sent = {
+        spb.QUOTE_STATUS_SENT,
+        spb.QUOTE_STATUS_ACCEPTED,
+        spb.QUOTE_STATUS_REJECTED,
+        spb.QUOTE_STATUS_EXPIRED,
+    }
+    summary.quotes_sent = sum(1 for quote in quotes if quote.status in sent)
+    summary.quotes_accepted = sum(1 for q in quotes if q.status == spb.QUOTE_STATUS_ACCEPTED)
+    leads = await _pages(stub.ListLeads, spb.ListLeadsRequest(page_size=500), "leads", metadata)
+    summary.leads = len(leads)
+    summary.leads_converted = sum(1 for lead in leads if lead.status == spb.LEAD_STATUS_CONVERTED)
+    summary.leads_disqualified = sum(
+        1 for lead in leads if lead.status == spb.LEAD_STATUS_DISQUALIFIED
+    )
+    return summary
+
+
+def _money(amounts: dict[str, int]) -> str:
+    if not amounts:
+        return f"{0:,.2f} {CURRENCY}"
+    return " + ".join(
+        f"{_major(amount, currency)} {currency}" for currency, amount in sorted(amounts.items())
+    )
+
+
+_ZERO_DECIMALS = frozenset({"JPY", "KRW", "CLP", "ISK", "VND", "XAF", "XOF", "XPF"})
+
+
+def _major(amount_minor: int, currency: str) -> str:
+    """Minor units in major units, exactly (the simulation prices in EUR; a few zero-decimal
+    currencies are known so that another tenant's data reads right)."""
+    digits = 0 if currency in _ZERO_DECIMALS else 2
+    return f"{Decimal(amount_minor).scaleb(-digits):,.{digits}f}"
+
+
+def _percent(rate: float | None) -> str:
+    return "-" if rate is None else f"{100 * rate:.0f} %"
+
+
+def format_sales_summary(summary: SalesSummary, report: SalesReport | None = None) -> list[str]:
+    """The sales block of the printed summary: open pipeline value by stage, win rate by count
+    and value, quotes sent and accepted, leads (all as the API answered)."""
+    lines = [
+        f"  sales        pipeline {summary.open_count} open, {_money(summary.open_value())} "
+        "(from the gateway's SalesService)"
+    ]
+    for stage_id, name in summary.stages:
+        count, amounts = summary.open_by_stage.get(stage_id, (0, {}))
+        lines.append(f"    {name:<16}{count:>4} open {_money(amounts):>24}")
+    currencies: Sequence[str] = sorted(set(summary.won_value) | set(summary.lost_value))
+    parts = []
+    for currency in currencies:
+        won = summary.won_value.get(currency, 0)
+        closed = won + summary.lost_value.get(currency, 0)
+        rate = _percent(summary.win_rate_by_value(currency))
+        parts.append(
+            f"{rate} by value ({_major(won, currency)} of {_major(closed, currency)} {currency})"
+        )
+    by_value = " · ".join(parts) or "- by value"
+    lines += [
+        f"  win rate     {_percent(summary.win_rate_by_count())} by count "
+        f"({summary.won} won of {summary.won + summary.lost} closed) · {by_value}",
+        f"  quotes       {summary.quotes_sent} sent · {summary.quotes_accepted} accepted · "
+        f"leads {summary.leads} ({summary.leads_converted} converted, "
+        f"{summary.leads_disqualified} disqualified)",
+    ]
+    if report is not None:
+        lines.append(f"  sales team   {report.summary()}")
+    return lines
