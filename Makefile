@@ -87,8 +87,8 @@ status: .venv/.synced ## show what runs where
 	$(PY) -m crm_devstack status
 
 # --- benchmarks ---------------------------------------------------------------------------------
-.PHONY: bench bench-contacts bench-servicedesk bench-timers bench-secantus bench-metrics bench-gateway
-bench: bench-contacts bench-servicedesk bench-timers bench-metrics bench-gateway ## all benchmarks
+.PHONY: bench bench-contacts bench-servicedesk bench-timers bench-secantus bench-metrics bench-gateway bench-sales
+bench: bench-contacts bench-servicedesk bench-timers bench-metrics bench-gateway bench-sales ## all benchmarks
 bench-contacts: setup ## contacts create/get throughput and latency, relay lag
 	$(PY) bench/contacts_bench.py
 bench-servicedesk: setup ## service desk: tickets/messages, mention ingestion, SLA timer lateness
@@ -99,6 +99,10 @@ bench-metrics: setup ## metrics: throughput vs bare consume, freshness, GetKpis 
 	$(PY) bench/metrics_bench.py
 bench-gateway: setup ## gateway: read/write through the gateway vs direct, HTTP, GetCustomer360
 	$(PY) bench/gateway_bench.py
+bench-sales: setup ## sales: every bench/sales*_bench.py in turn (opportunities, quote PDFs, ...)
+	@set -e; for script in bench/sales*_bench.py; do \
+		echo "== $$script"; $(PY) "$$script"; \
+	done
 bench-secantus: setup ## SecantusDB Python vs Rust server
 	$(PY) bench/secantus_compare.py
 
