@@ -1,0 +1,161 @@
+"""The sales team's plan and the summary's sales block, without a stack."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import grpc
+import pytest
+
+from crm.sales.v1 import sales_pb2 as spb
+from crm_devstack.sales_team import (
+    PRODUCTS,
+    STAGES,
+    SalesProfile,
+    SalesSummary,
+    SalesTeam,
+    format_sales_summary,
+    read_sales_summary,
+)
+from crm_devstack.simulator import SimulatedCompany
+from crm_platform.clock import Clock
+
+
+class _Page:
+    def __init__(self, **items: Any) -> None:
+        for name, value in items.items():
+            setattr(self, name, value)
+
+
+def test_the_summary_block_shows_open_value_by_stage_win_rates_and_quotes() -> None:
+    summary = SalesSummary(
+        stages=[("qualify", "Qualify"), ("demo", "Demo"), ("proposal", "Proposal")],
+        open_by_stage={"qualify": (2, {"EUR": 150_000}), "proposal": (1, {"EUR": 1_234_567})},
+        won=3,
+        lost=1,
+        won_value={"EUR": 300_000},
+        lost_value={"EUR": 100_000},
+        quotes_sent=5,
+        quotes_accepted=3,
+        leads=9,
+        leads_converted=5,
+        leads_disqualified=2,
+    )
+    text = "\n".join(format_sales_summary(summary))
+    assert "pipeline 3 open, 13,845.67 EUR" in text
+    assert "Qualify" in text
+    assert "1,500.00 EUR" in text
+    assert "Demo               0 open" in text
+    assert "75 % by count (3 won of 4 closed)" in text
+    assert "75 % by value (3,000.00 of 4,000.00 EUR)" in text
+    assert "5 sent · 3 accepted" in text
+    assert "leads 9 (5 converted, 2 disqualified)" in text
+
+
+def test_without_closed_deals_the_win_rate_is_a_dash() -> None:
+    text = "\n".join(format_sales_summary(SalesSummary()))
+    assert "- by count (0 won of 0 closed) · - by value" in text
+    assert "pipeline 0 open, 0.00 EUR" in text
+
+
+class _FakeSales:
+    """ListPipelines, ListOpportunities, ListQuotes, ListLeads with two pages each."""
+
+    def __init__(self) -> None:
+        pipeline = spb.Pipeline(
+            id="p",
+            stages=[
+                spb.Stage(id=stage, name=name, win_probability_percent=p, kind=kind)  # type: ignore[arg-type]
+                for stage, name, p, kind in STAGES
+            ],
+        )
+        opportunities = [
+            spb.Opportunity(
+                id=i, stage_id=stage, status=status, amount_minor=amount, currency="EUR"
+            )
+            for i, stage, status, amount in (
+                ("a", "demo", spb.STAGE_KIND_OPEN, 10),
+                ("b", "demo", spb.STAGE_KIND_OPEN, 5),
+                ("c", "won", spb.STAGE_KIND_WON, 70),
+                ("d", "lost", spb.STAGE_KIND_LOST, 30),
+            )
+        ]
+        quotes = [
+            spb.Quote(id="q1", status=spb.QUOTE_STATUS_DRAFT),
+            spb.Quote(id="q2", status=spb.QUOTE_STATUS_SENT),
+            spb.Quote(id="q3", status=spb.QUOTE_STATUS_ACCEPTED),
+            spb.Quote(id="q4", status=spb.QUOTE_STATUS_REJECTED),
+        ]
+        leads = [
+            spb.Lead(id="l1", status=spb.LEAD_STATUS_CONVERTED),
+            spb.Lead(id="l2", status=spb.LEAD_STATUS_DISQUALIFIED),
+            spb.Lead(id="l3", status=spb.LEAD_STATUS_WORKING),
+        ]
+        self.data: dict[str, list[Any]] = {
+            "pipelines": [pipeline],
+            "opportunities": opportunities,
+            "quotes": quotes,
+            "leads": leads,
+        }
+
+    def _list(self, name: str) -> Any:
+        async def call(request: Any, **_: Any) -> Any:
+            items = self.data[name]
+            start = int(request.page_token or 0)
+            page = items[start : start + 2]
+            token = str(start + 2) if start + 2 < len(items) else ""
+            return _Page(**{name: page, "next_page_token": token})
+
+        return call
+
+    def __getattr__(self, method: str) -> Any:
+        name = {
+            "ListPipelines": "pipelines",
+            "ListOpportunities": "opportunities",
+            "ListQuotes": "quotes",
+            "ListLeads": "leads",
+        }[method]
+        return self._list(name)
+
+
+async def test_the_summary_is_computed_from_every_page_of_the_api(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(
+        "crm_devstack.sales_team.sales_gw.SalesServiceStub", lambda channel: _FakeSales()
+    )
+    summary = await read_sales_summary(None, "token")  # type: ignore[arg-type]
+    assert [stage for stage, _ in summary.stages] == ["qualify", "demo", "proposal", "negotiation"]
+    assert summary.open_by_stage == {"demo": (2, {"EUR": 15})}
+    assert (summary.won, summary.lost) == (1, 1)
+    assert summary.win_rate_by_value("EUR") == 0.7
+    assert (summary.quotes_sent, summary.quotes_accepted) == (3, 1)
+    assert (summary.leads, summary.leads_converted, summary.leads_disqualified) == (3, 1, 1)
+
+
+async def test_the_plan_is_the_same_for_a_seed_and_as_many_leads_as_the_profile_says() -> None:
+    start = datetime(2026, 3, 2, tzinfo=UTC)
+    end = start + timedelta(days=2)
+
+    def planned(seed: int) -> list[tuple[datetime, str]]:
+        clock = Clock()
+        company = SimulatedCompany(
+            grpc.aio.insecure_channel("127.0.0.1:9"),  # never called
+            lambda role, subject: "t",
+            clock,
+            seed=seed,
+        )
+        team: SalesTeam = company.sales
+        team.pipeline_id = "p"
+        team.product_ids = {sku: sku.lower() for sku, *_ in PRODUCTS}
+        team.profile = SalesProfile(web_leads_per_day=5, interest_posts_per_day=2)
+        team.plan(start, end)
+        return sorted((at, label) for at, _, label, _, _ in company._agenda)
+
+    first = planned(7)
+    assert first == planned(7)
+    assert first != planned(8)
+    assert sum(label.startswith("webform") for _, label in first) == 10
+    assert sum(label.startswith("interest") for _, label in first) == 4
+    assert all(start <= at < end for at, _ in first)
