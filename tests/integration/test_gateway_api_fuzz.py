@@ -7,8 +7,10 @@ must match the document: the response message's schema for a 200, the Error sche
 The run is bounded (a few examples per operation) and deterministic (derandomized).
 
 Server streams (``StreamKpis``) may never end, so they are fuzzed apart, reading a few lines
-under a deadline. Hand-written hostile requests (malformed, oversized, mistyped) and the served
-``/openapi.json`` are checked too.
+under a deadline. Hand-written hostile requests (malformed, oversized, mistyped; money as floats,
+negative or in no currency) and the served ``/openapi.json`` are checked too. The file download
+(``GET /v1/SalesService/GetQuoteDocument``) is an operation of the document like the others, so
+schemathesis fuzzes its query parameters too; hostile queries are added by hand.
 """
 
 from __future__ import annotations
@@ -223,6 +225,9 @@ def test_the_served_document_is_the_generated_one_and_valid(gateway_stack: Gatew
     loaded = schemathesis.openapi.from_url(gateway_stack.http_url + "/openapi.json")
     for route in ROUTES:
         assert loaded[route.http_path]["POST"].label == f"POST {route.http_path}"
+        if route.document_media_type:
+            assert loaded[route.http_path]["GET"].label == f"GET {route.http_path}"
+    assert {r.service for r in ROUTES} >= {"SalesService"}
 
 
 # --- hostile requests the generator does not make ------------------------------------------------
@@ -233,7 +238,11 @@ _RULE = "/v1/ServiceDeskConfigService/CreateRoutingRule"
 _KPIS = "/v1/MetricsService/GetKpis"
 _MENTIONS = "/v1/SocialListeningService/IngestMentions"
 _TICKET = "/v1/TicketService/UpdateTicket"
+_OPPORTUNITY = "/v1/SalesService/CreateOpportunity"
+_QUOTE = "/v1/SalesService/CreateQuote"
 _JSON = {"Content-Type": "application/json"}
+_DEAL = b'"name": "Deal", "pipelineId": "p-1", "currency": "EUR"'
+
 
 HOSTILE: list[tuple[str, str, Mapping[str, str], bytes]] = [
     # (name, path, headers, body) of requests a careless or hostile client sends.
@@ -268,6 +277,77 @@ HOSTILE: list[tuple[str, str, Mapping[str, str], bytes]] = [
     ("bad duration", "/v1/MetricsService/StreamKpis", _JSON, b'{"minInterval": "soon"}'),
     ("bad field mask", _TICKET, _JSON, b'{"updateMask": "a_b"}'),
     (
+        "fractional minor units",
+        _OPPORTUNITY,
+        _JSON,
+        b'{"opportunity": {' + _DEAL + b', "amountMinor": 12.5}}',
+    ),
+    (
+        "negative minor units",
+        _OPPORTUNITY,
+        _JSON,
+        b'{"opportunity": {' + _DEAL + b', "amountMinor": "-1"}}',
+    ),
+    (
+        "minor units past int64",
+        _OPPORTUNITY,
+        _JSON,
+        b'{"opportunity": {' + _DEAL + b', "amountMinor": "9223372036854775808"}}',
+    ),
+    (
+        "an amount as a float string",
+        _OPPORTUNITY,
+        _JSON,
+        b'{"opportunity": {' + _DEAL + b', "amountMinor": "1e3"}}',
+    ),
+    (
+        "an unknown currency",
+        _OPPORTUNITY,
+        _JSON,
+        b'{"opportunity": {"name": "D", "pipelineId": "p", "currency": "ZZZ", "amountMinor": "5"}}',
+    ),
+    (
+        "a lower-case currency",
+        _OPPORTUNITY,
+        _JSON,
+        b'{"opportunity": {"name": "D", "pipelineId": "p", "currency": "eur"}}',
+    ),
+    (
+        "an unknown stage kind",
+        "/v1/SalesService/CreatePipeline",
+        _JSON,
+        b'{"pipeline": {"name": "P", "stages": [{"id": "a", '
+        b'"name": "A", "kind": "STAGE_KIND_MAYBE"}]}}',
+    ),
+    (
+        "a fractional quantity",
+        _QUOTE,
+        _JSON,
+        b'{"quote": {"opportunityId": "o", "currency": "EUR", '
+        b'"lines": [{"productId": "x", "quantity": 1.5}]}}',
+    ),
+    (
+        "a NaN discount",
+        _QUOTE,
+        _JSON,
+        b'{"quote": {"opportunityId": "o", "currency": "EUR", '
+        b'"lines": [{"productId": "x", "quantity": 1, "discountBasisPoints": NaN}]}}',
+    ),
+    (
+        "a quote on an unknown opportunity",
+        _QUOTE,
+        _JSON,
+        b'{"quote": {"opportunityId": "nope", "currency": "EUR", '
+        b'"validUntil": "2999-01-01T00:00:00Z", "lines": [{"productId": "x", "quantity": 1}]}}',
+    ),
+    (
+        "a buying role by a number out of range",
+        _OPPORTUNITY,
+        _JSON,
+        b'{"opportunity": {' + _DEAL + b', "buyingCentre": [{"contactId": "c", "roles": [99]}]}}',
+    ),
+    ("a document request without an id", "/v1/SalesService/GetQuoteDocument", _JSON, b"{}"),
+    (
         "control characters and a lone surrogate",
         _CREATE,
         _JSON,
@@ -289,6 +369,49 @@ def test_hostile_requests_get_a_client_error(
         gateway_stack.http_url + path, data=body, headers=all_headers, timeout=REQUEST_TIMEOUT
     )
     assert 400 <= response.status_code < 500, (response.status_code, response.text[:500])
+    ERROR.validate(response.json())
+
+
+_DOCUMENT = "/v1/SalesService/GetQuoteDocument"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "?id=",
+        "?id=" + "x" * 5000,
+        "?id=a&id=b",
+        "?shoeSize=42",
+        "?id=%00%ff",
+        "?id=q&content=AAAA",
+        "?id=no-such-quote",
+    ],
+    ids=["no id", "empty id", "huge id", "two ids", "unknown field", "bad bytes", "an answer field",
+         "unknown quote"],
+)  # fmt: skip
+def test_hostile_document_downloads_get_a_json_client_error(
+    query: str, gateway_stack: GatewayStack
+) -> None:
+    response = requests.get(
+        gateway_stack.http_url + _DOCUMENT + query,
+        headers=_auth(gateway_stack, "download"),
+        timeout=REQUEST_TIMEOUT,
+    )
+    assert 400 <= response.status_code < 500, (response.status_code, response.text[:500])
+    assert response.headers["Content-Type"].startswith("application/json")
+    ERROR.validate(response.json())
+
+
+def test_get_of_an_operation_that_answers_no_file_is_method_not_allowed(
+    gateway_stack: GatewayStack,
+) -> None:
+    response = requests.get(
+        gateway_stack.http_url + "/v1/SalesService/GetQuote?id=q",
+        headers=_auth(gateway_stack, "download"),
+        timeout=REQUEST_TIMEOUT,
+    )
+    assert response.status_code == 405
     ERROR.validate(response.json())
 
 
