@@ -44,6 +44,7 @@ from crm_platform.rules import (
     path,
     revise,
 )
+from crm_sales.domain._checks import Violations, parse_update_mask
 
 MAX_POSTAL_LENGTH = 16
 NO_TERRITORY_RULE_MATCHES = "NO_TERRITORY_RULE_MATCHES"
@@ -304,10 +305,13 @@ class TerritoryRule:
         *,
         field_prefix: str = "rule",
     ) -> TerritoryRuleRevision:
-        """The next version with the fields ``paths`` names (already parsed from the update
-        mask) replaced: ``InvalidArgument``, then ``StaleVersion``; no change, no new version."""
-        merged = replace(self.as_input(), **{name: getattr(changes, name) for name in paths})
-        violations: list[FieldViolation] = []
+        """The next version with the fields the update mask ``paths`` names replaced (``*``:
+        all of :data:`RULE_MASK`): ``InvalidArgument``, then ``StaleVersion``; no change, no new
+        version."""
+        checks = Violations()
+        named = parse_update_mask(paths, RULE_MASK, checks)
+        violations = checks.items
+        merged = replace(self.as_input(), **{name: getattr(changes, name) for name in named})
         candidate = _checked(
             violations,
             field_prefix,
