@@ -4,6 +4,7 @@ event) and on AssignTerritory, the dry run, bad input, and tenant isolation."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -536,3 +537,40 @@ async def test_another_tenants_rules_never_apply_and_are_never_visible(
         tpb.GetTerritoryRuleRequest(id=rule.id), metadata=metadata(tenant)
     )
     assert unchanged.rule == rule
+
+
+async def test_of_two_concurrent_changes_of_one_version_exactly_one_wins(
+    territories: Any,
+) -> None:
+    tenant = unique_id("t")
+    rule = await _create_rule(territories, tenant)
+
+    async def change(owner: str) -> tpb.TerritoryRule | grpc.aio.AioRpcError:
+        try:
+            reply = await territories.UpdateTerritoryRule(
+                tpb.UpdateTerritoryRuleRequest(
+                    rule=tpb.TerritoryRule(id=rule.id, owner_id=owner),
+                    update_mask=FieldMask(paths=["owner_id"]),
+                    expected_version=1,
+                ),
+                metadata=metadata(tenant),
+            )
+        except grpc.aio.AioRpcError as error:
+            return error
+        changed: tpb.TerritoryRule = reply.rule
+        return changed
+
+    results = await asyncio.gather(change("rep-a"), change("rep-b"))
+    won = [r for r in results if isinstance(r, tpb.TerritoryRule)]
+    lost = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert len(won) == 1
+    assert len(lost) == 1
+    assert lost[0].code() == PRECONDITION
+    assert precondition_types(lost[0]) <= {"STALE_VERSION", "CONCURRENT_UPDATE"}
+    (current,) = await _all_rules(territories, tenant)
+    assert current == won[0]
+    assert current.version == 2
+    with pytest.raises(grpc.aio.AioRpcError):  # no third version was made
+        await territories.GetTerritoryRule(
+            tpb.GetTerritoryRuleRequest(id=rule.id, version=3), metadata=metadata(tenant)
+        )
