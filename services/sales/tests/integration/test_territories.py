@@ -574,3 +574,29 @@ async def test_of_two_concurrent_changes_of_one_version_exactly_one_wins(
         await territories.GetTerritoryRule(
             tpb.GetTerritoryRuleRequest(id=rule.id, version=3), metadata=metadata(tenant)
         )
+
+
+async def test_a_converted_leads_company_facts_become_its_opportunitys_account_facts(
+    sales: SalesUnderTest, territories: Any
+) -> None:
+    tenant = unique_id("t")
+    await _create_rule(territories, tenant, applies_to=[OPPORTUNITY], territory_id="dach-deals")
+    lead = await _create_lead(sales, tenant, owner="rep-own", country="AT", tier="gold")
+    await sales.stub.QualifyLead(pb.QualifyLeadRequest(id=lead.id), metadata=metadata(tenant))
+    pipeline = await create_pipeline(sales, tenant=tenant)
+    converted = await sales.stub.ConvertLead(
+        pb.ConvertLeadRequest(
+            id=lead.id,
+            opportunity=pb.Opportunity(
+                name="First order", amount_minor=100, currency="EUR", pipeline_id=pipeline.id
+            ),
+        ),
+        metadata=metadata(tenant),
+    )
+    opportunity = converted.opportunity
+    assert opportunity.account_profile == lead.company_profile
+    assert opportunity.owner_id == "rep-own"  # the lead's owner: the rules do not override it
+    reply = await territories.AssignTerritory(
+        tpb.AssignTerritoryRequest(opportunity_id=opportunity.id), metadata=metadata(tenant)
+    )
+    assert reply.opportunity.territory_id == "dach-deals"
