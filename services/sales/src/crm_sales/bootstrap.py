@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import grpc
 
-from crm.sales.v1 import sales_pb2, sales_pb2_grpc
+from crm.sales.v1 import sales_pb2, sales_pb2_grpc, territories_pb2, territories_pb2_grpc
 from crm_platform.clock import process_clock
 from crm_platform.idempotency import RequestLog
 from crm_platform.mongo import MongoStore
@@ -15,12 +15,24 @@ from crm_platform.server import ServiceParts
 from crm_platform.timers import TimerStore, TimerWorker
 from crm_platform.unit_of_work import UnitOfWork
 from crm_sales.api.service import SalesService
+from crm_sales.api.territories import TerritoryService
 from crm_sales.contacts_directory import GrpcContactDirectory
 from crm_sales.settings import TOPIC, SalesSettings
 from crm_sales.storage import SalesStore
-from crm_sales.use_cases import LeadConversions, Leads, Opportunities, Pipelines, Products, Quotes
+from crm_sales.territories_storage import TerritoryStore
+from crm_sales.use_cases import (
+    LeadConversions,
+    Leads,
+    Opportunities,
+    Pipelines,
+    Products,
+    Quotes,
+    TerritoryAssigner,
+    TerritoryRules,
+)
 
 SERVICE_NAME = sales_pb2.DESCRIPTOR.services_by_name["SalesService"].full_name
+TERRITORY_SERVICE_NAME = territories_pb2.DESCRIPTOR.services_by_name["TerritoryService"].full_name
 
 
 async def bootstrap(settings: SalesSettings) -> ServiceParts:
@@ -32,6 +44,8 @@ async def bootstrap(settings: SalesSettings) -> ServiceParts:
     store = SalesStore(mongo.db)
     await store.ensure_indexes()
     await requests.ensure_indexes()
+    territory_rules = TerritoryStore(mongo.db)
+    await territory_rules.ensure_indexes()
     timers = TimerStore(mongo.db)
     await timers.ensure_indexes()
     relay = OutboxRelay(
@@ -58,10 +72,12 @@ async def bootstrap(settings: SalesSettings) -> ServiceParts:
         clock=clock,
     )
     quotes.timer_armed = worker.notify
+    assigner = TerritoryAssigner(territory_rules, store, unit_of_work, clock)
+    territories = TerritoryService(TerritoryRules(territory_rules, unit_of_work, clock), assigner)
     service = SalesService(
         Pipelines(store, unit_of_work, clock),
-        Opportunities(store, unit_of_work, clock),
-        Leads(store, unit_of_work, clock),
+        Opportunities(store, unit_of_work, clock, assigner),
+        Leads(store, unit_of_work, clock, assigner),
         LeadConversions(store, unit_of_work, clock, contacts),
         Products(store, unit_of_work, clock),
         quotes,
@@ -69,12 +85,19 @@ async def bootstrap(settings: SalesSettings) -> ServiceParts:
 
     def register(server: grpc.aio.Server) -> None:
         sales_pb2_grpc.add_SalesServiceServicer_to_server(service, server)
+        territories_pb2_grpc.add_TerritoryServiceServicer_to_server(territories, server)
 
     return ServiceParts(
         register=[register],
-        service_names=[SERVICE_NAME],
+        service_names=[SERVICE_NAME, TERRITORY_SERVICE_NAME],
         readiness_checks=[database_ready(mongo), producer_ready(relay, settings)],
         background=[relay, worker],
         close=[contacts.close, mongo.close],
-        extra={"store": store, "relay": relay, "timers": worker, "mongo": mongo},
+        extra={
+            "store": store,
+            "territory_rules": territory_rules,
+            "relay": relay,
+            "timers": worker,
+            "mongo": mongo,
+        },
     )
