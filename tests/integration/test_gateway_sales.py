@@ -23,6 +23,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from pypdf import PdfReader
 
 from crm.sales.v1 import sales_pb2 as pb
+from crm.sales.v1 import territories_pb2 as tpb
+from crm.sales.v1 import territories_types_pb2 as ttpb
 from crm_gateway.routes import ROUTES
 from crm_testing.gateway import GatewayStack, bearer
 
@@ -317,9 +319,27 @@ async def test_the_quote_pdf_downloads_through_the_gateway_and_shows_the_totals(
 
 
 async def test_tenant_b_reads_nothing_of_tenant_as_sales(gateway_stack: GatewayStack) -> None:
-    """Every sales read operation as tenant B's admin with tenant A's ids: NOT_FOUND, or a
-    list without A's records; and B cannot move A's opportunity."""
+    """Every sales read operation (SalesService, TerritoryService) as tenant B's admin with
+    tenant A's ids: NOT_FOUND, or an answer without A's records; and B cannot move A's
+    opportunity."""
     story = await _sell(gateway_stack)
+    rule = (
+        await gateway_stack.stub("TerritoryService").CreateTerritoryRule(
+            tpb.CreateTerritoryRuleRequest(
+                rule=tpb.TerritoryRule(
+                    name=f"Iceland {uuid.uuid4().hex[:6]}",
+                    position=10,
+                    enabled=True,
+                    applies_to=[tpb.TERRITORY_RECORD_KIND_LEAD],
+                    condition=tpb.TerritoryCondition(countries=["IS"]),
+                    territory_id="nordics",
+                    owner_id="rep-is",
+                )
+            ),
+            metadata=bearer(gateway_stack.token("acme", "admin", "alice")),
+            timeout=10,
+        )
+    ).rule
     a_ids = {
         story.lead.id,
         story.opportunity.id,
@@ -327,34 +347,58 @@ async def test_tenant_b_reads_nothing_of_tenant_as_sales(gateway_stack: GatewayS
         story.draft.id,
         story.pipeline.id,
         story.product.id,
+        rule.id,
     }
-    reads: list[tuple[str, Any]] = [
-        ("GetPipeline", pb.GetPipelineRequest(id=story.pipeline.id)),
-        ("ListPipelines", pb.ListPipelinesRequest()),
-        ("GetOpportunity", pb.GetOpportunityRequest(id=story.opportunity.id)),
-        ("ListOpportunities", pb.ListOpportunitiesRequest(pipeline_id=story.pipeline.id)),
-        ("GetLead", pb.GetLeadRequest(id=story.lead.id)),
-        ("ListLeads", pb.ListLeadsRequest()),
-        ("GetProduct", pb.GetProductRequest(id=story.product.id)),
-        ("ListProducts", pb.ListProductsRequest()),
-        ("GetQuote", pb.GetQuoteRequest(id=story.quote.id)),
-        ("ListQuotes", pb.ListQuotesRequest(opportunity_id=story.opportunity.id)),
-        ("GetQuoteDocument", pb.GetQuoteDocumentRequest(id=story.quote.id)),
+    reads: list[tuple[str, str, Any]] = [
+        ("SalesService", "GetPipeline", pb.GetPipelineRequest(id=story.pipeline.id)),
+        ("SalesService", "ListPipelines", pb.ListPipelinesRequest()),
+        ("SalesService", "GetOpportunity", pb.GetOpportunityRequest(id=story.opportunity.id)),
+        (
+            "SalesService",
+            "ListOpportunities",
+            pb.ListOpportunitiesRequest(pipeline_id=story.pipeline.id),
+        ),
+        ("SalesService", "GetLead", pb.GetLeadRequest(id=story.lead.id)),
+        ("SalesService", "ListLeads", pb.ListLeadsRequest()),
+        ("SalesService", "GetProduct", pb.GetProductRequest(id=story.product.id)),
+        ("SalesService", "ListProducts", pb.ListProductsRequest()),
+        ("SalesService", "GetQuote", pb.GetQuoteRequest(id=story.quote.id)),
+        (
+            "SalesService",
+            "ListQuotes",
+            pb.ListQuotesRequest(opportunity_id=story.opportunity.id),
+        ),
+        ("SalesService", "GetQuoteDocument", pb.GetQuoteDocumentRequest(id=story.quote.id)),
+        ("TerritoryService", "GetTerritoryRule", tpb.GetTerritoryRuleRequest(id=rule.id)),
+        ("TerritoryService", "ListTerritoryRules", tpb.ListTerritoryRulesRequest()),
+        (
+            "TerritoryService",
+            "EvaluateTerritory",
+            tpb.EvaluateTerritoryRequest(
+                kind=tpb.TERRITORY_RECORD_KIND_LEAD, profile=ttpb.CompanyProfile(country="IS")
+            ),
+        ),
     ]
-    sales_reads = {r.method for r in ROUTES if r.service == "SalesService" and r.read_only}
-    assert sales_reads == {method for method, _ in reads}, "a sales read is not tried"
-    sales = gateway_stack.stub("SalesService")
+    sales_reads = {
+        (r.service, r.method)
+        for r in ROUTES
+        if r.backend is not None and r.backend.value == "sales" and r.read_only
+    }
+    assert sales_reads == {(service, method) for service, method, _ in reads}, "a read is untried"
     other = bearer(gateway_stack.token("globex", "admin", "bob"))
     leaks: list[str] = []
-    for method, request in reads:
+    for service, method, request in reads:
         try:
-            reply = await getattr(sales, method)(request, metadata=other, timeout=10)
+            reply = await getattr(gateway_stack.stub(service), method)(
+                request, metadata=other, timeout=10
+            )
         except grpc.aio.AioRpcError as exc:
             if exc.code() != grpc.StatusCode.NOT_FOUND:
                 leaks.append(f"{method}: unexpected {exc.code().name} {exc.details()}")
             continue
         leaks.extend(f"{method} returned {ident}" for ident in a_ids if ident in str(reply))
     assert not leaks, "\n".join(leaks)
+    sales = gateway_stack.stub("SalesService")
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await sales.MoveOpportunityStage(
             pb.MoveOpportunityStageRequest(id=story.opportunity.id, stage_id="qualify"),
@@ -368,3 +412,21 @@ async def test_tenant_b_reads_nothing_of_tenant_as_sales(gateway_stack: GatewayS
         timeout=10,
     )
     assert mine.opportunity.stage_id == "proposal"
+    # The territory rule itself: the admin's, read by analysts, not changed by a sales rep.
+    territories = gateway_stack.stub("TerritoryService")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await territories.DeleteTerritoryRule(
+            tpb.DeleteTerritoryRuleRequest(id=rule.id),
+            metadata=bearer(gateway_stack.token("acme", "sales", "rep-sam")),
+            timeout=10,
+        )
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    evaluated = await territories.EvaluateTerritory(
+        tpb.EvaluateTerritoryRequest(
+            kind=tpb.TERRITORY_RECORD_KIND_LEAD, profile=ttpb.CompanyProfile(country="IS")
+        ),
+        metadata=bearer(gateway_stack.token("acme", "analyst", "ann")),
+        timeout=10,
+    )
+    assert evaluated.matched
+    assert evaluated.decision.rule_id == rule.id

@@ -212,8 +212,9 @@ class CrmClient:
         contacts, tickets, config, social, surveys, metrics, customers, identity, sales: the
             stubs of the gateway's ``ContactsService``, ``TicketService``,
             ``ServiceDeskConfigService``, ``SocialListeningService``, ``SurveyService``,
-            ``MetricsService``, ``CustomerService``, ``IdentityService`` and ``SalesService``
+            ``MetricsService``, ``CustomerService``, ``IdentityService``, ``SalesService``
             (pipelines, opportunities, leads, products, quotes).
+        territories: the stub of the gateway's ``TerritoryService`` (territory rules).
         settings: the settled :class:`~crm_client.config.ClientConfig`.
         channel: the underlying (intercepted) gRPC channel.
     """
@@ -251,6 +252,7 @@ class CrmClient:
         self.customers = gateway_pb2_grpc.CustomerServiceStub(self.channel)
         self.identity = gateway_pb2_grpc.IdentityServiceStub(self.channel)
         self.sales = gateway_sales_pb2_grpc.SalesServiceStub(self.channel)
+        self.territories = gateway_sales_pb2_grpc.TerritoryServiceStub(self.channel)
 
     @property
     def target(self) -> str:
@@ -343,6 +345,9 @@ class AsyncCrmClient:
         )
         self.sales: gateway_sales_pb2_grpc.SalesServiceAsyncStub = (
             gateway_sales_pb2_grpc.SalesServiceStub(channel)
+        )
+        self.territories: gateway_sales_pb2_grpc.TerritoryServiceAsyncStub = (
+            gateway_sales_pb2_grpc.TerritoryServiceStub(channel)
         )
 
     @property

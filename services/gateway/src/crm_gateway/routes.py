@@ -70,6 +70,9 @@ _AREAS: Mapping[str, str] = {
     # ("leads": what web forms and social listening feed in) and the configuration of the
     # sales process, pipelines and products ("sales_config").
     "SalesService": "sales",
+    # Territory rules are configuration of the sales process; re-assigning a lead or an
+    # opportunity by them is sales work (below).
+    "TerritoryService": "sales_config",
 }
 _METHOD_AREAS: Mapping[tuple[str, str], str] = {
     **{
@@ -84,6 +87,7 @@ _METHOD_AREAS: Mapping[tuple[str, str], str] = {
             "DisqualifyLead",
         )
     },
+    ("TerritoryService", "AssignTerritory"): "sales",
     # ConvertLead creates the opportunity (and contact): "sales", by the service's default.
     **{
         ("SalesService", method): "sales_config"

@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from crm.sales.v1 import sales_pb2 as crm_dot_sales_dot_v1_dot_sales__pb2
+from crm.sales.v1 import territories_pb2 as crm_dot_sales_dot_v1_dot_territories__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -1424,6 +1425,339 @@ class SalesService:
             '/crm.gateway.v1.SalesService/GetQuoteDocument',
             crm_dot_sales_dot_v1_dot_sales__pb2.GetQuoteDocumentRequest.SerializeToString,
             crm_dot_sales_dot_v1_dot_sales__pb2.GetQuoteDocumentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class TerritoryServiceStub:
+    """The public operations of crm.sales.v1.TerritoryService, as they are there.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateTerritoryRule = channel.unary_unary(
+                '/crm.gateway.v1.TerritoryService/CreateTerritoryRule',
+                request_serializer=crm_dot_sales_dot_v1_dot_territories__pb2.CreateTerritoryRuleRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_territories__pb2.CreateTerritoryRuleResponse.FromString,
+                _registered_method=True)
+        self.GetTerritoryRule = channel.unary_unary(
+                '/crm.gateway.v1.TerritoryService/GetTerritoryRule',
+                request_serializer=crm_dot_sales_dot_v1_dot_territories__pb2.GetTerritoryRuleRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_territories__pb2.GetTerritoryRuleResponse.FromString,
+                _registered_method=True)
+        self.ListTerritoryRules = channel.unary_unary(
+                '/crm.gateway.v1.TerritoryService/ListTerritoryRules',
+                request_serializer=crm_dot_sales_dot_v1_dot_territories__pb2.ListTerritoryRulesRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_territories__pb2.ListTerritoryRulesResponse.FromString,
+                _registered_method=True)
+        self.UpdateTerritoryRule = channel.unary_unary(
+                '/crm.gateway.v1.TerritoryService/UpdateTerritoryRule',
+                request_serializer=crm_dot_sales_dot_v1_dot_territories__pb2.UpdateTerritoryRuleRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_territories__pb2.UpdateTerritoryRuleResponse.FromString,
+                _registered_method=True)
+        self.DeleteTerritoryRule = channel.unary_unary(
+                '/crm.gateway.v1.TerritoryService/DeleteTerritoryRule',
+                request_serializer=crm_dot_sales_dot_v1_dot_territories__pb2.DeleteTerritoryRuleRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_territories__pb2.DeleteTerritoryRuleResponse.FromString,
+                _registered_method=True)
+        self.EvaluateTerritory = channel.unary_unary(
+                '/crm.gateway.v1.TerritoryService/EvaluateTerritory',
+                request_serializer=crm_dot_sales_dot_v1_dot_territories__pb2.EvaluateTerritoryRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_territories__pb2.EvaluateTerritoryResponse.FromString,
+                _registered_method=True)
+        self.AssignTerritory = channel.unary_unary(
+                '/crm.gateway.v1.TerritoryService/AssignTerritory',
+                request_serializer=crm_dot_sales_dot_v1_dot_territories__pb2.AssignTerritoryRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_territories__pb2.AssignTerritoryResponse.FromString,
+                _registered_method=True)
+
+
+class TerritoryServiceServicer:
+    """The public operations of crm.sales.v1.TerritoryService, as they are there.
+    """
+
+    def CreateTerritoryRule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTerritoryRule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTerritoryRules(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateTerritoryRule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteTerritoryRule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EvaluateTerritory(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AssignTerritory(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_TerritoryServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateTerritoryRule': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateTerritoryRule,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_territories__pb2.CreateTerritoryRuleRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_territories__pb2.CreateTerritoryRuleResponse.SerializeToString,
+            ),
+            'GetTerritoryRule': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTerritoryRule,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_territories__pb2.GetTerritoryRuleRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_territories__pb2.GetTerritoryRuleResponse.SerializeToString,
+            ),
+            'ListTerritoryRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTerritoryRules,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_territories__pb2.ListTerritoryRulesRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_territories__pb2.ListTerritoryRulesResponse.SerializeToString,
+            ),
+            'UpdateTerritoryRule': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateTerritoryRule,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_territories__pb2.UpdateTerritoryRuleRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_territories__pb2.UpdateTerritoryRuleResponse.SerializeToString,
+            ),
+            'DeleteTerritoryRule': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteTerritoryRule,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_territories__pb2.DeleteTerritoryRuleRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_territories__pb2.DeleteTerritoryRuleResponse.SerializeToString,
+            ),
+            'EvaluateTerritory': grpc.unary_unary_rpc_method_handler(
+                    servicer.EvaluateTerritory,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_territories__pb2.EvaluateTerritoryRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_territories__pb2.EvaluateTerritoryResponse.SerializeToString,
+            ),
+            'AssignTerritory': grpc.unary_unary_rpc_method_handler(
+                    servicer.AssignTerritory,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_territories__pb2.AssignTerritoryRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_territories__pb2.AssignTerritoryResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'crm.gateway.v1.TerritoryService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('crm.gateway.v1.TerritoryService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class TerritoryService:
+    """The public operations of crm.sales.v1.TerritoryService, as they are there.
+    """
+
+    @staticmethod
+    def CreateTerritoryRule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.TerritoryService/CreateTerritoryRule',
+            crm_dot_sales_dot_v1_dot_territories__pb2.CreateTerritoryRuleRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_territories__pb2.CreateTerritoryRuleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTerritoryRule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.TerritoryService/GetTerritoryRule',
+            crm_dot_sales_dot_v1_dot_territories__pb2.GetTerritoryRuleRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_territories__pb2.GetTerritoryRuleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTerritoryRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.TerritoryService/ListTerritoryRules',
+            crm_dot_sales_dot_v1_dot_territories__pb2.ListTerritoryRulesRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_territories__pb2.ListTerritoryRulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateTerritoryRule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.TerritoryService/UpdateTerritoryRule',
+            crm_dot_sales_dot_v1_dot_territories__pb2.UpdateTerritoryRuleRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_territories__pb2.UpdateTerritoryRuleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteTerritoryRule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.TerritoryService/DeleteTerritoryRule',
+            crm_dot_sales_dot_v1_dot_territories__pb2.DeleteTerritoryRuleRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_territories__pb2.DeleteTerritoryRuleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EvaluateTerritory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.TerritoryService/EvaluateTerritory',
+            crm_dot_sales_dot_v1_dot_territories__pb2.EvaluateTerritoryRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_territories__pb2.EvaluateTerritoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AssignTerritory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.TerritoryService/AssignTerritory',
+            crm_dot_sales_dot_v1_dot_territories__pb2.AssignTerritoryRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_territories__pb2.AssignTerritoryResponse.FromString,
             options,
             channel_credentials,
             insecure,

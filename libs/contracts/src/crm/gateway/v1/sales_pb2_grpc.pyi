@@ -12,6 +12,7 @@ services/gateway/README.md, "Adding a backend service").
 
 from collections import abc as _abc
 from crm.sales.v1 import sales_pb2 as _sales_pb2
+from crm.sales.v1 import territories_pb2 as _territories_pb2
 from grpc import aio as _aio
 import abc as _abc_1
 import grpc as _grpc
@@ -348,3 +349,85 @@ class SalesServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
 def add_SalesServiceServicer_to_server(servicer: SalesServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class TerritoryServiceStub:
+    """The public operations of crm.sales.v1.TerritoryService, as they are there."""
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> TerritoryServiceAsyncStub: ...
+    CreateTerritoryRule: _grpc.UnaryUnaryMultiCallable[_territories_pb2.CreateTerritoryRuleRequest, _territories_pb2.CreateTerritoryRuleResponse]
+    GetTerritoryRule: _grpc.UnaryUnaryMultiCallable[_territories_pb2.GetTerritoryRuleRequest, _territories_pb2.GetTerritoryRuleResponse]
+    ListTerritoryRules: _grpc.UnaryUnaryMultiCallable[_territories_pb2.ListTerritoryRulesRequest, _territories_pb2.ListTerritoryRulesResponse]
+    UpdateTerritoryRule: _grpc.UnaryUnaryMultiCallable[_territories_pb2.UpdateTerritoryRuleRequest, _territories_pb2.UpdateTerritoryRuleResponse]
+    DeleteTerritoryRule: _grpc.UnaryUnaryMultiCallable[_territories_pb2.DeleteTerritoryRuleRequest, _territories_pb2.DeleteTerritoryRuleResponse]
+    EvaluateTerritory: _grpc.UnaryUnaryMultiCallable[_territories_pb2.EvaluateTerritoryRequest, _territories_pb2.EvaluateTerritoryResponse]
+    AssignTerritory: _grpc.UnaryUnaryMultiCallable[_territories_pb2.AssignTerritoryRequest, _territories_pb2.AssignTerritoryResponse]
+
+@_typing.type_check_only
+class TerritoryServiceAsyncStub(TerritoryServiceStub):
+    """The public operations of crm.sales.v1.TerritoryService, as they are there."""
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    CreateTerritoryRule: _aio.UnaryUnaryMultiCallable[_territories_pb2.CreateTerritoryRuleRequest, _territories_pb2.CreateTerritoryRuleResponse]  # type: ignore[assignment]
+    GetTerritoryRule: _aio.UnaryUnaryMultiCallable[_territories_pb2.GetTerritoryRuleRequest, _territories_pb2.GetTerritoryRuleResponse]  # type: ignore[assignment]
+    ListTerritoryRules: _aio.UnaryUnaryMultiCallable[_territories_pb2.ListTerritoryRulesRequest, _territories_pb2.ListTerritoryRulesResponse]  # type: ignore[assignment]
+    UpdateTerritoryRule: _aio.UnaryUnaryMultiCallable[_territories_pb2.UpdateTerritoryRuleRequest, _territories_pb2.UpdateTerritoryRuleResponse]  # type: ignore[assignment]
+    DeleteTerritoryRule: _aio.UnaryUnaryMultiCallable[_territories_pb2.DeleteTerritoryRuleRequest, _territories_pb2.DeleteTerritoryRuleResponse]  # type: ignore[assignment]
+    EvaluateTerritory: _aio.UnaryUnaryMultiCallable[_territories_pb2.EvaluateTerritoryRequest, _territories_pb2.EvaluateTerritoryResponse]  # type: ignore[assignment]
+    AssignTerritory: _aio.UnaryUnaryMultiCallable[_territories_pb2.AssignTerritoryRequest, _territories_pb2.AssignTerritoryResponse]  # type: ignore[assignment]
+
+class TerritoryServiceServicer(metaclass=_abc_1.ABCMeta):
+    """The public operations of crm.sales.v1.TerritoryService, as they are there."""
+
+    @_abc_1.abstractmethod
+    def CreateTerritoryRule(
+        self,
+        request: _territories_pb2.CreateTerritoryRuleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_territories_pb2.CreateTerritoryRuleResponse, _abc.Awaitable[_territories_pb2.CreateTerritoryRuleResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetTerritoryRule(
+        self,
+        request: _territories_pb2.GetTerritoryRuleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_territories_pb2.GetTerritoryRuleResponse, _abc.Awaitable[_territories_pb2.GetTerritoryRuleResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListTerritoryRules(
+        self,
+        request: _territories_pb2.ListTerritoryRulesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_territories_pb2.ListTerritoryRulesResponse, _abc.Awaitable[_territories_pb2.ListTerritoryRulesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateTerritoryRule(
+        self,
+        request: _territories_pb2.UpdateTerritoryRuleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_territories_pb2.UpdateTerritoryRuleResponse, _abc.Awaitable[_territories_pb2.UpdateTerritoryRuleResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def DeleteTerritoryRule(
+        self,
+        request: _territories_pb2.DeleteTerritoryRuleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_territories_pb2.DeleteTerritoryRuleResponse, _abc.Awaitable[_territories_pb2.DeleteTerritoryRuleResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def EvaluateTerritory(
+        self,
+        request: _territories_pb2.EvaluateTerritoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_territories_pb2.EvaluateTerritoryResponse, _abc.Awaitable[_territories_pb2.EvaluateTerritoryResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def AssignTerritory(
+        self,
+        request: _territories_pb2.AssignTerritoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_territories_pb2.AssignTerritoryResponse, _abc.Awaitable[_territories_pb2.AssignTerritoryResponse]]: ...
+
+def add_TerritoryServiceServicer_to_server(servicer: TerritoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
