@@ -311,7 +311,9 @@ async def test_lists_filter_by_customer_and_date_and_page_by_keyset(stubs: AreaS
     )
     assert len(by_account.orders) == 1
     error = await refused(
-        stubs.orders.ListOrders(opb.ListOrdersRequest(date_from="March"), metadata=metadata(tenant)),
+        stubs.orders.ListOrders(
+            opb.ListOrdersRequest(date_from="March"), metadata=metadata(tenant)
+        ),
         INVALID,
     )
     assert set(violations(error)) == {"date_from"}
