@@ -30,9 +30,9 @@ def _call(**fields: object) -> Activity:
     return Activity.create(
         id="a",
         tenant_id="t",
-        fields=ActivityInput(**values),
+        fields=ActivityInput(**values),  # type: ignore[arg-type]
         event_key="c",
-        now=NOW,  # type: ignore[arg-type]
+        now=NOW,
     )
 
 

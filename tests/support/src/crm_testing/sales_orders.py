@@ -27,8 +27,8 @@ async def area_stubs(sales: SalesUnderTest) -> AsyncIterator[AreaStubs]:
     """Stubs on a channel of their own to ``sales``."""
     async with grpc.aio.insecure_channel(sales.address) as channel:
         yield AreaStubs(
-            orders_pb2_grpc.OrderServiceStub(channel),  # type: ignore[arg-type]
-            activities_pb2_grpc.ActivityServiceStub(channel),  # type: ignore[arg-type]
+            orders_pb2_grpc.OrderServiceStub(channel),
+            activities_pb2_grpc.ActivityServiceStub(channel),
         )
 
 
