@@ -4,6 +4,7 @@ written, and currency conversion against an independent oracle."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import date
 from fractions import Fraction
@@ -436,3 +437,32 @@ async def test_rates_are_facts_and_conversion_needs_a_base_currency(
         ("0.9", "2026-01-01"),
         ("0.925", "2026-03-01"),
     ]
+
+
+async def test_concurrent_recordings_make_one_order_and_concurrent_returns_cannot_overdraw(
+    stubs: AreaStubs,
+) -> None:
+    tenant = unique_id("t")
+    message = order_message(contact_id=unique_id("c"), lines=((1, 1_000, 400),))
+    calls = [
+        stubs.orders.RecordOrder(opb.RecordOrderRequest(order=message), metadata=metadata(tenant))
+        for _ in range(4)
+    ]
+    replies = await asyncio.gather(*calls)
+    assert len({reply.order.id for reply in replies}) == 1
+    order = replies[0].order
+
+    async def take_everything() -> grpc.StatusCode:
+        try:
+            await stubs.orders.RecordReturn(
+                opb.RecordReturnRequest(**{"return": _return(order, (1, 1, 1_000, 400))}),
+                metadata=metadata(tenant),
+            )
+        except grpc.aio.AioRpcError as error:
+            return error.code()
+        return grpc.StatusCode.OK
+
+    codes = await asyncio.gather(*(take_everything() for _ in range(3)))
+    assert codes.count(grpc.StatusCode.OK) == 1, codes
+    assert set(codes) - {grpc.StatusCode.OK} <= {INVALID, PRECONDITION}
+    assert await _count(stubs, tenant) == (1, 1, 0)
