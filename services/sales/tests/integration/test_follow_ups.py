@@ -5,6 +5,7 @@ wall seconds without a sleep."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -75,10 +76,13 @@ async def test_a_win_and_an_order_each_schedule_one_follow_up_call_fired_by_the_
             pb.WinOpportunityRequest(id=deal.id, stage_id="won"), metadata=metadata()
         )
         await record_order(stubs, TENANT, order_message(contact_id=contact, opportunity_id=deal.id))
-        # An order of another contact, recorded twice by the ERP: one follow-up.
+        # An order of another contact, recorded three times at once and once more by the ERP:
+        # one order, one follow-up.
         buyer = unique_id("contact")
         message = order_message(contact_id=buyer)
-        order = await record_order(stubs, TENANT, message)
+        recorded = await asyncio.gather(*(record_order(stubs, TENANT, message) for _ in range(3)))
+        order = recorded[0]
+        assert recorded[1:] == [order, order]
         assert await record_order(stubs, TENANT, message) == order
 
         # Bounds of the reads, not waits for the timers: the calls come a simulated day later.
