@@ -12,6 +12,8 @@ from crm.sales.v1 import (
     orders_pb2_grpc,
     sales_pb2,
     sales_pb2_grpc,
+    territories_pb2,
+    territories_pb2_grpc,
 )
 from crm_platform.clock import process_clock
 from crm_platform.idempotency import RequestLog
@@ -25,17 +27,29 @@ from crm_sales.activities_storage import ActivitiesStore
 from crm_sales.api.activities import ActivityService
 from crm_sales.api.orders import OrderService
 from crm_sales.api.service import SalesService
+from crm_sales.api.territories import TerritoryService
 from crm_sales.contacts_directory import GrpcContactDirectory
 from crm_sales.orders_storage import OrdersStore
 from crm_sales.settings import TOPIC, SalesSettings
 from crm_sales.storage import SalesStore
+from crm_sales.territories_storage import TerritoryStore
 from crm_sales.timer_dispatch import dispatch_on_kind
-from crm_sales.use_cases import LeadConversions, Leads, Opportunities, Pipelines, Products, Quotes
+from crm_sales.use_cases import (
+    LeadConversions,
+    Leads,
+    Opportunities,
+    Pipelines,
+    Products,
+    Quotes,
+    TerritoryAssigner,
+    TerritoryRules,
+)
 from crm_sales.use_cases.activities import FOLLOW_UP, Activities, FollowUps
 from crm_sales.use_cases.orders import Currencies, Orders
 from crm_sales.use_cases.quotes import EXPIRY
 
 SERVICE_NAME = sales_pb2.DESCRIPTOR.services_by_name["SalesService"].full_name
+TERRITORY_SERVICE_NAME = territories_pb2.DESCRIPTOR.services_by_name["TerritoryService"].full_name
 ORDER_SERVICE_NAME = orders_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name
 ACTIVITY_SERVICE_NAME = activities_pb2.DESCRIPTOR.services_by_name["ActivityService"].full_name
 
@@ -53,6 +67,8 @@ async def bootstrap(settings: SalesSettings) -> ServiceParts:
     activities_store = ActivitiesStore(mongo.db)
     await activities_store.ensure_indexes()
     await requests.ensure_indexes()
+    territory_rules = TerritoryStore(mongo.db)
+    await territory_rules.ensure_indexes()
     timers = TimerStore(mongo.db)
     await timers.ensure_indexes()
     relay = OutboxRelay(
@@ -81,8 +97,10 @@ async def bootstrap(settings: SalesSettings) -> ServiceParts:
         clock=clock,
     )
     quotes.timer_armed = worker.notify
+    assigner = TerritoryAssigner(territory_rules, store, unit_of_work, clock)
+    territories = TerritoryService(TerritoryRules(territory_rules, unit_of_work, clock), assigner)
     follow_ups.timer_armed = worker.notify
-    opportunities = Opportunities(store, unit_of_work, clock)
+    opportunities = Opportunities(store, unit_of_work, clock, assigner)
     opportunities.on_won = follow_ups.after_win
     order_service = OrderService(
         Orders(store, orders_store, unit_of_work, clock, follow_ups),
@@ -94,7 +112,7 @@ async def bootstrap(settings: SalesSettings) -> ServiceParts:
     service = SalesService(
         Pipelines(store, unit_of_work, clock),
         opportunities,
-        Leads(store, unit_of_work, clock),
+        Leads(store, unit_of_work, clock, assigner),
         LeadConversions(store, unit_of_work, clock, contacts),
         Products(store, unit_of_work, clock),
         quotes,
@@ -102,14 +120,26 @@ async def bootstrap(settings: SalesSettings) -> ServiceParts:
 
     def register(server: grpc.aio.Server) -> None:
         sales_pb2_grpc.add_SalesServiceServicer_to_server(service, server)
+        territories_pb2_grpc.add_TerritoryServiceServicer_to_server(territories, server)
         orders_pb2_grpc.add_OrderServiceServicer_to_server(order_service, server)
         activities_pb2_grpc.add_ActivityServiceServicer_to_server(activity_service, server)
 
     return ServiceParts(
         register=[register],
-        service_names=[SERVICE_NAME, ORDER_SERVICE_NAME, ACTIVITY_SERVICE_NAME],
+        service_names=[
+            SERVICE_NAME,
+            TERRITORY_SERVICE_NAME,
+            ORDER_SERVICE_NAME,
+            ACTIVITY_SERVICE_NAME,
+        ],
         readiness_checks=[database_ready(mongo), producer_ready(relay, settings)],
         background=[relay, worker],
         close=[contacts.close, mongo.close],
-        extra={"store": store, "relay": relay, "timers": worker, "mongo": mongo},
+        extra={
+            "store": store,
+            "territory_rules": territory_rules,
+            "relay": relay,
+            "timers": worker,
+            "mongo": mongo,
+        },
     )

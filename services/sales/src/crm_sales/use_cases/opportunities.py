@@ -29,6 +29,7 @@ from crm_sales.use_cases._common import (
     now_ms,
     publish_on_key,
 )
+from crm_sales.use_cases.territories import TerritoryAssigner
 
 OPERATION = "opportunity"
 """The idempotency records' operation for opportunity creates."""
@@ -42,17 +43,25 @@ WinHook = Callable[[Transaction, CallContext, Opportunity], Awaitable[None]]
 class Opportunities:
     """The opportunity use cases of every tenant; ``clock`` stamps the facts."""
 
-    def __init__(self, store: SalesStore, unit_of_work: UnitOfWork, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: SalesStore,
+        unit_of_work: UnitOfWork,
+        clock: Clock,
+        territories: TerritoryAssigner | None = None,
+    ) -> None:
         self.store = store
         self.unit_of_work = unit_of_work
         self.clock = clock
+        self.territories = territories
         self.on_won: WinHook | None = None
 
     async def create(
         self, call: CallContext, fields: OpportunityInput, request: IdempotentRequest | None
     ) -> Opportunity:
         """A new opportunity under its pipeline's current version, or, for a retry of
-        ``request``, the first result. An unknown pipeline is ``InvalidArgument``."""
+        ``request``, the first result. An unknown pipeline is ``InvalidArgument``. Without an
+        owner, the territory rules assign it (:mod:`crm_sales.use_cases.territories`)."""
         opportunity_id = new_id()
         now = now_ms(self.clock)
 
@@ -75,6 +84,8 @@ class Opportunities:
                 now=now,
                 actor=str(call.actor),
             )
+            if self.territories is not None:
+                opportunity = await self.territories.on_create(opportunity, tx.session)
             await self.store.insert_opportunity(opportunity, tx.session)
             await tx.remember(request, opportunity.id, opportunity.create_time)
             await publish_on_key(tx, self.store, [events.opportunity_created(opportunity, call)])
