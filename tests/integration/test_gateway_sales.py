@@ -22,6 +22,8 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from pypdf import PdfReader
 
+from crm.sales.v1 import activities_pb2 as apb
+from crm.sales.v1 import orders_pb2 as opb
 from crm.sales.v1 import sales_pb2 as pb
 from crm.sales.v1 import territories_pb2 as tpb
 from crm.sales.v1 import territories_types_pb2 as ttpb
@@ -319,9 +321,9 @@ async def test_the_quote_pdf_downloads_through_the_gateway_and_shows_the_totals(
 
 
 async def test_tenant_b_reads_nothing_of_tenant_as_sales(gateway_stack: GatewayStack) -> None:
-    """Every sales read operation (SalesService, TerritoryService) as tenant B's admin with
-    tenant A's ids: NOT_FOUND, or an answer without A's records; and B cannot move A's
-    opportunity."""
+    """Every sales read operation (Sales, Territory, Order, Activity services) as tenant B's
+    admin with tenant A's ids: NOT_FOUND, or an answer without A's records; and B cannot move
+    A's opportunity."""
     story = await _sell(gateway_stack)
     rule = (
         await gateway_stack.stub("TerritoryService").CreateTerritoryRule(
@@ -340,7 +342,43 @@ async def test_tenant_b_reads_nothing_of_tenant_as_sales(gateway_stack: GatewayS
             timeout=10,
         )
     ).rule
+    admin_a = bearer(gateway_stack.token("acme", "admin", "alice"))
+    await gateway_stack.stub("OrderService").SetBaseCurrency(
+        opb.SetBaseCurrencyRequest(base_currency="EUR"), metadata=admin_a, timeout=10
+    )
+    order = (
+        await gateway_stack.stub("OrderService").RecordOrder(
+            opb.RecordOrderRequest(
+                order=opb.Order(
+                    external_id=f"ERP-{uuid.uuid4().hex[:8]}",
+                    contact_id=story.opportunity.primary_contact_id,
+                    order_date="2026-03-15",
+                    currency="EUR",
+                    lines=[
+                        opb.OrderLine(sku="SEAT", quantity=3, revenue_minor=3750, cost_minor=900)
+                    ],
+                )
+            ),
+            metadata=(("x-api-key", gateway_stack.api_keys["acme-integration"]),),
+            timeout=10,
+        )
+    ).order
+    activity = (
+        await gateway_stack.stub("ActivityService").CreateActivity(
+            apb.CreateActivityRequest(
+                activity=apb.Activity(
+                    kind=apb.ACTIVITY_KIND_CALL,
+                    subject="Intro call",
+                    opportunity_id=story.opportunity.id,
+                )
+            ),
+            metadata=bearer(gateway_stack.token("acme", "sales", "rep-sam")),
+            timeout=10,
+        )
+    ).activity
     a_ids = {
+        order.id,
+        activity.id,
         story.lead.id,
         story.opportunity.id,
         story.quote.id,
@@ -378,6 +416,22 @@ async def test_tenant_b_reads_nothing_of_tenant_as_sales(gateway_stack: GatewayS
                 kind=tpb.TERRITORY_RECORD_KIND_LEAD, profile=ttpb.CompanyProfile(country="IS")
             ),
         ),
+        ("OrderService", "GetOrder", opb.GetOrderRequest(id=order.id)),
+        ("OrderService", "ListOrders", opb.ListOrdersRequest()),
+        ("OrderService", "GetReturn", opb.GetReturnRequest(id=order.id)),
+        ("OrderService", "ListReturns", opb.ListReturnsRequest(order_id=order.id)),
+        ("OrderService", "GetCost", opb.GetCostRequest(id=order.id)),
+        ("OrderService", "ListCosts", opb.ListCostsRequest()),
+        ("OrderService", "GetCurrencySettings", opb.GetCurrencySettingsRequest()),
+        ("OrderService", "ListExchangeRates", opb.ListExchangeRatesRequest()),
+        (
+            "OrderService",
+            "ConvertAmount",
+            opb.ConvertAmountRequest(amount_minor=100, currency="EUR", date="2026-03-15"),
+        ),
+        ("ActivityService", "GetActivity", apb.GetActivityRequest(id=activity.id)),
+        ("ActivityService", "ListActivities", apb.ListActivitiesRequest()),
+        ("ActivityService", "GetFollowUpRule", apb.GetFollowUpRuleRequest()),
     ]
     sales_reads = {
         (r.service, r.method)
@@ -393,7 +447,8 @@ async def test_tenant_b_reads_nothing_of_tenant_as_sales(gateway_stack: GatewayS
                 request, metadata=other, timeout=10
             )
         except grpc.aio.AioRpcError as exc:
-            if exc.code() != grpc.StatusCode.NOT_FOUND:
+            # FAILED_PRECONDITION: B has no base currency of its own to convert into.
+            if exc.code() not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION):
                 leaks.append(f"{method}: unexpected {exc.code().name} {exc.details()}")
             continue
         leaks.extend(f"{method} returned {ident}" for ident in a_ids if ident in str(reply))

@@ -214,7 +214,9 @@ class CrmClient:
             ``ServiceDeskConfigService``, ``SocialListeningService``, ``SurveyService``,
             ``MetricsService``, ``CustomerService``, ``IdentityService``, ``SalesService``
             (pipelines, opportunities, leads, products, quotes).
-        territories: the stub of the gateway's ``TerritoryService`` (territory rules).
+        territories, orders, activities: the stubs of the gateway's ``TerritoryService``
+            (territory rules), ``OrderService`` (orders, returns, costs, currencies) and
+            ``ActivityService`` (calls, meetings, tasks, the follow-up rule).
         settings: the settled :class:`~crm_client.config.ClientConfig`.
         channel: the underlying (intercepted) gRPC channel.
     """
@@ -253,6 +255,8 @@ class CrmClient:
         self.identity = gateway_pb2_grpc.IdentityServiceStub(self.channel)
         self.sales = gateway_sales_pb2_grpc.SalesServiceStub(self.channel)
         self.territories = gateway_sales_pb2_grpc.TerritoryServiceStub(self.channel)
+        self.orders = gateway_sales_pb2_grpc.OrderServiceStub(self.channel)
+        self.activities = gateway_sales_pb2_grpc.ActivityServiceStub(self.channel)
 
     @property
     def target(self) -> str:
@@ -348,6 +352,12 @@ class AsyncCrmClient:
         )
         self.territories: gateway_sales_pb2_grpc.TerritoryServiceAsyncStub = (
             gateway_sales_pb2_grpc.TerritoryServiceStub(channel)
+        )
+        self.orders: gateway_sales_pb2_grpc.OrderServiceAsyncStub = (
+            gateway_sales_pb2_grpc.OrderServiceStub(channel)
+        )
+        self.activities: gateway_sales_pb2_grpc.ActivityServiceAsyncStub = (
+            gateway_sales_pb2_grpc.ActivityServiceStub(channel)
         )
 
     @property

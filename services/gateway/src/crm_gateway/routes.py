@@ -73,6 +73,10 @@ _AREAS: Mapping[str, str] = {
     # Territory rules are configuration of the sales process; re-assigning a lead or an
     # opportunity by them is sales work (below).
     "TerritoryService": "sales_config",
+    # Orders, returns and costs from the ERP; the currency settings below are configuration.
+    "OrderService": "orders",
+    # Calls, meetings, e-mails, tasks; the follow-up rule below is configuration.
+    "ActivityService": "activities",
 }
 _METHOD_AREAS: Mapping[tuple[str, str], str] = {
     **{
@@ -88,6 +92,18 @@ _METHOD_AREAS: Mapping[tuple[str, str], str] = {
         )
     },
     ("TerritoryService", "AssignTerritory"): "sales",
+    **{
+        ("OrderService", method): "sales_config"
+        for method in (
+            "SetBaseCurrency",
+            "GetCurrencySettings",
+            "RecordExchangeRate",
+            "ListExchangeRates",
+            "ConvertAmount",
+        )
+    },
+    ("ActivityService", "SetFollowUpRule"): "sales_config",
+    ("ActivityService", "GetFollowUpRule"): "sales_config",
     # ConvertLead creates the opportunity (and contact): "sales", by the service's default.
     **{
         ("SalesService", method): "sales_config"

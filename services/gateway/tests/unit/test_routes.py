@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from crm.contacts.v1 import contacts_pb2
 from crm.metrics.v1 import metrics_pb2
-from crm.sales.v1 import sales_pb2, territories_pb2
+from crm.sales.v1 import activities_pb2, orders_pb2, sales_pb2, territories_pb2
 from crm.servicedesk.v1 import servicedesk_pb2
 from crm_gateway.domain.roles import GRANTS, Role
 from crm_gateway.routes import BY_PATH, PERMISSIONS, ROUTES, Backend
@@ -13,7 +13,15 @@ from crm_gateway.routes import BY_PATH, PERMISSIONS, ROUTES, Backend
 def test_every_backend_operation_is_exposed_exactly_once() -> None:
     backend_paths = {
         f"/{service.full_name}/{method.name}"
-        for module in (contacts_pb2, servicedesk_pb2, metrics_pb2, sales_pb2, territories_pb2)
+        for module in (
+            contacts_pb2,
+            servicedesk_pb2,
+            metrics_pb2,
+            sales_pb2,
+            territories_pb2,
+            orders_pb2,
+            activities_pb2,
+        )
         for service in module.DESCRIPTOR.services_by_name.values()
         for method in service.methods
     }
@@ -51,6 +59,13 @@ def test_sales_operations_have_the_sales_lead_and_configuration_areas() -> None:
     assert BY_PATH[territory + "EvaluateTerritory"].permission == "sales_config.read"
     assert BY_PATH[territory + "AssignTerritory"].permission == "sales.write"
     assert BY_PATH[territory + "AssignTerritory"].backend is Backend.SALES
+    assert BY_PATH["/crm.gateway.v1.OrderService/RecordOrder"].permission == "orders.write"
+    assert BY_PATH["/crm.gateway.v1.OrderService/SetBaseCurrency"].permission == (
+        "sales_config.write"
+    )
+    assert BY_PATH["/crm.gateway.v1.ActivityService/CompleteActivity"].permission == (
+        "activities.write"
+    )
     sales_routes = [route for route in ROUTES if route.service == "SalesService"]
     assert len(sales_routes) == len(sales_pb2.DESCRIPTOR.services_by_name["SalesService"].methods)
     assert {route.permission.partition(".")[0] for route in sales_routes} == {
@@ -70,6 +85,9 @@ def test_the_sales_role_matrix() -> None:
     assert {"leads.write", "sales_config.read"} <= GRANTS[Role.INTEGRATION]
     assert "sales.write" not in GRANTS[Role.INTEGRATION]
     assert "sales.read" not in GRANTS[Role.INTEGRATION]
+    assert {"orders.write", "activities.write"} <= GRANTS[Role.INTEGRATION]
+    assert "orders.write" not in GRANTS[Role.SALES]
+    assert "activities.write" in GRANTS[Role.SALES]
 
 
 def test_roles_grant_only_existing_permissions_and_admin_has_all() -> None:

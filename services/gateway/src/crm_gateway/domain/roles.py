@@ -4,9 +4,11 @@ A permission is ``<area>.<read|write>`` (see :mod:`crm_gateway.routes`: every op
 exactly one). Roles are fixed here rather than configured: they are part of the product's
 contract with its users, and a test checks every role against every operation.
 
-The sales areas: ``sales`` (opportunities, quotes and their PDF, lead conversion), ``leads``
-(creating, working, qualifying and disqualifying leads) and ``sales_config`` (pipelines and
-products with their price books). The matrix is written down in docs/gateway.md and in
+The sales areas: ``sales`` (opportunities, quotes and their PDF, lead conversion, territory
+re-assignment), ``leads`` (creating, working, qualifying and disqualifying leads),
+``sales_config`` (pipelines, products with their price books, territory rules, the base currency
+and exchange rates, the follow-up rule), ``orders`` (orders, returns and costs from the ERP) and
+``activities`` (calls, meetings, e-mails, tasks). The matrix is written down in docs/gateway.md and in
 services/gateway/README.md.
 """
 
@@ -27,7 +29,7 @@ class Role(StrEnum):
 
 
 _SERVICE_READS = ("contacts", "tickets", "config", "social", "surveys", "kpis", "customers")
-_SALES_READS = ("sales", "leads", "sales_config")
+_SALES_READS = ("sales", "leads", "sales_config", "orders", "activities")
 _READS = _SERVICE_READS + _SALES_READS
 
 GRANTS: Mapping[Role, frozenset[str]] = {
@@ -44,6 +46,8 @@ GRANTS: Mapping[Role, frozenset[str]] = {
                 "sales",
                 "leads",
                 "sales_config",
+                "orders",
+                "activities",
             )
         }
         | {"identity.read"}
@@ -51,15 +55,16 @@ GRANTS: Mapping[Role, frozenset[str]] = {
     Role.AGENT: frozenset(
         {f"{area}.read" for area in _READS}
         | {"contacts.write", "tickets.write", "social.write", "surveys.write", "identity.read"}
-        # An agent who sees buying interest (a mention, a ticket) passes it on as a lead.
-        | {"leads.write"}
+        # An agent who sees buying interest (a mention, a ticket) passes it on as a lead, and
+        # logs calls and follow-ups as activities.
+        | {"leads.write", "activities.write"}
     ),
     Role.SALES: frozenset(
         {"contacts.read", "contacts.write", "tickets.read", "customers.read", "identity.read"}
         # Reps watch social listening for buying interest (the lead's origin mention).
         | {"social.read"}
         | {f"{area}.read" for area in _SALES_READS}
-        | {"sales.write", "leads.write"}
+        | {"sales.write", "leads.write", "activities.write"}
     ),
     Role.ANALYST: frozenset({f"{area}.read" for area in _READS} | {"identity.read"}),
     Role.INTEGRATION: frozenset(
@@ -73,9 +78,14 @@ GRANTS: Mapping[Role, frozenset[str]] = {
             "surveys.read",
             "surveys.write",
             "identity.read",
-            # Web forms and other systems feed leads in; they read the product catalogue.
+            # Web forms and other systems feed leads in; the ERP feeds orders, returns and costs;
+            # a phone system logs calls; they read the catalogue and the currency settings.
             "leads.read",
             "leads.write",
+            "orders.read",
+            "orders.write",
+            "activities.read",
+            "activities.write",
             "sales_config.read",
         }
     ),

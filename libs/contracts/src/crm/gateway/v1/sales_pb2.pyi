@@ -6,8 +6,9 @@ header describes them: each carries, unchanged, the public operations of the crm
 service of the same name (same request and response messages, same semantics).
 
 Adding a further crm.sales.v1 service: import its proto file here and add a service block
-of the same name listing its RPCs with the same messages and idempotency levels (see
-services/gateway/README.md, "Adding a backend service").
+of the same name listing its RPCs with the same messages and idempotency levels, as
+`scripts/gateway_service_block.py crm.sales.v1.<Service>` prints it (see docs/gateway.md,
+"Adding a backend service").
 """
 
 from google.protobuf import descriptor as _descriptor

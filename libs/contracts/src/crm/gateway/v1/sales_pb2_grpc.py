@@ -3,6 +3,8 @@
 import grpc
 import warnings
 
+from crm.sales.v1 import activities_pb2 as crm_dot_sales_dot_v1_dot_activities__pb2
+from crm.sales.v1 import orders_pb2 as crm_dot_sales_dot_v1_dot_orders__pb2
 from crm.sales.v1 import sales_pb2 as crm_dot_sales_dot_v1_dot_sales__pb2
 from crm.sales.v1 import territories_pb2 as crm_dot_sales_dot_v1_dot_territories__pb2
 
@@ -1758,6 +1760,973 @@ class TerritoryService:
             '/crm.gateway.v1.TerritoryService/AssignTerritory',
             crm_dot_sales_dot_v1_dot_territories__pb2.AssignTerritoryRequest.SerializeToString,
             crm_dot_sales_dot_v1_dot_territories__pb2.AssignTerritoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class OrderServiceStub:
+    """The public operations of crm.sales.v1.OrderService, as they are there.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.RecordOrder = channel.unary_unary(
+                '/crm.gateway.v1.OrderService/RecordOrder',
+                request_serializer=crm_dot_sales_dot_v1_dot_orders__pb2.RecordOrderRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_orders__pb2.RecordOrderResponse.FromString,
+                _registered_method=True)
+        self.GetOrder = channel.unary_unary(
+                '/crm.gateway.v1.OrderService/GetOrder',
+                request_serializer=crm_dot_sales_dot_v1_dot_orders__pb2.GetOrderRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_orders__pb2.GetOrderResponse.FromString,
+                _registered_method=True)
+        self.ListOrders = channel.unary_unary(
+                '/crm.gateway.v1.OrderService/ListOrders',
+                request_serializer=crm_dot_sales_dot_v1_dot_orders__pb2.ListOrdersRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_orders__pb2.ListOrdersResponse.FromString,
+                _registered_method=True)
+        self.RecordReturn = channel.unary_unary(
+                '/crm.gateway.v1.OrderService/RecordReturn',
+                request_serializer=crm_dot_sales_dot_v1_dot_orders__pb2.RecordReturnRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_orders__pb2.RecordReturnResponse.FromString,
+                _registered_method=True)
+        self.GetReturn = channel.unary_unary(
+                '/crm.gateway.v1.OrderService/GetReturn',
+                request_serializer=crm_dot_sales_dot_v1_dot_orders__pb2.GetReturnRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_orders__pb2.GetReturnResponse.FromString,
+                _registered_method=True)
+        self.ListReturns = channel.unary_unary(
+                '/crm.gateway.v1.OrderService/ListReturns',
+                request_serializer=crm_dot_sales_dot_v1_dot_orders__pb2.ListReturnsRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_orders__pb2.ListReturnsResponse.FromString,
+                _registered_method=True)
+        self.RecordCost = channel.unary_unary(
+                '/crm.gateway.v1.OrderService/RecordCost',
+                request_serializer=crm_dot_sales_dot_v1_dot_orders__pb2.RecordCostRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_orders__pb2.RecordCostResponse.FromString,
+                _registered_method=True)
+        self.GetCost = channel.unary_unary(
+                '/crm.gateway.v1.OrderService/GetCost',
+                request_serializer=crm_dot_sales_dot_v1_dot_orders__pb2.GetCostRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_orders__pb2.GetCostResponse.FromString,
+                _registered_method=True)
+        self.ListCosts = channel.unary_unary(
+                '/crm.gateway.v1.OrderService/ListCosts',
+                request_serializer=crm_dot_sales_dot_v1_dot_orders__pb2.ListCostsRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_orders__pb2.ListCostsResponse.FromString,
+                _registered_method=True)
+        self.SetBaseCurrency = channel.unary_unary(
+                '/crm.gateway.v1.OrderService/SetBaseCurrency',
+                request_serializer=crm_dot_sales_dot_v1_dot_orders__pb2.SetBaseCurrencyRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_orders__pb2.SetBaseCurrencyResponse.FromString,
+                _registered_method=True)
+        self.GetCurrencySettings = channel.unary_unary(
+                '/crm.gateway.v1.OrderService/GetCurrencySettings',
+                request_serializer=crm_dot_sales_dot_v1_dot_orders__pb2.GetCurrencySettingsRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_orders__pb2.GetCurrencySettingsResponse.FromString,
+                _registered_method=True)
+        self.RecordExchangeRate = channel.unary_unary(
+                '/crm.gateway.v1.OrderService/RecordExchangeRate',
+                request_serializer=crm_dot_sales_dot_v1_dot_orders__pb2.RecordExchangeRateRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_orders__pb2.RecordExchangeRateResponse.FromString,
+                _registered_method=True)
+        self.ListExchangeRates = channel.unary_unary(
+                '/crm.gateway.v1.OrderService/ListExchangeRates',
+                request_serializer=crm_dot_sales_dot_v1_dot_orders__pb2.ListExchangeRatesRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_orders__pb2.ListExchangeRatesResponse.FromString,
+                _registered_method=True)
+        self.ConvertAmount = channel.unary_unary(
+                '/crm.gateway.v1.OrderService/ConvertAmount',
+                request_serializer=crm_dot_sales_dot_v1_dot_orders__pb2.ConvertAmountRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_orders__pb2.ConvertAmountResponse.FromString,
+                _registered_method=True)
+
+
+class OrderServiceServicer:
+    """The public operations of crm.sales.v1.OrderService, as they are there.
+    """
+
+    def RecordOrder(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetOrder(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListOrders(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordReturn(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetReturn(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListReturns(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordCost(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCost(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCosts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetBaseCurrency(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCurrencySettings(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordExchangeRate(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListExchangeRates(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConvertAmount(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_OrderServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'RecordOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordOrder,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_orders__pb2.RecordOrderRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_orders__pb2.RecordOrderResponse.SerializeToString,
+            ),
+            'GetOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOrder,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_orders__pb2.GetOrderRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_orders__pb2.GetOrderResponse.SerializeToString,
+            ),
+            'ListOrders': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOrders,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_orders__pb2.ListOrdersRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_orders__pb2.ListOrdersResponse.SerializeToString,
+            ),
+            'RecordReturn': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordReturn,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_orders__pb2.RecordReturnRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_orders__pb2.RecordReturnResponse.SerializeToString,
+            ),
+            'GetReturn': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetReturn,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_orders__pb2.GetReturnRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_orders__pb2.GetReturnResponse.SerializeToString,
+            ),
+            'ListReturns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReturns,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_orders__pb2.ListReturnsRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_orders__pb2.ListReturnsResponse.SerializeToString,
+            ),
+            'RecordCost': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordCost,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_orders__pb2.RecordCostRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_orders__pb2.RecordCostResponse.SerializeToString,
+            ),
+            'GetCost': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCost,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_orders__pb2.GetCostRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_orders__pb2.GetCostResponse.SerializeToString,
+            ),
+            'ListCosts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCosts,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_orders__pb2.ListCostsRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_orders__pb2.ListCostsResponse.SerializeToString,
+            ),
+            'SetBaseCurrency': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetBaseCurrency,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_orders__pb2.SetBaseCurrencyRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_orders__pb2.SetBaseCurrencyResponse.SerializeToString,
+            ),
+            'GetCurrencySettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCurrencySettings,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_orders__pb2.GetCurrencySettingsRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_orders__pb2.GetCurrencySettingsResponse.SerializeToString,
+            ),
+            'RecordExchangeRate': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordExchangeRate,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_orders__pb2.RecordExchangeRateRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_orders__pb2.RecordExchangeRateResponse.SerializeToString,
+            ),
+            'ListExchangeRates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListExchangeRates,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_orders__pb2.ListExchangeRatesRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_orders__pb2.ListExchangeRatesResponse.SerializeToString,
+            ),
+            'ConvertAmount': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConvertAmount,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_orders__pb2.ConvertAmountRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_orders__pb2.ConvertAmountResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'crm.gateway.v1.OrderService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('crm.gateway.v1.OrderService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class OrderService:
+    """The public operations of crm.sales.v1.OrderService, as they are there.
+    """
+
+    @staticmethod
+    def RecordOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.OrderService/RecordOrder',
+            crm_dot_sales_dot_v1_dot_orders__pb2.RecordOrderRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_orders__pb2.RecordOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.OrderService/GetOrder',
+            crm_dot_sales_dot_v1_dot_orders__pb2.GetOrderRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_orders__pb2.GetOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOrders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.OrderService/ListOrders',
+            crm_dot_sales_dot_v1_dot_orders__pb2.ListOrdersRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_orders__pb2.ListOrdersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordReturn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.OrderService/RecordReturn',
+            crm_dot_sales_dot_v1_dot_orders__pb2.RecordReturnRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_orders__pb2.RecordReturnResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetReturn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.OrderService/GetReturn',
+            crm_dot_sales_dot_v1_dot_orders__pb2.GetReturnRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_orders__pb2.GetReturnResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReturns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.OrderService/ListReturns',
+            crm_dot_sales_dot_v1_dot_orders__pb2.ListReturnsRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_orders__pb2.ListReturnsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordCost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.OrderService/RecordCost',
+            crm_dot_sales_dot_v1_dot_orders__pb2.RecordCostRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_orders__pb2.RecordCostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.OrderService/GetCost',
+            crm_dot_sales_dot_v1_dot_orders__pb2.GetCostRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_orders__pb2.GetCostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCosts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.OrderService/ListCosts',
+            crm_dot_sales_dot_v1_dot_orders__pb2.ListCostsRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_orders__pb2.ListCostsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetBaseCurrency(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.OrderService/SetBaseCurrency',
+            crm_dot_sales_dot_v1_dot_orders__pb2.SetBaseCurrencyRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_orders__pb2.SetBaseCurrencyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCurrencySettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.OrderService/GetCurrencySettings',
+            crm_dot_sales_dot_v1_dot_orders__pb2.GetCurrencySettingsRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_orders__pb2.GetCurrencySettingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordExchangeRate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.OrderService/RecordExchangeRate',
+            crm_dot_sales_dot_v1_dot_orders__pb2.RecordExchangeRateRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_orders__pb2.RecordExchangeRateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListExchangeRates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.OrderService/ListExchangeRates',
+            crm_dot_sales_dot_v1_dot_orders__pb2.ListExchangeRatesRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_orders__pb2.ListExchangeRatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConvertAmount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.OrderService/ConvertAmount',
+            crm_dot_sales_dot_v1_dot_orders__pb2.ConvertAmountRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_orders__pb2.ConvertAmountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class ActivityServiceStub:
+    """The public operations of crm.sales.v1.ActivityService, as they are there.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateActivity = channel.unary_unary(
+                '/crm.gateway.v1.ActivityService/CreateActivity',
+                request_serializer=crm_dot_sales_dot_v1_dot_activities__pb2.CreateActivityRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_activities__pb2.CreateActivityResponse.FromString,
+                _registered_method=True)
+        self.GetActivity = channel.unary_unary(
+                '/crm.gateway.v1.ActivityService/GetActivity',
+                request_serializer=crm_dot_sales_dot_v1_dot_activities__pb2.GetActivityRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_activities__pb2.GetActivityResponse.FromString,
+                _registered_method=True)
+        self.ListActivities = channel.unary_unary(
+                '/crm.gateway.v1.ActivityService/ListActivities',
+                request_serializer=crm_dot_sales_dot_v1_dot_activities__pb2.ListActivitiesRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_activities__pb2.ListActivitiesResponse.FromString,
+                _registered_method=True)
+        self.UpdateActivity = channel.unary_unary(
+                '/crm.gateway.v1.ActivityService/UpdateActivity',
+                request_serializer=crm_dot_sales_dot_v1_dot_activities__pb2.UpdateActivityRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_activities__pb2.UpdateActivityResponse.FromString,
+                _registered_method=True)
+        self.CompleteActivity = channel.unary_unary(
+                '/crm.gateway.v1.ActivityService/CompleteActivity',
+                request_serializer=crm_dot_sales_dot_v1_dot_activities__pb2.CompleteActivityRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_activities__pb2.CompleteActivityResponse.FromString,
+                _registered_method=True)
+        self.SetFollowUpRule = channel.unary_unary(
+                '/crm.gateway.v1.ActivityService/SetFollowUpRule',
+                request_serializer=crm_dot_sales_dot_v1_dot_activities__pb2.SetFollowUpRuleRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_activities__pb2.SetFollowUpRuleResponse.FromString,
+                _registered_method=True)
+        self.GetFollowUpRule = channel.unary_unary(
+                '/crm.gateway.v1.ActivityService/GetFollowUpRule',
+                request_serializer=crm_dot_sales_dot_v1_dot_activities__pb2.GetFollowUpRuleRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_activities__pb2.GetFollowUpRuleResponse.FromString,
+                _registered_method=True)
+
+
+class ActivityServiceServicer:
+    """The public operations of crm.sales.v1.ActivityService, as they are there.
+    """
+
+    def CreateActivity(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetActivity(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListActivities(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateActivity(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteActivity(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetFollowUpRule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetFollowUpRule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ActivityServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateActivity': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateActivity,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_activities__pb2.CreateActivityRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_activities__pb2.CreateActivityResponse.SerializeToString,
+            ),
+            'GetActivity': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetActivity,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_activities__pb2.GetActivityRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_activities__pb2.GetActivityResponse.SerializeToString,
+            ),
+            'ListActivities': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListActivities,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_activities__pb2.ListActivitiesRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_activities__pb2.ListActivitiesResponse.SerializeToString,
+            ),
+            'UpdateActivity': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateActivity,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_activities__pb2.UpdateActivityRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_activities__pb2.UpdateActivityResponse.SerializeToString,
+            ),
+            'CompleteActivity': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteActivity,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_activities__pb2.CompleteActivityRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_activities__pb2.CompleteActivityResponse.SerializeToString,
+            ),
+            'SetFollowUpRule': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetFollowUpRule,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_activities__pb2.SetFollowUpRuleRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_activities__pb2.SetFollowUpRuleResponse.SerializeToString,
+            ),
+            'GetFollowUpRule': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFollowUpRule,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_activities__pb2.GetFollowUpRuleRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_activities__pb2.GetFollowUpRuleResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'crm.gateway.v1.ActivityService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('crm.gateway.v1.ActivityService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class ActivityService:
+    """The public operations of crm.sales.v1.ActivityService, as they are there.
+    """
+
+    @staticmethod
+    def CreateActivity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.ActivityService/CreateActivity',
+            crm_dot_sales_dot_v1_dot_activities__pb2.CreateActivityRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_activities__pb2.CreateActivityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetActivity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.ActivityService/GetActivity',
+            crm_dot_sales_dot_v1_dot_activities__pb2.GetActivityRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_activities__pb2.GetActivityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListActivities(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.ActivityService/ListActivities',
+            crm_dot_sales_dot_v1_dot_activities__pb2.ListActivitiesRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_activities__pb2.ListActivitiesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateActivity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.ActivityService/UpdateActivity',
+            crm_dot_sales_dot_v1_dot_activities__pb2.UpdateActivityRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_activities__pb2.UpdateActivityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteActivity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.ActivityService/CompleteActivity',
+            crm_dot_sales_dot_v1_dot_activities__pb2.CompleteActivityRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_activities__pb2.CompleteActivityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetFollowUpRule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.ActivityService/SetFollowUpRule',
+            crm_dot_sales_dot_v1_dot_activities__pb2.SetFollowUpRuleRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_activities__pb2.SetFollowUpRuleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFollowUpRule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.ActivityService/GetFollowUpRule',
+            crm_dot_sales_dot_v1_dot_activities__pb2.GetFollowUpRuleRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_activities__pb2.GetFollowUpRuleResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -6,11 +6,14 @@ header describes them: each carries, unchanged, the public operations of the crm
 service of the same name (same request and response messages, same semantics).
 
 Adding a further crm.sales.v1 service: import its proto file here and add a service block
-of the same name listing its RPCs with the same messages and idempotency levels (see
-services/gateway/README.md, "Adding a backend service").
+of the same name listing its RPCs with the same messages and idempotency levels, as
+`scripts/gateway_service_block.py crm.sales.v1.<Service>` prints it (see docs/gateway.md,
+"Adding a backend service").
 """
 
 from collections import abc as _abc
+from crm.sales.v1 import activities_pb2 as _activities_pb2
+from crm.sales.v1 import orders_pb2 as _orders_pb2
 from crm.sales.v1 import sales_pb2 as _sales_pb2
 from crm.sales.v1 import territories_pb2 as _territories_pb2
 from grpc import aio as _aio
@@ -431,3 +434,230 @@ class TerritoryServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_territories_pb2.AssignTerritoryResponse, _abc.Awaitable[_territories_pb2.AssignTerritoryResponse]]: ...
 
 def add_TerritoryServiceServicer_to_server(servicer: TerritoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class OrderServiceStub:
+    """The public operations of crm.sales.v1.OrderService, as they are there."""
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> OrderServiceAsyncStub: ...
+    RecordOrder: _grpc.UnaryUnaryMultiCallable[_orders_pb2.RecordOrderRequest, _orders_pb2.RecordOrderResponse]
+    GetOrder: _grpc.UnaryUnaryMultiCallable[_orders_pb2.GetOrderRequest, _orders_pb2.GetOrderResponse]
+    ListOrders: _grpc.UnaryUnaryMultiCallable[_orders_pb2.ListOrdersRequest, _orders_pb2.ListOrdersResponse]
+    RecordReturn: _grpc.UnaryUnaryMultiCallable[_orders_pb2.RecordReturnRequest, _orders_pb2.RecordReturnResponse]
+    GetReturn: _grpc.UnaryUnaryMultiCallable[_orders_pb2.GetReturnRequest, _orders_pb2.GetReturnResponse]
+    ListReturns: _grpc.UnaryUnaryMultiCallable[_orders_pb2.ListReturnsRequest, _orders_pb2.ListReturnsResponse]
+    RecordCost: _grpc.UnaryUnaryMultiCallable[_orders_pb2.RecordCostRequest, _orders_pb2.RecordCostResponse]
+    GetCost: _grpc.UnaryUnaryMultiCallable[_orders_pb2.GetCostRequest, _orders_pb2.GetCostResponse]
+    ListCosts: _grpc.UnaryUnaryMultiCallable[_orders_pb2.ListCostsRequest, _orders_pb2.ListCostsResponse]
+    SetBaseCurrency: _grpc.UnaryUnaryMultiCallable[_orders_pb2.SetBaseCurrencyRequest, _orders_pb2.SetBaseCurrencyResponse]
+    GetCurrencySettings: _grpc.UnaryUnaryMultiCallable[_orders_pb2.GetCurrencySettingsRequest, _orders_pb2.GetCurrencySettingsResponse]
+    RecordExchangeRate: _grpc.UnaryUnaryMultiCallable[_orders_pb2.RecordExchangeRateRequest, _orders_pb2.RecordExchangeRateResponse]
+    ListExchangeRates: _grpc.UnaryUnaryMultiCallable[_orders_pb2.ListExchangeRatesRequest, _orders_pb2.ListExchangeRatesResponse]
+    ConvertAmount: _grpc.UnaryUnaryMultiCallable[_orders_pb2.ConvertAmountRequest, _orders_pb2.ConvertAmountResponse]
+
+@_typing.type_check_only
+class OrderServiceAsyncStub(OrderServiceStub):
+    """The public operations of crm.sales.v1.OrderService, as they are there."""
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    RecordOrder: _aio.UnaryUnaryMultiCallable[_orders_pb2.RecordOrderRequest, _orders_pb2.RecordOrderResponse]  # type: ignore[assignment]
+    GetOrder: _aio.UnaryUnaryMultiCallable[_orders_pb2.GetOrderRequest, _orders_pb2.GetOrderResponse]  # type: ignore[assignment]
+    ListOrders: _aio.UnaryUnaryMultiCallable[_orders_pb2.ListOrdersRequest, _orders_pb2.ListOrdersResponse]  # type: ignore[assignment]
+    RecordReturn: _aio.UnaryUnaryMultiCallable[_orders_pb2.RecordReturnRequest, _orders_pb2.RecordReturnResponse]  # type: ignore[assignment]
+    GetReturn: _aio.UnaryUnaryMultiCallable[_orders_pb2.GetReturnRequest, _orders_pb2.GetReturnResponse]  # type: ignore[assignment]
+    ListReturns: _aio.UnaryUnaryMultiCallable[_orders_pb2.ListReturnsRequest, _orders_pb2.ListReturnsResponse]  # type: ignore[assignment]
+    RecordCost: _aio.UnaryUnaryMultiCallable[_orders_pb2.RecordCostRequest, _orders_pb2.RecordCostResponse]  # type: ignore[assignment]
+    GetCost: _aio.UnaryUnaryMultiCallable[_orders_pb2.GetCostRequest, _orders_pb2.GetCostResponse]  # type: ignore[assignment]
+    ListCosts: _aio.UnaryUnaryMultiCallable[_orders_pb2.ListCostsRequest, _orders_pb2.ListCostsResponse]  # type: ignore[assignment]
+    SetBaseCurrency: _aio.UnaryUnaryMultiCallable[_orders_pb2.SetBaseCurrencyRequest, _orders_pb2.SetBaseCurrencyResponse]  # type: ignore[assignment]
+    GetCurrencySettings: _aio.UnaryUnaryMultiCallable[_orders_pb2.GetCurrencySettingsRequest, _orders_pb2.GetCurrencySettingsResponse]  # type: ignore[assignment]
+    RecordExchangeRate: _aio.UnaryUnaryMultiCallable[_orders_pb2.RecordExchangeRateRequest, _orders_pb2.RecordExchangeRateResponse]  # type: ignore[assignment]
+    ListExchangeRates: _aio.UnaryUnaryMultiCallable[_orders_pb2.ListExchangeRatesRequest, _orders_pb2.ListExchangeRatesResponse]  # type: ignore[assignment]
+    ConvertAmount: _aio.UnaryUnaryMultiCallable[_orders_pb2.ConvertAmountRequest, _orders_pb2.ConvertAmountResponse]  # type: ignore[assignment]
+
+class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
+    """The public operations of crm.sales.v1.OrderService, as they are there."""
+
+    @_abc_1.abstractmethod
+    def RecordOrder(
+        self,
+        request: _orders_pb2.RecordOrderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orders_pb2.RecordOrderResponse, _abc.Awaitable[_orders_pb2.RecordOrderResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetOrder(
+        self,
+        request: _orders_pb2.GetOrderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orders_pb2.GetOrderResponse, _abc.Awaitable[_orders_pb2.GetOrderResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListOrders(
+        self,
+        request: _orders_pb2.ListOrdersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orders_pb2.ListOrdersResponse, _abc.Awaitable[_orders_pb2.ListOrdersResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RecordReturn(
+        self,
+        request: _orders_pb2.RecordReturnRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orders_pb2.RecordReturnResponse, _abc.Awaitable[_orders_pb2.RecordReturnResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetReturn(
+        self,
+        request: _orders_pb2.GetReturnRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orders_pb2.GetReturnResponse, _abc.Awaitable[_orders_pb2.GetReturnResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListReturns(
+        self,
+        request: _orders_pb2.ListReturnsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orders_pb2.ListReturnsResponse, _abc.Awaitable[_orders_pb2.ListReturnsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RecordCost(
+        self,
+        request: _orders_pb2.RecordCostRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orders_pb2.RecordCostResponse, _abc.Awaitable[_orders_pb2.RecordCostResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetCost(
+        self,
+        request: _orders_pb2.GetCostRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orders_pb2.GetCostResponse, _abc.Awaitable[_orders_pb2.GetCostResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListCosts(
+        self,
+        request: _orders_pb2.ListCostsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orders_pb2.ListCostsResponse, _abc.Awaitable[_orders_pb2.ListCostsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SetBaseCurrency(
+        self,
+        request: _orders_pb2.SetBaseCurrencyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orders_pb2.SetBaseCurrencyResponse, _abc.Awaitable[_orders_pb2.SetBaseCurrencyResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetCurrencySettings(
+        self,
+        request: _orders_pb2.GetCurrencySettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orders_pb2.GetCurrencySettingsResponse, _abc.Awaitable[_orders_pb2.GetCurrencySettingsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RecordExchangeRate(
+        self,
+        request: _orders_pb2.RecordExchangeRateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orders_pb2.RecordExchangeRateResponse, _abc.Awaitable[_orders_pb2.RecordExchangeRateResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListExchangeRates(
+        self,
+        request: _orders_pb2.ListExchangeRatesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orders_pb2.ListExchangeRatesResponse, _abc.Awaitable[_orders_pb2.ListExchangeRatesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ConvertAmount(
+        self,
+        request: _orders_pb2.ConvertAmountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orders_pb2.ConvertAmountResponse, _abc.Awaitable[_orders_pb2.ConvertAmountResponse]]: ...
+
+def add_OrderServiceServicer_to_server(servicer: OrderServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class ActivityServiceStub:
+    """The public operations of crm.sales.v1.ActivityService, as they are there."""
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> ActivityServiceAsyncStub: ...
+    CreateActivity: _grpc.UnaryUnaryMultiCallable[_activities_pb2.CreateActivityRequest, _activities_pb2.CreateActivityResponse]
+    GetActivity: _grpc.UnaryUnaryMultiCallable[_activities_pb2.GetActivityRequest, _activities_pb2.GetActivityResponse]
+    ListActivities: _grpc.UnaryUnaryMultiCallable[_activities_pb2.ListActivitiesRequest, _activities_pb2.ListActivitiesResponse]
+    UpdateActivity: _grpc.UnaryUnaryMultiCallable[_activities_pb2.UpdateActivityRequest, _activities_pb2.UpdateActivityResponse]
+    CompleteActivity: _grpc.UnaryUnaryMultiCallable[_activities_pb2.CompleteActivityRequest, _activities_pb2.CompleteActivityResponse]
+    SetFollowUpRule: _grpc.UnaryUnaryMultiCallable[_activities_pb2.SetFollowUpRuleRequest, _activities_pb2.SetFollowUpRuleResponse]
+    GetFollowUpRule: _grpc.UnaryUnaryMultiCallable[_activities_pb2.GetFollowUpRuleRequest, _activities_pb2.GetFollowUpRuleResponse]
+
+@_typing.type_check_only
+class ActivityServiceAsyncStub(ActivityServiceStub):
+    """The public operations of crm.sales.v1.ActivityService, as they are there."""
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    CreateActivity: _aio.UnaryUnaryMultiCallable[_activities_pb2.CreateActivityRequest, _activities_pb2.CreateActivityResponse]  # type: ignore[assignment]
+    GetActivity: _aio.UnaryUnaryMultiCallable[_activities_pb2.GetActivityRequest, _activities_pb2.GetActivityResponse]  # type: ignore[assignment]
+    ListActivities: _aio.UnaryUnaryMultiCallable[_activities_pb2.ListActivitiesRequest, _activities_pb2.ListActivitiesResponse]  # type: ignore[assignment]
+    UpdateActivity: _aio.UnaryUnaryMultiCallable[_activities_pb2.UpdateActivityRequest, _activities_pb2.UpdateActivityResponse]  # type: ignore[assignment]
+    CompleteActivity: _aio.UnaryUnaryMultiCallable[_activities_pb2.CompleteActivityRequest, _activities_pb2.CompleteActivityResponse]  # type: ignore[assignment]
+    SetFollowUpRule: _aio.UnaryUnaryMultiCallable[_activities_pb2.SetFollowUpRuleRequest, _activities_pb2.SetFollowUpRuleResponse]  # type: ignore[assignment]
+    GetFollowUpRule: _aio.UnaryUnaryMultiCallable[_activities_pb2.GetFollowUpRuleRequest, _activities_pb2.GetFollowUpRuleResponse]  # type: ignore[assignment]
+
+class ActivityServiceServicer(metaclass=_abc_1.ABCMeta):
+    """The public operations of crm.sales.v1.ActivityService, as they are there."""
+
+    @_abc_1.abstractmethod
+    def CreateActivity(
+        self,
+        request: _activities_pb2.CreateActivityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_activities_pb2.CreateActivityResponse, _abc.Awaitable[_activities_pb2.CreateActivityResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetActivity(
+        self,
+        request: _activities_pb2.GetActivityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_activities_pb2.GetActivityResponse, _abc.Awaitable[_activities_pb2.GetActivityResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListActivities(
+        self,
+        request: _activities_pb2.ListActivitiesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_activities_pb2.ListActivitiesResponse, _abc.Awaitable[_activities_pb2.ListActivitiesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateActivity(
+        self,
+        request: _activities_pb2.UpdateActivityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_activities_pb2.UpdateActivityResponse, _abc.Awaitable[_activities_pb2.UpdateActivityResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CompleteActivity(
+        self,
+        request: _activities_pb2.CompleteActivityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_activities_pb2.CompleteActivityResponse, _abc.Awaitable[_activities_pb2.CompleteActivityResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SetFollowUpRule(
+        self,
+        request: _activities_pb2.SetFollowUpRuleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_activities_pb2.SetFollowUpRuleResponse, _abc.Awaitable[_activities_pb2.SetFollowUpRuleResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetFollowUpRule(
+        self,
+        request: _activities_pb2.GetFollowUpRuleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_activities_pb2.GetFollowUpRuleResponse, _abc.Awaitable[_activities_pb2.GetFollowUpRuleResponse]]: ...
+
+def add_ActivityServiceServicer_to_server(servicer: ActivityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
