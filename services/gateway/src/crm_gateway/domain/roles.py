@@ -8,8 +8,8 @@ The sales areas: ``sales`` (opportunities, quotes and their PDF, lead conversion
 re-assignment), ``leads`` (creating, working, qualifying and disqualifying leads),
 ``sales_config`` (pipelines, products with their price books, territory rules, the base currency
 and exchange rates, the follow-up rule), ``orders`` (orders, returns and costs from the ERP) and
-``activities`` (calls, meetings, e-mails, tasks). The matrix is written down in docs/gateway.md and in
-services/gateway/README.md.
+``activities`` (calls, meetings, e-mails, tasks). The matrix is written down in
+docs/gateway.md and in services/gateway/README.md.
 """
 
 from __future__ import annotations
