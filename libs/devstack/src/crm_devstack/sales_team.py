@@ -91,9 +91,9 @@ class SalesProfile:
     """What the sales team does; the defaults are the demo's."""
 
     reps: tuple[str, ...] = ("rep-nora", "rep-oscar", "rep-pia")
-    web_leads_per_day: float = 6.0
+    web_leads_per_day: float = 5.0
     """Leads from the web form per simulated day (spread like customers' activity)."""
-    interest_posts_per_day: float = 2.0
+    interest_posts_per_day: float = 1.5
     """Posts showing buying interest per simulated day (each becomes a lead)."""
     known_customer_share: float = 0.35
     """Share of web-form leads from people who are customers already."""
