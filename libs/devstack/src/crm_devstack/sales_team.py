@@ -97,7 +97,7 @@ class SalesProfile:
     """Posts showing buying interest per simulated day (each becomes a lead)."""
     known_customer_share: float = 0.35
     """Share of web-form leads from people who are customers already."""
-    pace: float = 1.0
+    pace: float = 0.6
     """Multiplies every delay of a deal's story (smaller: faster deals)."""
 
 
