@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import grpc
 
-from crm.sales.v1 import sales_pb2, sales_pb2_grpc
+from crm.sales.v1 import appointments_pb2, appointments_pb2_grpc, sales_pb2, sales_pb2_grpc
 from crm_platform.clock import process_clock
 from crm_platform.idempotency import RequestLog
 from crm_platform.mongo import MongoStore
@@ -14,13 +14,19 @@ from crm_platform.readiness import database_ready, producer_ready
 from crm_platform.server import ServiceParts
 from crm_platform.timers import TimerStore, TimerWorker
 from crm_platform.unit_of_work import UnitOfWork
+from crm_sales.api.appointments import AppointmentService
 from crm_sales.api.service import SalesService
+from crm_sales.appointments_storage import AppointmentStore
 from crm_sales.contacts_directory import GrpcContactDirectory
 from crm_sales.settings import TOPIC, SalesSettings
 from crm_sales.storage import SalesStore
 from crm_sales.use_cases import LeadConversions, Leads, Opportunities, Pipelines, Products, Quotes
+from crm_sales.use_cases.appointments import Appointments
 
 SERVICE_NAME = sales_pb2.DESCRIPTOR.services_by_name["SalesService"].full_name
+APPOINTMENT_SERVICE_NAME = appointments_pb2.DESCRIPTOR.services_by_name[
+    "AppointmentService"
+].full_name
 
 
 async def bootstrap(settings: SalesSettings) -> ServiceParts:
@@ -66,13 +72,21 @@ async def bootstrap(settings: SalesSettings) -> ServiceParts:
         Products(store, unit_of_work, clock),
         quotes,
     )
+    appointment_store = AppointmentStore(mongo.db)
+    await appointment_store.ensure_indexes()
+    appointment_service = AppointmentService(
+        Appointments(store, appointment_store, unit_of_work, clock, contacts)
+    )
 
     def register(server: grpc.aio.Server) -> None:
         sales_pb2_grpc.add_SalesServiceServicer_to_server(service, server)
 
+    def register_appointments(server: grpc.aio.Server) -> None:
+        appointments_pb2_grpc.add_AppointmentServiceServicer_to_server(appointment_service, server)
+
     return ServiceParts(
-        register=[register],
-        service_names=[SERVICE_NAME],
+        register=[register, register_appointments],
+        service_names=[SERVICE_NAME, APPOINTMENT_SERVICE_NAME],
         readiness_checks=[database_ready(mongo), producer_ready(relay, settings)],
         background=[relay, worker],
         close=[contacts.close, mongo.close],
