@@ -292,6 +292,7 @@ async def test_bad_calendars_name_every_field(stub: Stub) -> None:
         "calendar.buffer_minutes",
         "calendar.member_rep_ids",
     }, found
+    assert found["calendar.working_hours[1]"].startswith("overlaps calendar.working_hours[0]")
     team = apb.SetWorkCalendarRequest(
         calendar=apb.WorkCalendar(
             owner_kind=apb.CALENDAR_OWNER_KIND_TEAM,

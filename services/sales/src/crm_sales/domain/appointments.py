@@ -226,7 +226,10 @@ class WorkCalendar:
             )
         except InvalidArgument as exc:
             for violation in exc.violations:
-                violations.add(_calendar_path(violation.field, field_prefix), violation.description)
+                violations.add(
+                    _calendar_path(violation.field, field_prefix),
+                    _calendar_path(violation.description, field_prefix),
+                )
         violations.raise_if_any()
         assert calendar is not None
         assert fields.owner_kind is not None
