@@ -19,11 +19,12 @@ from crm_calendar import BusinessCalendar, OpeningInterval
 from crm_sales.appointments_contract import local_text
 from crm_sales.domain.appointments import (
     Busy,
+    MemberGroup,
     Slot,
     SlotQuery,
     free_slots,
     open_spans,
-    team_slots,
+    team_free_slots,
 )
 
 MINUTE = timedelta(minutes=1)
@@ -309,15 +310,36 @@ def test_appointments_and_their_buffers_are_left_out() -> None:
 
 
 def test_a_team_offers_each_start_once_with_the_first_free_member() -> None:
-    t = datetime(2026, 5, 4, 9, tzinfo=UTC)
+    day = datetime(2026, 5, 4, tzinfo=UTC)
     hour = timedelta(hours=1)
-    offer = team_slots(
-        [
-            ("ann", [(t + hour, t + 2 * hour)]),
-            ("bob", [(t, t + hour), (t + hour, t + 2 * hour)]),
-        ]
+    nine = day + 9 * hour
+    query = _query(day, day + timedelta(days=1), 60)
+    # Ann and Bob share the team's hours (9-17); Cem has his own, 9-11 only. Ann is busy at
+    # 9:00 and Bob at 9:00 and 10:00, so 9:00 goes to Cem and 10:00 to Ann.
+    team = _weekdays_nine_to_five("UTC")
+    own = BusinessCalendar.create(
+        calendar_id="rep:cem",
+        version=1,
+        timezone="UTC",
+        intervals=[OpeningInterval(d, 9 * 60, 11 * 60) for d in range(7)],
     )
-    assert offer == [Slot(t, t + hour, "bob"), Slot(t + hour, t + 2 * hour, "ann")]
+    window = (day - timedelta(days=1), day + timedelta(days=2))
+    shared = MemberGroup(
+        open_spans([team], *window),
+        [
+            (0, "ann", [Busy(nine, nine + hour)]),
+            (2, "bob", [Busy(nine, nine + 2 * hour)]),
+        ],
+    )
+    narrow = MemberGroup(open_spans([team, own], *window), [(1, "cem", [])])
+    offer = team_free_slots([shared, narrow], query, timedelta(0))
+    assert [(s.start.hour, s.rep_id) for s in offer] == [
+        (9, "cem"),
+        (10, "ann"),
+        *((h, "ann") for h in range(11, 17)),
+    ]
+    # Cem is earlier in the team's order than Bob: at 10:00 Ann (0) wins over Cem (1).
+    assert offer[1] == Slot(nine + hour, nine + 2 * hour, "ann")
 
 
 def test_a_team_members_own_calendar_narrows_the_teams() -> None:

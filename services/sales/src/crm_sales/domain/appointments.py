@@ -21,6 +21,7 @@ FAILED_PRECONDITION ``ILLEGAL_APPOINTMENT_TRANSITION``.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -357,21 +358,13 @@ def _intersect(first: list[Span], second: list[Span]) -> list[Span]:
     return out
 
 
-def free_slots(
-    spans: Sequence[Span],
-    busy: Sequence[Busy],
-    query: SlotQuery,
-    buffer: timedelta,
-) -> Iterator[tuple[datetime, datetime]]:
-    """The free slots of one rep, in start order: inside ``spans`` (open time, which may extend
-    beyond the query's range: the alignment is to each span's start), inside the query's range,
-    not before ``query.not_before``, and with ``[start, end + buffer)`` clear of every
-    ``busy``."""
-    held = sorted(busy, key=lambda b: b.start)
+def slot_grid(spans: Sequence[Span], query: SlotQuery) -> Iterator[datetime]:
+    """The candidate starts, in order: from each span's start rounded up to a granule mark,
+    every ``query.step``, while the slot fits in the span and in the range, none before the
+    range start or ``query.not_before``. ``spans`` may extend beyond the query's range (the
+    alignment is to each span's real start)."""
     lowest = max(query.range_start, query.not_before)
     length, step = query.length, query.step
-    # Holdings are sorted by start; ``reach`` walks past those that end before a candidate.
-    first_open = 0
     for span_start, span_end in spans:
         origin = granule_ceil(span_start)
         last_end = min(span_end, query.range_end)
@@ -379,35 +372,70 @@ def free_slots(
         if candidate < lowest:
             candidate = origin + step * -((origin - lowest) // step)  # first grid point >= lowest
         while candidate + length <= last_end:
-            claim_end = candidate + length + buffer
-            while first_open < len(held) and held[first_open].end <= candidate:
-                first_open += 1
-            clash = None
-            for index in range(first_open, len(held)):
-                holding = held[index]
-                if holding.start >= claim_end:
-                    break
-                if holding.end > candidate:
-                    clash = holding
-                    break
-            if clash is None:
-                yield candidate, candidate + length
-                candidate += step
-            else:
-                # Jump to the first grid point whose claim starts after the holding ends.
-                candidate += step * max(1, -((candidate - clash.end) // step))
+            yield candidate
+            candidate += step
 
 
-def team_slots(
-    per_member: Iterable[tuple[str, Iterable[tuple[datetime, datetime]]]],
+class Holdings:
+    """One rep's holdings, for "is ``[start, end)`` clear of them?" in logarithmic time.
+
+    A rep's holdings never overlap (the claims forbid it), so sorted by start they are sorted
+    by end too."""
+
+    __slots__ = ("ends", "starts")
+
+    def __init__(self, busy: Iterable[Busy]) -> None:
+        ordered = sorted(busy, key=lambda b: b.start)
+        self.starts = [b.start for b in ordered]
+        self.ends = [b.end for b in ordered]
+
+    def clear(self, start: datetime, end: datetime) -> bool:
+        """Whether ``[start, end)`` meets no holding."""
+        first_after = bisect.bisect_right(self.ends, start)  # the first holding ending later
+        return first_after == len(self.ends) or self.starts[first_after] >= end
+
+
+def free_slots(
+    spans: Sequence[Span],
+    busy: Iterable[Busy],
+    query: SlotQuery,
+    buffer: timedelta,
+) -> Iterator[tuple[datetime, datetime]]:
+    """The free slots of one rep, in start order: the :func:`slot_grid` starts whose
+    ``[start, start + length + buffer)`` is clear of every ``busy``."""
+    holdings = Holdings(busy)
+    held_for = query.length + buffer
+    for start in slot_grid(spans, query):
+        if holdings.clear(start, start + held_for):
+            yield start, start + query.length
+
+
+@dataclass(frozen=True, slots=True)
+class MemberGroup:
+    """Team members who share their open spans (the team's calendar, and the same own one or
+    none): one grid serves them all. ``members`` are (index in the team, rep id, busy)."""
+
+    spans: Sequence[Span]
+    members: Sequence[tuple[int, str, Iterable[Busy]]]
+
+
+def team_free_slots(
+    groups: Iterable[MemberGroup], query: SlotQuery, buffer: timedelta
 ) -> list[Slot]:
-    """A team's offer: for each start, the first member (in member order) free then."""
-    chosen: dict[datetime, Slot] = {}
-    for rep_id, slots in per_member:
-        for start, end in slots:
-            if start not in chosen:
-                chosen[start] = Slot(start, end, rep_id)
-    return [chosen[start] for start in sorted(chosen)]
+    """A team's offer, in start order: each start once, with the first member (in team order)
+    free then."""
+    chosen: dict[datetime, tuple[int, Slot]] = {}
+    held_for = query.length + buffer
+    for group in groups:
+        members = [(index, rep, Holdings(busy)) for index, rep, busy in group.members]
+        for start in slot_grid(group.spans, query):
+            end = start + held_for
+            for index, rep, holdings in members:
+                if holdings.clear(start, end):
+                    if start not in chosen or chosen[start][0] > index:
+                        chosen[start] = (index, Slot(start, start + query.length, rep))
+                    break
+    return [chosen[start][1] for start in sorted(chosen)]
 
 
 def outside_calendar(

@@ -22,6 +22,8 @@ from crm_sales.domain.appointments import (
     NO_FREE_MEMBER,
     Appointment,
     BookingInput,
+    Busy,
+    MemberGroup,
     OwnerKind,
     Slot,
     SlotQuery,
@@ -31,7 +33,7 @@ from crm_sales.domain.appointments import (
     free_slots,
     open_spans,
     outside_calendar,
-    team_slots,
+    team_free_slots,
 )
 from crm_sales.domain.lead import Lead, LeadInput, LeadSource
 from crm_sales.storage import SalesStore
@@ -164,22 +166,25 @@ class Appointments:
             tenant_id, reps, query.range_start, query.range_end + owner.buffer
         )
         window = (query.range_start - _SPAN_MARGIN, query.range_end + _SPAN_MARGIN)
-        per_rep = [
-            (
-                rep,
-                free_slots(
-                    open_spans([c.calendar for _, c in calendars], *window),
-                    busy[rep],
-                    query,
-                    owner.buffer,
-                ),
-            )
-            for rep, calendars in owner.reps
-        ]
         if team_id:
-            slots = team_slots(per_rep)
+            # Members with the same calendars share one grid (usually all of them).
+            grouped: dict[tuple[tuple[str, int], ...], list[tuple[int, str, list[Busy]]]] = {}
+            calendars_of: dict[tuple[tuple[str, int], ...], list[WorkCalendar]] = {}
+            for index, (rep, calendars) in enumerate(owner.reps):
+                key = tuple((c.key, c.version) for _, c in calendars)
+                grouped.setdefault(key, []).append((index, rep, busy[rep]))
+                calendars_of[key] = [c for _, c in calendars]
+            groups = [
+                MemberGroup(open_spans([c.calendar for c in calendars_of[key]], *window), members)
+                for key, members in grouped.items()
+            ]
+            slots = team_free_slots(groups, query, owner.buffer)
         else:
-            slots = [Slot(start, end, rep_id) for start, end in per_rep[0][1]]
+            spans = open_spans([c.calendar for _, c in owner.reps[0][1]], *window)
+            slots = [
+                Slot(start, end, rep_id)
+                for start, end in free_slots(spans, busy[rep_id], query, owner.buffer)
+            ]
         if page.after is not None:
             after_start, after_rep = page.after[0], str(page.after[1])
             assert isinstance(after_start, datetime)
