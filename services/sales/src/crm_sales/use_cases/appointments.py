@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from crm_calendar import BusinessCalendar
 from crm_platform.clock import Clock
 from crm_platform.context import CallContext
 from crm_platform.errors import FailedPrecondition, InvalidArgument
@@ -167,15 +168,17 @@ class Appointments:
         )
         window = (query.range_start - _SPAN_MARGIN, query.range_end + _SPAN_MARGIN)
         if team_id:
-            # Members with the same calendars share one grid (usually all of them).
-            grouped: dict[tuple[tuple[str, int], ...], list[tuple[int, str, list[Busy]]]] = {}
-            calendars_of: dict[tuple[tuple[str, int], ...], list[WorkCalendar]] = {}
+            # Members whose calendars have the same rules share one grid (usually all of them:
+            # a member's own calendar like the team's changes nothing).
+            grouped: dict[frozenset[object], list[tuple[int, str, list[Busy]]]] = {}
+            calendars_of: dict[frozenset[object], list[BusinessCalendar]] = {}
             for index, (rep, calendars) in enumerate(owner.reps):
-                key = tuple((c.key, c.version) for _, c in calendars)
+                by_rules = {_rules(c.calendar): c.calendar for _, c in calendars}
+                key = frozenset(by_rules)
                 grouped.setdefault(key, []).append((index, rep, busy[rep]))
-                calendars_of[key] = [c for _, c in calendars]
+                calendars_of[key] = list(by_rules.values())
             groups = [
-                MemberGroup(open_spans([c.calendar for c in calendars_of[key]], *window), members)
+                MemberGroup(open_spans(calendars_of[key], *window), members)
                 for key, members in grouped.items()
             ]
             slots = team_free_slots(groups, query, owner.buffer)
@@ -432,6 +435,17 @@ class Appointments:
             tenant_id, filters, after_id(query), query.limit
         )
         return query.page(found, lambda a: [a.id])
+
+
+def _rules(calendar: BusinessCalendar) -> tuple[object, ...]:
+    """What decides a calendar's open time (not its id or version)."""
+    return (
+        calendar.timezone,
+        calendar.intervals,
+        calendar.holidays,
+        calendar.holiday_country,
+        calendar.holiday_subdivision,
+    )
 
 
 def _owned_by(lead: Lead, rep_id: str) -> Lead:
