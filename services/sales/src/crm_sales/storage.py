@@ -47,6 +47,12 @@ from crm_sales.domain.opportunity import (
 from crm_sales.domain.pipeline import Pipeline, Stage, StageKind
 from crm_sales.domain.product import Price, Product
 from crm_sales.domain.quote import Quote, QuoteLine, QuoteStatus, Totals
+from crm_sales.territories_storage import (
+    assignment_from_document,
+    assignment_to_document,
+    profile_from_document,
+    profile_to_document,
+)
 
 Session = AsyncClientSession | None
 
@@ -147,6 +153,8 @@ def opportunity_to_document(o: Opportunity) -> Document:
         "version": o.version,
         "create_time": o.create_time,
         "update_time": o.update_time,
+        "account_profile": profile_to_document(o.account_profile),
+        "territory": assignment_to_document(o.territory),
     }
 
 
@@ -194,6 +202,8 @@ def opportunity_from_document(doc: Mapping[str, Any]) -> Opportunity:
         version=doc["version"],
         create_time=doc["create_time"],
         update_time=doc["update_time"],
+        account_profile=profile_from_document(doc.get("account_profile")),
+        territory=assignment_from_document(doc.get("territory")),
     )
 
 
@@ -225,6 +235,8 @@ def lead_to_document(lead: Lead) -> Document:
         "version": lead.version,
         "create_time": lead.create_time,
         "update_time": lead.update_time,
+        "company_profile": profile_to_document(lead.company_profile),
+        "territory": assignment_to_document(lead.territory),
     }
 
 
@@ -239,6 +251,8 @@ def lead_from_document(doc: Mapping[str, Any]) -> Lead:
         version=doc["version"],
         create_time=doc["create_time"],
         update_time=doc["update_time"],
+        company_profile=profile_from_document(doc.get("company_profile")),
+        territory=assignment_from_document(doc.get("territory")),
     )
 
 
