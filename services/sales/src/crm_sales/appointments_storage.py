@@ -44,6 +44,9 @@ from crm_sales.domain.appointments import (
 Session = AsyncClientSession | None
 
 _DUPLICATE_KEY = 11000
+_BUSY_BATCH = 10_000
+"""Holdings read in one round trip (a 62-day team search reads a few thousand small ones)."""
+_MAX_PARSED = 10_000
 
 _APPOINTMENT_TEXT = (
     "rep_id",
@@ -160,6 +163,18 @@ class AppointmentStore:
         self.calendars: AsyncCollection[Document] = db["work_calendars"]
         self.appointments: AsyncCollection[Document] = db["appointments"]
         self.claims: AsyncCollection[Document] = db["appointment_claims"]
+        # Parsed calendars by (_id, version): a version never changes once written, and a team
+        # search reads every member's calendar on each call.
+        self._parsed: dict[tuple[str, int], WorkCalendar] = {}
+
+    def _calendar(self, doc: Mapping[str, Any]) -> WorkCalendar:
+        key = (str(doc["_id"]), int(doc["version"]))
+        found = self._parsed.get(key)
+        if found is None:
+            if len(self._parsed) >= _MAX_PARSED:
+                self._parsed.clear()
+            found = self._parsed[key] = calendar_from_document(doc)
+        return found
 
     async def ensure_indexes(self) -> None:
         """Indexes for the busy-time query and the list filters (keyset order is ``_id``)."""
@@ -182,7 +197,7 @@ class AppointmentStore:
             {"_id": _calendar_id(tenant_id, owner_key(kind, owner_id)), "tenant_id": tenant_id},
             session=session,
         )
-        return None if doc is None else calendar_from_document(doc)
+        return None if doc is None else self._calendar(doc)
 
     async def get_calendar(
         self, tenant_id: str, kind: OwnerKind, owner_id: str, session: Session = None
@@ -199,7 +214,7 @@ class AppointmentStore:
         """The calendars the reps have (reps without one are left out)."""
         ids = [_calendar_id(tenant_id, owner_key(OwnerKind.REP, rep)) for rep in rep_ids]
         found = self.calendars.find({"_id": {"$in": ids}, "tenant_id": tenant_id}, session=session)
-        return {doc["owner_id"]: calendar_from_document(doc) async for doc in found}
+        return {doc["owner_id"]: self._calendar(doc) async for doc in found}
 
     async def save_calendar(
         self, read_version: int, calendar: WorkCalendar, session: AsyncClientSession
@@ -262,8 +277,9 @@ class AppointmentStore:
                 "claim_end": {"$gt": start},
                 "status": {"$ne": AppointmentStatus.CANCELLED.value},
             },
-            {"rep_id": 1, "start_time": 1, "claim_end": 1},
+            {"_id": 0, "rep_id": 1, "start_time": 1, "claim_end": 1},
             session=session,
+            batch_size=_BUSY_BATCH,
         )
         held: dict[str, list[Busy]] = {rep: [] for rep in rep_ids}
         async for doc in found:
