@@ -23,6 +23,7 @@ from crm_sales.domain.appointments import (
     Slot,
     SlotQuery,
     free_slots,
+    group_members,
     open_spans,
     team_free_slots,
 )
@@ -354,3 +355,23 @@ def test_a_team_members_own_calendar_narrows_the_teams() -> None:
     spans = open_spans([team, own], day, day + timedelta(days=1))
     # Berlin 09:00-17:00 is 07:00-15:00 UTC; New York 08:00-12:00 is 12:00-16:00 UTC.
     assert spans == [(day + timedelta(hours=12), day + timedelta(hours=15))]
+
+
+def test_members_whose_calendars_have_the_same_rules_share_one_group() -> None:
+    team = _weekdays_nine_to_five("Europe/Berlin")
+    same = BusinessCalendar.create(
+        calendar_id="rep:ann",
+        version=3,
+        timezone="Europe/Berlin",
+        intervals=[OpeningInterval(d, 9 * 60, 17 * 60) for d in range(7)],
+    )
+    narrower = _weekdays_nine_to_five("America/New_York")
+    day = datetime(2026, 5, 4, tzinfo=UTC)
+    groups = group_members(
+        [("ann", [team, same], []), ("bob", [team], []), ("cem", [team, narrower], [])],
+        day,
+        day + timedelta(days=1),
+    )
+    assert [[rep for _, rep, _ in g.members] for g in groups] == [["ann", "bob"], ["cem"]]
+    assert [[index for index, _, _ in g.members] for g in groups] == [[0, 1], [2]]
+    assert groups[1].spans == open_spans([team, narrower], day, day + timedelta(days=1))

@@ -419,6 +419,38 @@ class MemberGroup:
     members: Sequence[tuple[int, str, Iterable[Busy]]]
 
 
+def calendar_rules(calendar: BusinessCalendar) -> tuple[object, ...]:
+    """What decides a calendar's open time (not its id or version)."""
+    return (
+        calendar.timezone,
+        calendar.intervals,
+        calendar.holidays,
+        calendar.holiday_country,
+        calendar.holiday_subdivision,
+    )
+
+
+def group_members(
+    members: Iterable[tuple[str, Sequence[BusinessCalendar], Sequence[Busy]]],
+    start: datetime,
+    end: datetime,
+) -> list[MemberGroup]:
+    """Team members (rep, the calendars it must be inside, its holdings), in team order, grouped
+    by the rules of their calendars: one set of open spans in ``[start, end)`` per group (usually
+    one for the whole team: a member's own calendar like the team's changes nothing)."""
+    grouped: dict[frozenset[object], list[tuple[int, str, Sequence[Busy]]]] = {}
+    calendars_of: dict[frozenset[object], list[BusinessCalendar]] = {}
+    for index, (rep, calendars, busy) in enumerate(members):
+        by_rules = {calendar_rules(c): c for c in calendars}
+        key = frozenset(by_rules)
+        grouped.setdefault(key, []).append((index, rep, busy))
+        calendars_of[key] = list(by_rules.values())
+    return [
+        MemberGroup(open_spans(calendars_of[key], start, end), listed)
+        for key, listed in grouped.items()
+    ]
+
+
 def team_free_slots(
     groups: Iterable[MemberGroup], query: SlotQuery, buffer: timedelta
 ) -> list[Slot]:

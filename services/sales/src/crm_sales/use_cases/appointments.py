@@ -8,7 +8,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from crm_calendar import BusinessCalendar
 from crm_platform.clock import Clock
 from crm_platform.context import CallContext
 from crm_platform.errors import FailedPrecondition, InvalidArgument
@@ -23,8 +22,6 @@ from crm_sales.domain.appointments import (
     NO_FREE_MEMBER,
     Appointment,
     BookingInput,
-    Busy,
-    MemberGroup,
     OwnerKind,
     Slot,
     SlotQuery,
@@ -32,6 +29,7 @@ from crm_sales.domain.appointments import (
     WorkCalendar,
     WorkCalendarInput,
     free_slots,
+    group_members,
     open_spans,
     outside_calendar,
     team_free_slots,
@@ -168,19 +166,13 @@ class Appointments:
         )
         window = (query.range_start - _SPAN_MARGIN, query.range_end + _SPAN_MARGIN)
         if team_id:
-            # Members whose calendars have the same rules share one grid (usually all of them:
-            # a member's own calendar like the team's changes nothing).
-            grouped: dict[frozenset[object], list[tuple[int, str, list[Busy]]]] = {}
-            calendars_of: dict[frozenset[object], list[BusinessCalendar]] = {}
-            for index, (rep, calendars) in enumerate(owner.reps):
-                by_rules = {_rules(c.calendar): c.calendar for _, c in calendars}
-                key = frozenset(by_rules)
-                grouped.setdefault(key, []).append((index, rep, busy[rep]))
-                calendars_of[key] = list(by_rules.values())
-            groups = [
-                MemberGroup(open_spans(calendars_of[key], *window), members)
-                for key, members in grouped.items()
-            ]
+            groups = group_members(
+                (
+                    (rep, [c.calendar for _, c in calendars], busy[rep])
+                    for rep, calendars in owner.reps
+                ),
+                *window,
+            )
             slots = team_free_slots(groups, query, owner.buffer)
         else:
             spans = open_spans([c.calendar for _, c in owner.reps[0][1]], *window)
@@ -435,17 +427,6 @@ class Appointments:
             tenant_id, filters, after_id(query), query.limit
         )
         return query.page(found, lambda a: [a.id])
-
-
-def _rules(calendar: BusinessCalendar) -> tuple[object, ...]:
-    """What decides a calendar's open time (not its id or version)."""
-    return (
-        calendar.timezone,
-        calendar.intervals,
-        calendar.holidays,
-        calendar.holiday_country,
-        calendar.holiday_subdivision,
-    )
 
 
 def _owned_by(lead: Lead, rep_id: str) -> Lead:
