@@ -5,8 +5,9 @@ Collections (in the sales database):
 * ``work_calendars`` — one document per rep or team calendar, ``_id`` = ``<tenant>/<rep|team>:<owner
   id>``; ``version`` guards every replace.
 * ``appointments`` — one document per appointment, ``_id`` = id, always queried with
-  ``tenant_id``; ``version`` guards every replace. ``claim_end`` (end + buffer) is stored so that
-  the busy time of reps in a range is one indexed query.
+  ``tenant_id``; ``version`` guards every replace. What it holds, ``[start, end + buffer)``, is
+  also stored as epoch minutes (``hold_from``, ``hold_to``), so that the busy time of reps in a
+  range is one indexed query of small integer documents.
 * ``appointment_claims`` — one document per 5-minute granule an appointment holds (``[start, end
   + buffer)``), ``_id`` = ``<tenant>|<rep id>|<minute since the epoch>``. The unique ``_id`` is the
   lock: two bookings (or a booking and a reschedule) that overlap insert the same ``_id`` in
@@ -20,7 +21,7 @@ Collections (in the sales database):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING
@@ -47,6 +48,14 @@ _DUPLICATE_KEY = 11000
 _BUSY_BATCH = 10_000
 """Holdings read in one round trip (a 62-day team search reads a few thousand small ones)."""
 _MAX_PARSED = 10_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MINUTE = timedelta(minutes=1)
+
+
+def _minutes(at: datetime) -> int:
+    """Whole minutes since the epoch (appointments hold whole 5-minute granules)."""
+    return (at - _EPOCH) // _MINUTE
+
 
 _APPOINTMENT_TEXT = (
     "rep_id",
@@ -127,6 +136,10 @@ def appointment_to_document(appointment: Appointment) -> Document:
         "start_time": appointment.start,
         "end_time": appointment.end,
         "claim_end": appointment.claim_end,
+        # What it holds as minutes since the epoch: the busy-time query reads these (integers
+        # decode several times faster than dates; a team search reads thousands).
+        "hold_from": _minutes(appointment.start),
+        "hold_to": _minutes(appointment.claim_end),
         "buffer_minutes": appointment.buffer_minutes,
         "lead_created": appointment.lead_created,
         "status": appointment.status.value,
@@ -181,7 +194,7 @@ class AppointmentStore:
         tenant = ("tenant_id", ASCENDING)
         key = ("_id", ASCENDING)
         await self.appointments.create_index(
-            [tenant, ("rep_id", ASCENDING), ("start_time", ASCENDING)]
+            [tenant, ("rep_id", ASCENDING), ("hold_from", ASCENDING)]
         )
         await self.appointments.create_index([tenant, key])
         for name in ("rep_id", "team_id", "contact_id", "status"):
@@ -273,17 +286,19 @@ class AppointmentStore:
             {
                 "tenant_id": tenant_id,
                 "rep_id": {"$in": list(rep_ids)},
-                "start_time": {"$lt": end},
-                "claim_end": {"$gt": start},
+                "hold_from": {"$lt": _minutes(end)},
+                "hold_to": {"$gt": _minutes(start)},
                 "status": {"$ne": AppointmentStatus.CANCELLED.value},
             },
-            {"_id": 0, "rep_id": 1, "start_time": 1, "claim_end": 1},
+            {"_id": 0, "rep_id": 1, "hold_from": 1, "hold_to": 1},
             session=session,
             batch_size=_BUSY_BATCH,
         )
         held: dict[str, list[Busy]] = {rep: [] for rep in rep_ids}
         async for doc in found:
-            held[doc["rep_id"]].append(Busy(doc["start_time"], doc["claim_end"]))
+            held[doc["rep_id"]].append(
+                Busy(_EPOCH + _MINUTE * doc["hold_from"], _EPOCH + _MINUTE * doc["hold_to"])
+            )
         return held
 
     async def list_appointments(
