@@ -305,3 +305,36 @@ async def test_slots_page_through_in_order(stub: Stub) -> None:
         if not token:
             break
     assert paged == every
+
+
+async def test_a_reschedule_may_overlap_its_own_old_slot(sales: SalesUnderTest, stub: Stub) -> None:
+    rep = (await set_calendar(stub, buffer_minutes=10)).owner_id
+    monday = monday_ahead()
+    booked = await stub.BookAppointment(booking(rep, local(monday, 10)), metadata=metadata())
+    moved = (
+        await stub.RescheduleAppointment(
+            apb.RescheduleAppointmentRequest(
+                id=booked.appointment.id,
+                start_time=booking(rep, local(monday, 10, 15)).start_time,
+                end_time=booking(rep, local(monday, 10, 15)).end_time,
+            ),
+            metadata=metadata(),
+        )
+    ).appointment
+    assert moved.start_time.ToDatetime(tzinfo=UTC) == local(monday, 10, 15)
+    claims = [
+        doc["_id"]
+        async for doc in sales.mongo.db["appointment_claims"].find(
+            {"appointment_id": booked.appointment.id}
+        )
+    ]
+    # 10:15-10:45 plus 10 minutes of buffer: 8 granules, the old 10:00-10:15 ones released.
+    assert len(claims) == 8
+    error = await refused(
+        stub.BookAppointment(booking(rep, local(monday, 10, 50)), metadata=metadata()),
+        grpc.StatusCode.FAILED_PRECONDITION,
+    )
+    assert precondition_types(error) == {"SLOT_TAKEN"}
+    assert (
+        await stub.BookAppointment(booking(rep, local(monday, 9, 30), 30), metadata=metadata())
+    ).appointment.rep_id == rep
