@@ -283,13 +283,17 @@ class Appointments:
         now: datetime,
         tenant: str,
     ) -> Appointment:
-        outside: str | None = None
+        """The appointment with the first rep (of one, or of the team in order) whose calendars
+        hold the times and who is free then: INVALID_ARGUMENT on ``start_time`` when the times
+        are outside every candidate's calendars, SLOT_TAKEN for a single rep who is busy, else
+        NO_FREE_MEMBER."""
+        outside: list[str] = []
         for rep, calendars in owner.reps:
             reason = outside_calendar(
                 [(key, c.calendar) for key, c in calendars], fields.start, fields.end
             )
             if reason is not None:
-                outside = outside or reason
+                outside.append(reason)
                 continue
             candidate = Appointment.book(
                 id=appointment_id,
@@ -306,13 +310,8 @@ class Appointments:
                 return candidate
             if len(owner.reps) == 1:
                 raise SlotTaken(rep, fields.start, candidate.claim_end)
-        if outside is not None and len(owner.reps) == 1:
-            raise InvalidArgument.single("start_time", outside)
-        if outside is not None and all(
-            outside_calendar([(k, c.calendar) for k, c in cals], fields.start, fields.end)
-            for _, cals in owner.reps
-        ):
-            raise InvalidArgument.single("start_time", outside)
+        if len(outside) == len(owner.reps):
+            raise InvalidArgument.single("start_time", outside[0])
         raise FailedPrecondition(
             NO_FREE_MEMBER,
             f"teams/{owner.team_id}",
