@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import grpc
 
-from crm.sales.v1 import sales_pb2, sales_pb2_grpc
+from crm.sales.v1 import campaigns_pb2, campaigns_pb2_grpc, sales_pb2, sales_pb2_grpc
 from crm_platform.clock import process_clock
 from crm_platform.idempotency import RequestLog
 from crm_platform.mongo import MongoStore
@@ -14,13 +14,19 @@ from crm_platform.readiness import database_ready, producer_ready
 from crm_platform.server import ServiceParts
 from crm_platform.timers import TimerStore, TimerWorker
 from crm_platform.unit_of_work import UnitOfWork
+from crm_sales.api.campaigns import CampaignService
 from crm_sales.api.service import SalesService
+from crm_sales.campaigns_consent import GrpcConsentDirectory
+from crm_sales.campaigns_storage import CampaignStore
 from crm_sales.contacts_directory import GrpcContactDirectory
 from crm_sales.settings import TOPIC, SalesSettings
 from crm_sales.storage import SalesStore
 from crm_sales.use_cases import LeadConversions, Leads, Opportunities, Pipelines, Products, Quotes
+from crm_sales.use_cases.campaign_interactions import CampaignInteractions
+from crm_sales.use_cases.campaigns import Campaigns
 
 SERVICE_NAME = sales_pb2.DESCRIPTOR.services_by_name["SalesService"].full_name
+CAMPAIGN_SERVICE_NAME = campaigns_pb2.DESCRIPTOR.services_by_name["CampaignService"].full_name
 
 
 async def bootstrap(settings: SalesSettings) -> ServiceParts:
@@ -31,6 +37,8 @@ async def bootstrap(settings: SalesSettings) -> ServiceParts:
     unit_of_work = UnitOfWork(mongo, outbox, requests)
     store = SalesStore(mongo.db)
     await store.ensure_indexes()
+    campaign_store = CampaignStore(mongo.db, store)
+    await campaign_store.ensure_indexes()
     await requests.ensure_indexes()
     timers = TimerStore(mongo.db)
     await timers.ensure_indexes()
@@ -66,15 +74,30 @@ async def bootstrap(settings: SalesSettings) -> ServiceParts:
         Products(store, unit_of_work, clock),
         quotes,
     )
+    campaign_service = CampaignService(
+        Campaigns(campaign_store, unit_of_work, clock),
+        CampaignInteractions(
+            campaign_store, unit_of_work, clock, GrpcConsentDirectory(contacts.stub)
+        ),
+    )
 
     def register(server: grpc.aio.Server) -> None:
         sales_pb2_grpc.add_SalesServiceServicer_to_server(service, server)
 
+    def register_campaigns(server: grpc.aio.Server) -> None:
+        campaigns_pb2_grpc.add_CampaignServiceServicer_to_server(campaign_service, server)
+
     return ServiceParts(
-        register=[register],
-        service_names=[SERVICE_NAME],
+        register=[register, register_campaigns],
+        service_names=[SERVICE_NAME, CAMPAIGN_SERVICE_NAME],
         readiness_checks=[database_ready(mongo), producer_ready(relay, settings)],
         background=[relay, worker],
         close=[contacts.close, mongo.close],
-        extra={"store": store, "relay": relay, "timers": worker, "mongo": mongo},
+        extra={
+            "store": store,
+            "relay": relay,
+            "timers": worker,
+            "mongo": mongo,
+            "campaign_store": campaign_store,
+        },
     )
