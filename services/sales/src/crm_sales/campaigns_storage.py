@@ -252,21 +252,23 @@ class CampaignStore:
         contact_ids: Iterable[str],
         session: Session = None,
     ) -> dict[tuple[str, CampaignChannel], datetime]:
-        """The time of each contact's last unsubscribe, per channel."""
+        """When each contact's last unsubscribe was recorded, per channel (record time, the
+        service's clock: comparable with the time the contacts service last changed a consent,
+        unlike the sender's occur time)."""
         found = self.interactions.find(
             {
                 "tenant_id": tenant_id,
                 "contact_id": {"$in": list(dict.fromkeys(contact_ids))},
                 "kind": InteractionKind.UNSUBSCRIBED.value,
             },
-            {"contact_id": 1, "channel": 1, "occur_time": 1},
+            {"contact_id": 1, "channel": 1, "record_time": 1},
             session=session,
         )
         last: dict[tuple[str, CampaignChannel], datetime] = {}
         async for doc in found:
             key = (doc["contact_id"], CampaignChannel(doc["channel"]))
-            if key not in last or doc["occur_time"] > last[key]:
-                last[key] = doc["occur_time"]
+            if key not in last or doc["record_time"] > last[key]:
+                last[key] = doc["record_time"]
         return last
 
     async def list_interactions(

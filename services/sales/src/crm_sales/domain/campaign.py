@@ -365,6 +365,11 @@ channel of its own, so an addressed send there needs the contact's consent to th
 their personal data."""
 
 
+UNSUBSCRIBE_WITHDRAWS = frozenset({ConsentFlag.EMAIL_MARKETING, ConsentFlag.PHONE_MARKETING})
+"""The consents an unsubscribe withdraws in the contacts service (a channel's own marketing
+consent; data processing is wider than one channel and is not withdrawn by it)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ContactConsent:
     """A contact's consent as the contacts service has it, and since when."""
@@ -438,13 +443,16 @@ def refusal(
     unsubscribed_at: datetime | None,
 ) -> IngestRefusal | None:
     """Why the campaign does not take an interaction of ``kind`` of a contact whose consent is
-    ``consent`` (``None``: no such contact) and who last unsubscribed from the campaign's
-    channel at ``unsubscribed_at``; ``None`` when it takes it.
+    ``consent`` (``None``: no such contact) and whose last unsubscribe from the campaign's
+    channel was recorded at ``unsubscribed_at``; ``None`` when it takes it.
 
     Nothing is recorded for a DRAFT campaign, and sends only for an ACTIVE one (deliveries,
     opens, clicks, responses and unsubscribes of earlier sends trail in after it ended). A send
-    needs the consent of :data:`CHANNEL_CONSENT` and no unsubscribe from the channel since the
-    consent was last given.
+    needs the consent of :data:`CHANNEL_CONSENT`, and after an unsubscribe from the channel:
+    for e-mail and phone (whose flag the unsubscribe withdraws in the contacts service, see
+    :data:`UNSUBSCRIBE_WITHDRAWS`) a consent changed after the unsubscribe was recorded (given
+    again), so a withdrawal that failed still refuses the sends; for the other channels, which
+    have no consent of their own to give again, nothing: their unsubscribe is final.
     """
     if campaign.status is CampaignStatus.DRAFT:
         return IngestRefusal.CAMPAIGN_NOT_ACTIVE
@@ -455,10 +463,11 @@ def refusal(
     if kind is InteractionKind.SENT:
         if not consent.allows(campaign.channel):
             return IngestRefusal.NO_CONSENT
-        if unsubscribed_at is not None and (
-            consent.update_time is None or unsubscribed_at >= consent.update_time
-        ):
-            return IngestRefusal.NO_CONSENT
+        if unsubscribed_at is not None:
+            if CHANNEL_CONSENT[campaign.channel] not in UNSUBSCRIBE_WITHDRAWS:
+                return IngestRefusal.NO_CONSENT  # no consent of its own to give back
+            if consent.update_time is None or unsubscribed_at >= consent.update_time:
+                return IngestRefusal.NO_CONSENT  # the withdrawal did not reach the contact yet
     return None
 
 

@@ -17,8 +17,9 @@ For each batch (:data:`BATCH_SIZE` items, or what is left at the end of the stre
    and its event published, exactly once;
 3. after the commit, each accepted unsubscribe withdraws the channel's consent in the contacts
    service (e-mail and phone marketing; the other channels have no consent of their own
-   there). The unsubscribe is recorded in any case, and a later send on the channel is refused
-   while it is newer than the contact's consent, so a failed withdrawal refuses the sends too.
+   there). The unsubscribe is recorded in any case and refuses later sends on the channel: for
+   e-mail and phone while no consent was given after it (so a failed withdrawal refuses them
+   too), for the other channels for good (see :func:`crm_sales.domain.campaign.refusal`).
 
 The summary's counts are taken only from committed batches (a rerun does not count twice).
 An item's refusal reasons, in the order they are looked at: invalid (field rules) → campaign
@@ -46,6 +47,7 @@ from crm_sales import campaigns_events as events
 from crm_sales.campaigns_storage import CampaignStore
 from crm_sales.domain.campaign import (
     CHANNEL_CONSENT,
+    UNSUBSCRIBE_WITHDRAWS,
     CampaignTouch,
     ConsentFlag,
     ContactConsent,
@@ -70,8 +72,6 @@ CONSENT_LOOKUPS = 16
 """Consent look-ups in flight at once, per stream."""
 INGEST_RETRIES = Retries(concurrent_updates=3, duplicate_keys=3)
 """A concurrent stream may record the same interactions, or touch the same lead: rerun."""
-WITHDRAWN_BY_UNSUBSCRIBE = frozenset({ConsentFlag.EMAIL_MARKETING, ConsentFlag.PHONE_MARKETING})
-"""The consents an unsubscribe withdraws in the contacts service."""
 
 
 class ConsentDirectory(Protocol):
@@ -257,9 +257,7 @@ class InteractionStream:
                     continue
                 recorded.add(the_id)
                 if item.kind is InteractionKind.UNSUBSCRIBED:
-                    key = (contact_id, channel)
-                    if key not in unsubscribed or item.occur_time > unsubscribed[key]:
-                        unsubscribed[key] = item.occur_time
+                    unsubscribed[(contact_id, channel)] = now
                 result.accepted.append(
                     Interaction(
                         id=the_id,
@@ -348,7 +346,7 @@ class InteractionStream:
             if interaction.kind is not InteractionKind.UNSUBSCRIBED:
                 continue
             flag = CHANNEL_CONSENT[interaction.channel]
-            if flag not in WITHDRAWN_BY_UNSUBSCRIBE:
+            if flag not in UNSUBSCRIBE_WITHDRAWS:
                 continue
             current = self._consents.get(interaction.contact_id)
             if current is not None:
