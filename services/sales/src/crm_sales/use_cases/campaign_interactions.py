@@ -165,6 +165,8 @@ class InteractionStream:
         self._call = call
         self._pending: list[_Item] = []
         self._consents: dict[str, ContactConsent | None] = {}
+        self._invalid: list[ItemError] = []
+        """Invalid items since the last batch: counted with it, so errors stay in stream order."""
         self.outcome = IngestOutcome()
 
     def refuse_invalid(
@@ -172,14 +174,14 @@ class InteractionStream:
     ) -> None:
         """Count an item the proto rules refused."""
         self.outcome.received += 1
-        self.outcome.refuse(ItemError(index, IngestRefusal.INVALID, tuple(violations), message))
+        self._invalid.append(ItemError(index, IngestRefusal.INVALID, tuple(violations), message))
 
     async def add(self, index: int, item: InteractionInput) -> None:
         """Take the next item (its domain checks now; written with its batch)."""
         self.outcome.received += 1
         problems = check_interaction(item)
         if problems.items:
-            self.outcome.refuse(
+            self._invalid.append(
                 ItemError(index, IngestRefusal.INVALID, tuple(problems.items), "invalid item")
             )
             return
@@ -197,7 +199,10 @@ class InteractionStream:
 
     async def _flush(self) -> None:
         batch, self._pending = self._pending, []
+        invalid, self._invalid = self._invalid, []
         if not batch:
+            for error in invalid:
+                self.outcome.refuse(error)
             return
         ingestion, call = self._ingestion, self._call
         campaigns = await ingestion.store.campaigns_by_id(
@@ -279,7 +284,7 @@ class InteractionStream:
         self.outcome.accepted += len(result.accepted)
         self.outcome.duplicates += result.duplicates
         self.outcome.lead_touches += result.lead_touches
-        for error in sorted(result.refused, key=lambda e: e.index):
+        for error in sorted([*invalid, *result.refused], key=lambda e: e.index):
             self.outcome.refuse(error)
         await self._withdraw_consents(result.accepted)
 
