@@ -297,20 +297,28 @@ class CampaignStore:
         ).sort("_id", ASCENDING)
         return [lead_from_document(doc) async for doc in cursor]
 
-    async def next_key_sequences(
-        self, keys: Iterable[str], session: AsyncClientSession
-    ) -> dict[str, int]:
-        """The next sequence of each key's events, as
-        :meth:`crm_sales.storage.SalesStore.next_key_sequence` gives it one key at a time, in
-        two commands for all of them."""
+    async def next_shared_sequence(self, keys: Iterable[str], session: AsyncClientSession) -> int:
+        """One sequence for the events of all ``keys`` in the caller's transaction, after every
+        earlier event of each of them (see ``key_sequences`` in :mod:`crm_sales.storage`).
+
+        Each key's counter is incremented (which, as for one key, serialises the writers of a
+        key), the largest result is taken, and every key's counter is raised to it: it orders
+        the batch's events after each key's earlier ones, and the next writer of any of the keys
+        gets a larger one. So a whole batch of many contacts' events goes to the outbox in one
+        command, in order per key (the relay orders a key's events by sequence, then by their
+        ObjectIds, which increase within the command)."""
         distinct = list(dict.fromkeys(keys))
-        if not distinct:
-            return {}
         collection = self.sales.key_sequences
         await collection.bulk_write(
             [UpdateOne({"_id": key}, {"$inc": {"seq": 1}}, upsert=True) for key in distinct],
             ordered=False,
             session=session,
         )
-        found = collection.find({"_id": {"$in": distinct}}, session=session)
-        return {doc["_id"]: int(doc["seq"]) async for doc in found}
+        found = collection.find({"_id": {"$in": distinct}}, {"seq": 1}, session=session)
+        shared = max([int(doc["seq"]) async for doc in found])
+        await collection.update_many(
+            {"_id": {"$in": distinct}, "seq": {"$lt": shared}},
+            {"$set": {"seq": shared}},
+            session=session,
+        )
+        return shared

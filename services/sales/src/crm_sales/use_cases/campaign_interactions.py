@@ -11,7 +11,8 @@ For each batch (:data:`BATCH_SIZE` items, or what is left at the end of the stre
    open leads; judges every item in stream order; inserts the accepted ones in one command,
    appends a touch to each open lead of their contacts, and queues the events through the
    outbox (``CampaignInteractionRecorded`` on the contact's key, ``LeadCampaignTouched`` on the
-   lead's, each key's sequence taken in one bulk command for the batch). A concurrent stream
+   lead's), in one command, with one sequence after every earlier event of each of the keys
+   (:meth:`crm_sales.campaigns_storage.CampaignStore.next_shared_sequence`). A concurrent stream
    recording one of the same interactions makes one of the two transactions fail on the
    duplicate key; it is rerun and finds the winner's records, so an interaction is recorded,
    and its event published, exactly once;
@@ -326,9 +327,9 @@ class InteractionStream:
             for lead in found:
                 if lead.version != read_versions[lead.id]:
                     await store.sales.replace_lead(read_versions[lead.id], lead, tx.session)
-        sequences = await store.next_key_sequences(by_key, tx.session)
-        for key, queued in by_key.items():
-            tx.publish(queued, sequence=sequences[key])
+        if by_key:
+            sequence = await store.next_shared_sequence(by_key, tx.session)
+            tx.publish([e for queued in by_key.values() for e in queued], sequence=sequence)
         return touches
 
     async def _look_up_consents(self, contact_ids: Iterable[str]) -> None:
