@@ -17,6 +17,7 @@ from crm_sales.domain.opportunity import BuyingRole, Opportunity, StageChange
 from crm_sales.domain.pipeline import Pipeline, StageKind
 from crm_sales.domain.product import Product
 from crm_sales.domain.quote import Quote, QuoteStatus
+from crm_sales.territories_contract import assignment_to_pb, profile_to_pb
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -131,6 +132,10 @@ def opportunity_to_pb(opportunity: Opportunity) -> pb.Opportunity:
         version=o.version,
         create_time=timestamp(o.create_time),
         update_time=timestamp(o.update_time),
+        account_profile=profile_to_pb(o.account_profile),
+        team_id=o.territory.team_id if o.territory else "",
+        territory_id=o.territory.territory_id if o.territory else "",
+        territory_assignment=assignment_to_pb(o.territory),
     )
 
 
@@ -157,6 +162,10 @@ def lead_to_pb(lead: Lead) -> pb.Lead:
         create_time=timestamp(lead.create_time),
         update_time=timestamp(lead.update_time),
         campaign_touches=[touch_to_pb(t) for t in lead.campaign_touches],
+        company_profile=profile_to_pb(lead.company_profile),
+        team_id=lead.territory.team_id if lead.territory else "",
+        territory_id=lead.territory.territory_id if lead.territory else "",
+        territory_assignment=assignment_to_pb(lead.territory),
     )
 
 

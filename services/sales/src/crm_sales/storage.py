@@ -48,6 +48,12 @@ from crm_sales.domain.opportunity import (
 from crm_sales.domain.pipeline import Pipeline, Stage, StageKind
 from crm_sales.domain.product import Price, Product
 from crm_sales.domain.quote import Quote, QuoteLine, QuoteStatus, Totals
+from crm_sales.territories_storage import (
+    assignment_from_document,
+    assignment_to_document,
+    profile_from_document,
+    profile_to_document,
+)
 
 Session = AsyncClientSession | None
 
@@ -148,6 +154,8 @@ def opportunity_to_document(o: Opportunity) -> Document:
         "version": o.version,
         "create_time": o.create_time,
         "update_time": o.update_time,
+        "account_profile": profile_to_document(o.account_profile),
+        "territory": assignment_to_document(o.territory),
     }
 
 
@@ -195,6 +203,8 @@ def opportunity_from_document(doc: Mapping[str, Any]) -> Opportunity:
         version=doc["version"],
         create_time=doc["create_time"],
         update_time=doc["update_time"],
+        account_profile=profile_from_document(doc.get("account_profile")),
+        territory=assignment_from_document(doc.get("territory")),
     )
 
 
@@ -236,6 +246,8 @@ def lead_to_document(lead: Lead) -> Document:
             }
             for t in lead.campaign_touches
         ],
+        "company_profile": profile_to_document(lead.company_profile),
+        "territory": assignment_to_document(lead.territory),
     }
 
 
@@ -260,6 +272,8 @@ def lead_from_document(doc: Mapping[str, Any]) -> Lead:
             )
             for t in doc.get("campaign_touches", ())  # leads stored before touches: none
         ),
+        company_profile=profile_from_document(doc.get("company_profile")),
+        territory=assignment_from_document(doc.get("territory")),
     )
 
 

@@ -17,6 +17,7 @@ from crm_sales.domain.opportunity import (
 from crm_sales.domain.pipeline import PipelineInput, Stage, StageKind
 from crm_sales.domain.product import Price, ProductInput
 from crm_sales.domain.quote import LineInput, QuoteInput
+from crm_sales.territories_contract import profile_from_pb
 
 
 def stage_from_pb(message: pb.Stage) -> Stage:
@@ -55,6 +56,7 @@ def opportunity_input(message: pb.Opportunity) -> OpportunityInput:
             LineItem(i.product_id, i.description, i.quantity, i.unit_price_minor)
             for i in message.line_items
         ),
+        account_profile=profile_from_pb(message.account_profile),
     )
 
 
@@ -70,6 +72,7 @@ def lead_input(message: pb.Lead) -> LeadInput:
         campaign_id=message.campaign_id,
         owner_id=message.owner_id,
         origin_mention_id=message.origin_mention_id,
+        company_profile=profile_from_pb(message.company_profile),
     )
 
 

@@ -16,6 +16,12 @@ from enum import StrEnum
 from crm_platform.errors import FailedPrecondition
 from crm_sales.domain._checks import Violations, check_version, join_path, parse_update_mask
 from crm_sales.domain.campaign import CampaignTouch
+from crm_sales.domain.territories import (
+    NO_PROFILE,
+    CompanyProfile,
+    TerritoryAssignment,
+    clean_profile,
+)
 
 ILLEGAL_LEAD_TRANSITION = "ILLEGAL_LEAD_TRANSITION"
 
@@ -67,6 +73,8 @@ class LeadInput:
     campaign_id: str = ""
     owner_id: str = ""
     origin_mention_id: str = ""
+    company_profile: CompanyProfile = NO_PROFILE
+    """The company's facts for the territory rules (set on create)."""
 
 
 LEAD_MASK = (
@@ -112,6 +120,9 @@ class Lead:
     converted_opportunity_id: str = ""
     campaign_touches: tuple[CampaignTouch, ...] = ()
     """Every campaign touch, in the order recorded (see :meth:`touched`)."""
+    company_profile: CompanyProfile = NO_PROFILE
+    territory: TerritoryAssignment | None = None
+    """The territory rule decision that assigned the lead, if one did."""
 
     @classmethod
     def create(
@@ -127,6 +138,9 @@ class Lead:
         violations = Violations()
         clean = _clean(fields)
         _check(clean, violations, field_prefix)
+        profile = clean_profile(
+            fields.company_profile, violations.items, join_path(field_prefix, "company_profile")
+        )
         violations.raise_if_any()
         assert clean.source is not None  # checked above
         return cls(
@@ -152,6 +166,7 @@ class Lead:
                 if clean.campaign_id
                 else ()
             ),
+            company_profile=profile,
         )
 
     @property

@@ -32,6 +32,12 @@ from crm_sales.domain._checks import (
 )
 from crm_sales.domain.money import amount_problem, currency_problem
 from crm_sales.domain.pipeline import Pipeline, Stage, StageKind
+from crm_sales.domain.territories import (
+    NO_PROFILE,
+    CompanyProfile,
+    TerritoryAssignment,
+    clean_profile,
+)
 
 ILLEGAL_STAGE_CHANGE = "ILLEGAL_STAGE_CHANGE"
 """The FAILED_PRECONDITION of a stage change the opportunity's status does not allow."""
@@ -95,6 +101,8 @@ class OpportunityInput:
     source_lead_id: str = ""
     campaign_id: str = ""
     line_items: tuple[LineItem, ...] = ()
+    account_profile: CompanyProfile = NO_PROFILE
+    """The account's facts for the territory rules (set on create)."""
 
 
 OPPORTUNITY_MASK = (
@@ -142,6 +150,9 @@ class Opportunity:
     version: int
     create_time: datetime
     update_time: datetime
+    account_profile: CompanyProfile = NO_PROFILE
+    territory: TerritoryAssignment | None = None
+    """The territory rule decision that assigned the opportunity, if one did."""
 
     @classmethod
     def create(
@@ -159,6 +170,9 @@ class Opportunity:
         empty, in the pipeline's first OPEN stage; ``InvalidArgument`` listing every bad field."""
         violations = Violations()
         clean = _check_fields(fields, OPPORTUNITY_MASK, violations, field_prefix)
+        profile = clean_profile(
+            fields.account_profile, violations.items, join_path(field_prefix, "account_profile")
+        )
         stage = pipeline.first_stage(StageKind.OPEN)
         if fields.stage_id:
             stage_field = join_path(field_prefix, "stage_id")
@@ -192,6 +206,7 @@ class Opportunity:
             version=1,
             create_time=now,
             update_time=now,
+            account_profile=profile,
         )
 
     @property

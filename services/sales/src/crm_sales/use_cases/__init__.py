@@ -12,5 +12,15 @@ from crm_sales.use_cases.opportunities import Opportunities
 from crm_sales.use_cases.pipelines import Pipelines
 from crm_sales.use_cases.products import Products
 from crm_sales.use_cases.quotes import Quotes
+from crm_sales.use_cases.territories import TerritoryAssigner, TerritoryRules
 
-__all__ = ["LeadConversions", "Leads", "Opportunities", "Pipelines", "Products", "Quotes"]
+__all__ = [
+    "LeadConversions",
+    "Leads",
+    "Opportunities",
+    "Pipelines",
+    "Products",
+    "Quotes",
+    "TerritoryAssigner",
+    "TerritoryRules",
+]

@@ -32,6 +32,7 @@ from crm_sales import events
 from crm_sales.domain.lead import Lead, LeadStatus
 from crm_sales.domain.opportunity import Opportunity, OpportunityInput
 from crm_sales.domain.pipeline import Pipeline
+from crm_sales.domain.territories import NO_PROFILE
 from crm_sales.storage import SalesStore
 from crm_sales.use_cases._common import WRITE_RETRIES, new_id, now_ms, publish_on_key
 
@@ -205,7 +206,7 @@ def _opportunity_fields(
     fields: OpportunityInput, lead: Lead, contact_id: str, organization_id: str
 ) -> OpportunityInput:
     """The requested opportunity with what the conversion decides: its contact, lead, campaign,
-    owner and account."""
+    owner and account (and the lead's company facts as the account's, unless given)."""
     return replace(
         fields,
         primary_contact_id=contact_id,
@@ -213,4 +214,7 @@ def _opportunity_fields(
         campaign_id=fields.campaign_id or lead.campaign_id,
         owner_id=fields.owner_id or lead.owner_id,
         account_id=organization_id or fields.account_id,
+        account_profile=(
+            lead.company_profile if fields.account_profile == NO_PROFILE else fields.account_profile
+        ),
     )

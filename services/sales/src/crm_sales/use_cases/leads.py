@@ -19,6 +19,7 @@ from crm_sales.use_cases._common import (
     now_ms,
     publish_on_key,
 )
+from crm_sales.use_cases.territories import TerritoryAssigner
 
 OPERATION = "lead"
 """The idempotency records' operation for lead creates."""
@@ -27,26 +28,36 @@ OPERATION = "lead"
 class Leads:
     """The lead use cases of every tenant; ``clock`` stamps the facts."""
 
-    def __init__(self, store: SalesStore, unit_of_work: UnitOfWork, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: SalesStore,
+        unit_of_work: UnitOfWork,
+        clock: Clock,
+        territories: TerritoryAssigner | None = None,
+    ) -> None:
         self.store = store
         self.unit_of_work = unit_of_work
         self.clock = clock
+        self.territories = territories
 
     async def create(
         self, call: CallContext, fields: LeadInput, request: IdempotentRequest | None
     ) -> Lead:
-        """A new lead (NEW), or, for a retry of ``request``, the first result."""
-        lead = Lead.create(
+        """A new lead (NEW), or, for a retry of ``request``, the first result. Without an
+        owner, the territory rules assign it (:mod:`crm_sales.use_cases.territories`)."""
+        new = Lead.create(
             id=new_id(), tenant_id=call.tenant_id, fields=fields, now=now_ms(self.clock)
         )
-        event = events.lead_created(lead, call)
 
         async def create(tx: Transaction) -> Lead:
             if (earlier := await tx.earlier_result(request)) is not None:
                 return await self.store.get_lead(call.tenant_id, earlier, tx.session)
+            lead = new
+            if self.territories is not None:
+                lead = await self.territories.on_create(new, tx.session)
             await self.store.insert_lead(lead, tx.session)
             await tx.remember(request, lead.id, lead.create_time)
-            await publish_on_key(tx, self.store, [event])
+            await publish_on_key(tx, self.store, [events.lead_created(lead, call)])
             return lead
 
         return await self.unit_of_work.run(create, retries=WRITE_RETRIES)

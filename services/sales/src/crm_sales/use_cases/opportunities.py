@@ -10,7 +10,7 @@ without: ``CONCURRENT_UPDATE``), so no stage change is silently lost.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from crm_platform.clock import Clock
 from crm_platform.context import CallContext
@@ -20,7 +20,7 @@ from crm_platform.paging import PageQuery
 from crm_platform.unit_of_work import Transaction, UnitOfWork
 from crm_sales import events
 from crm_sales.domain.opportunity import Opportunity, OpportunityInput, StageMove
-from crm_sales.domain.pipeline import Pipeline
+from crm_sales.domain.pipeline import Pipeline, StageKind
 from crm_sales.storage import SalesStore
 from crm_sales.use_cases._common import (
     WRITE_RETRIES,
@@ -29,27 +29,39 @@ from crm_sales.use_cases._common import (
     now_ms,
     publish_on_key,
 )
+from crm_sales.use_cases.territories import TerritoryAssigner
 
 OPERATION = "opportunity"
 """The idempotency records' operation for opportunity creates."""
 
 StageRule = Callable[[Opportunity, Pipeline], StageMove]
 """A stage change as the domain decides it, given the opportunity and its pipeline version."""
+WinHook = Callable[[Transaction, CallContext, Opportunity], Awaitable[None]]
+"""What else a win does in its transaction (the follow-up call it may arm)."""
 
 
 class Opportunities:
     """The opportunity use cases of every tenant; ``clock`` stamps the facts."""
 
-    def __init__(self, store: SalesStore, unit_of_work: UnitOfWork, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: SalesStore,
+        unit_of_work: UnitOfWork,
+        clock: Clock,
+        territories: TerritoryAssigner | None = None,
+    ) -> None:
         self.store = store
         self.unit_of_work = unit_of_work
         self.clock = clock
+        self.territories = territories
+        self.on_won: WinHook | None = None
 
     async def create(
         self, call: CallContext, fields: OpportunityInput, request: IdempotentRequest | None
     ) -> Opportunity:
         """A new opportunity under its pipeline's current version, or, for a retry of
-        ``request``, the first result. An unknown pipeline is ``InvalidArgument``."""
+        ``request``, the first result. An unknown pipeline is ``InvalidArgument``. Without an
+        owner, the territory rules assign it (:mod:`crm_sales.use_cases.territories`)."""
         opportunity_id = new_id()
         now = now_ms(self.clock)
 
@@ -72,6 +84,8 @@ class Opportunities:
                 now=now,
                 actor=str(call.actor),
             )
+            if self.territories is not None:
+                opportunity = await self.territories.on_create(opportunity, tx.session)
             await self.store.insert_opportunity(opportunity, tx.session)
             await tx.remember(request, opportunity.id, opportunity.create_time)
             await publish_on_key(tx, self.store, [events.opportunity_created(opportunity, call)])
@@ -194,6 +208,8 @@ class Opportunities:
                 move.opportunity, move.change, current.status, current.version, call
             )
             await publish_on_key(tx, self.store, [event])
+            if self.on_won is not None and move.change.to_kind is StageKind.WON:
+                await self.on_won(tx, call, move.opportunity)
             return move.opportunity
 
         return await self.unit_of_work.run(change, retries=WRITE_RETRIES)

@@ -4,7 +4,9 @@ A :class:`RoutingRule` pairs a :class:`Condition` on what is known about a ticke
 mention) when an event happens, its :class:`TicketFacts`, with the actions to take when the
 condition holds. :func:`evaluate` runs a tenant's rules for one :class:`Trigger` in order and
 returns :class:`Decision` objects, each naming the rule and rule version that made it, so
-prioritisation and assignment are explicit and auditable (favouritism included).
+prioritisation and assignment are explicit and auditable (favouritism included). Ordering,
+versioning, decisions and the field checks are the shared ones of :mod:`crm_platform.rules`
+(the sales territories use them too); what is routing's own is here.
 :func:`choose_agent` then resolves an "assign an agent" decision to one agent, deterministically.
 
 Pure code: no clock, no I/O. The ticket vocabulary (types, channels, priorities...) is
@@ -14,24 +16,35 @@ Pure code: no clock, no I/O. The ticket vocabulary (types, channels, priorities.
 from __future__ import annotations
 
 import dataclasses
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from crm_platform.errors import FieldViolation, InvalidArgument, StaleVersion
+from crm_platform.errors import FieldViolation, InvalidArgument
+from crm_platform.rules import (
+    MAX_ID_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_VALUE_LENGTH,
+    check_position,
+    clean_enum,
+    clean_enum_values,
+    clean_id,
+    clean_text,
+    clean_values,
+    from_document,
+    in_order,
+    path,
+    revise,
+    to_document,
+)
+from crm_platform.rules import Decision as RuleDecision
 from crm_servicedesk.domain.values import Channel, Priority, SlaTarget, TicketStatus, TicketType
 
-MAX_ID_LENGTH = 64
-MAX_NAME_LENGTH = 200
-MAX_VALUE_LENGTH = 64
 MAX_TEXT_NEEDLE_LENGTH = 200
-MAX_VALUES_PER_FIELD = 50
 MAX_ACTIONS = 10
-MAX_POSITION = 2**31 - 1  # an int32 in the API
 MINUTES_PER_DAY = 24 * 60
 
 
@@ -255,17 +268,10 @@ class Action:
         return cls(ActionKind.OPEN_TICKET, ticket_type=ticket_type)
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """An action a rule decided for a ticket, with the rule id and version, for the audit trail.
-
-    For ``ASSIGN_AGENT`` the agent is not known yet: the caller resolves it with
-    :func:`choose_agent`.
-    """
-
-    rule_id: str
-    rule_version: int
-    action: Action
+Decision = RuleDecision[Action]
+"""An action a rule decided for a ticket, with the rule id and version, for the audit trail
+(:class:`crm_platform.rules.Decision`). For ``ASSIGN_AGENT`` the agent is not known yet: the
+caller resolves it with :func:`choose_agent`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,7 +321,7 @@ class RoutingRule:
         rule = _checked(
             violations,
             field_prefix,
-            rule_id=_clean_id(violations, _path(field_prefix, "rule_id"), rule_id, required=True),
+            rule_id=clean_id(violations, path(field_prefix, "rule_id"), rule_id, required=True),
             version=1,
             name=name,
             position=position,
@@ -369,11 +375,13 @@ class RoutingRule:
         )
         if violations:
             raise InvalidArgument(violations)
-        if expected_version is not None and expected_version != self.version:
-            raise StaleVersion(f"routingRules/{self.rule_id}", expected_version, self.version)
-        if candidate == self:
-            return self
-        return dataclasses.replace(candidate, version=self.version + 1, update_time=now)
+        return revise(
+            self,
+            candidate,
+            now=now,
+            expected_version=expected_version,
+            subject=f"routingRules/{self.rule_id}",
+        )
 
 
 def evaluate(rules: Sequence[RoutingRule], trigger: Trigger, facts: TicketFacts) -> list[Decision]:
@@ -397,10 +405,7 @@ def evaluate(rules: Sequence[RoutingRule], trigger: Trigger, facts: TicketFacts)
       mention that has one) is left out, and still takes precedence over later rules.
     - ``stop_processing`` on a matching rule ends the evaluation after that rule.
     """
-    ordered = sorted(
-        (rule for rule in rules if rule.enabled and trigger in rule.triggers),
-        key=lambda rule: (rule.position, rule.rule_id),
-    )
+    ordered = in_order(rules, lambda rule: trigger in rule.triggers)
     evaluation = _Evaluation(facts)
     for rule in ordered:
         if not rule.condition.matches(evaluation.facts):
@@ -532,90 +537,6 @@ class _Evaluation:
 # --- validation -----------------------------------------------------------------------------
 
 
-def _path(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
-
-
-def _has_control_characters(value: str) -> bool:
-    return any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value)
-
-
-def _clean_id(violations: list[FieldViolation], path: str, value: str, *, required: bool) -> str:
-    text = value.strip()
-    if required and not text:
-        violations.append(FieldViolation(path, "is required"))
-    elif len(text) > MAX_ID_LENGTH:
-        violations.append(
-            FieldViolation(path, f"must be at most {MAX_ID_LENGTH} characters, got {len(text)}")
-        )
-    if any(ch.isspace() for ch in text) or _has_control_characters(text):
-        violations.append(FieldViolation(path, "must not contain whitespace or control characters"))
-    return text
-
-
-def _clean_text(
-    violations: list[FieldViolation], path: str, value: str, *, max_length: int, required: bool
-) -> str:
-    text = value.strip()
-    if required and not text:
-        violations.append(FieldViolation(path, "is required"))
-    if len(text) > max_length:
-        violations.append(
-            FieldViolation(path, f"must be at most {max_length} characters, got {len(text)}")
-        )
-    if _has_control_characters(text):
-        violations.append(FieldViolation(path, "must not contain control characters"))
-    return text
-
-
-def _clean_values(
-    violations: list[FieldViolation],
-    path: str,
-    values: Iterable[str],
-    *,
-    max_length: int = MAX_VALUE_LENGTH,
-) -> frozenset[str]:
-    """Trim every value of a set-valued field; report empty, long and control-character values."""
-    items = list(values)
-    if len(items) > MAX_VALUES_PER_FIELD:
-        violations.append(
-            FieldViolation(
-                path, f"must have at most {MAX_VALUES_PER_FIELD} values, got {len(items)}"
-            )
-        )
-        return frozenset(items)
-    cleaned: set[str] = set()
-    for item in items:
-        text = item.strip()
-        if not text:
-            violations.append(FieldViolation(path, "must not contain empty values"))
-        elif len(text) > max_length:
-            violations.append(
-                FieldViolation(path, f"values must be at most {max_length} characters: {text!r}")
-            )
-        elif _has_control_characters(text):
-            violations.append(
-                FieldViolation(path, f"values must not contain control characters: {text!r}")
-            )
-        cleaned.add(text)
-    return frozenset(cleaned)
-
-
-_E = TypeVar("_E", bound=StrEnum)
-
-
-def _clean_enum_values(
-    violations: list[FieldViolation], path: str, values: Iterable[str], enum: type[_E]
-) -> frozenset[_E]:
-    cleaned: set[_E] = set()
-    for value in values:
-        try:
-            cleaned.add(enum(value))
-        except ValueError:
-            violations.append(FieldViolation(path, f"unknown value {value!r}"))
-    return frozenset(cleaned)
-
-
 def _checked(
     violations: list[FieldViolation],
     prefix: str,
@@ -634,25 +555,22 @@ def _checked(
 ) -> RoutingRule:
     """The rule these fields make, cleaned; every problem found is appended to ``violations``."""
     trigger_list = list(triggers)
-    trigger_path = _path(prefix, "triggers")
+    trigger_path = path(prefix, "triggers")
     if not trigger_list:
         violations.append(FieldViolation(trigger_path, "at least one trigger is required"))
-    trigger_set = _clean_enum_values(violations, trigger_path, trigger_list, Trigger)
-    if not 0 <= position <= MAX_POSITION:
-        violations.append(
-            FieldViolation(_path(prefix, "position"), f"must be between 0 and {MAX_POSITION}")
-        )
+    trigger_set = clean_enum_values(violations, trigger_path, trigger_list, Trigger)
+    check_position(violations, path(prefix, "position"), position)
     return RoutingRule(
         rule_id=rule_id,
         version=version,
-        name=_clean_text(
-            violations, _path(prefix, "name"), name, max_length=MAX_NAME_LENGTH, required=True
+        name=clean_text(
+            violations, path(prefix, "name"), name, max_length=MAX_NAME_LENGTH, required=True
         ),
         position=position,
         enabled=enabled,
         triggers=trigger_set,
-        condition=_clean_condition(violations, _path(prefix, "condition"), condition, trigger_set),
-        actions=_clean_actions(violations, _path(prefix, "actions"), actions, trigger_set),
+        condition=_clean_condition(violations, path(prefix, "condition"), condition, trigger_set),
+        actions=_clean_actions(violations, path(prefix, "actions"), actions, trigger_set),
         stop_processing=stop_processing,
         create_time=create_time,
         update_time=update_time,
@@ -674,27 +592,25 @@ def _clean_condition(
     triggers: frozenset[Trigger],
 ) -> Condition:
     def add(name: str, description: str) -> None:
-        violations.append(FieldViolation(_path(prefix, name), description))
+        violations.append(FieldViolation(path(prefix, name), description))
 
     values = {
-        name: _clean_values(violations, _path(prefix, name), getattr(condition, name))
+        name: clean_values(violations, path(prefix, name), getattr(condition, name))
         for name in _VALUE_FIELDS
     }
-    team_ids = _clean_values(
-        violations, _path(prefix, "team_ids"), condition.team_ids, max_length=MAX_ID_LENGTH
+    team_ids = clean_values(
+        violations, path(prefix, "team_ids"), condition.team_ids, max_length=MAX_ID_LENGTH
     )
-    types = _clean_enum_values(violations, _path(prefix, "types"), condition.types, TicketType)
-    channels = _clean_enum_values(
-        violations, _path(prefix, "channels"), condition.channels, Channel
+    types = clean_enum_values(violations, path(prefix, "types"), condition.types, TicketType)
+    channels = clean_enum_values(violations, path(prefix, "channels"), condition.channels, Channel)
+    statuses = clean_enum_values(
+        violations, path(prefix, "statuses"), condition.statuses, TicketStatus
     )
-    statuses = _clean_enum_values(
-        violations, _path(prefix, "statuses"), condition.statuses, TicketStatus
+    priorities = clean_enum_values(
+        violations, path(prefix, "priorities"), condition.priorities, Priority
     )
-    priorities = _clean_enum_values(
-        violations, _path(prefix, "priorities"), condition.priorities, Priority
-    )
-    sla_targets = _clean_enum_values(
-        violations, _path(prefix, "sla_targets"), condition.sla_targets, SlaTarget
+    sla_targets = clean_enum_values(
+        violations, path(prefix, "sla_targets"), condition.sla_targets, SlaTarget
     )
     if condition.sla_targets and triggers and not triggers <= SLA_TRIGGERS:
         # On any other event the ticket has no SLA target, so the rule could never match there.
@@ -755,9 +671,9 @@ def _clean_condition(
         local_time_to_minute=end,
         weekdays=frozenset(condition.weekdays),
         timezone=timezone,
-        text_contains_any=_clean_values(
+        text_contains_any=clean_values(
             violations,
-            _path(prefix, "text_contains_any"),
+            path(prefix, "text_contains_any"),
             condition.text_contains_any,
             max_length=MAX_TEXT_NEEDLE_LENGTH,
         ),
@@ -812,7 +728,7 @@ def _clean_action(
     violations: list[FieldViolation], prefix: str, action: Action, triggers: frozenset[Trigger]
 ) -> Action:
     def add(name: str, description: str) -> None:
-        violations.append(FieldViolation(_path(prefix, name), description))
+        violations.append(FieldViolation(path(prefix, name), description))
 
     try:
         kind = ActionKind(action.kind)
@@ -831,28 +747,28 @@ def _clean_action(
     team_id = action.team_id
     if "team_id" in used:
         required = kind in _ASSIGNMENT_KINDS
-        team_id = _clean_id(violations, _path(prefix, "team_id"), team_id, required=required)
+        team_id = clean_id(violations, path(prefix, "team_id"), team_id, required=required)
     strategy, skills = action.strategy, action.required_skills
     if kind is ActionKind.ASSIGN_AGENT:
-        strategy = _clean_enum(violations, _path(prefix, "strategy"), strategy, AssignStrategy)
-        skills = _clean_values(violations, _path(prefix, "required_skills"), skills)
+        strategy = clean_enum(violations, path(prefix, "strategy"), strategy, AssignStrategy)
+        skills = clean_values(violations, path(prefix, "required_skills"), skills)
         if strategy is AssignStrategy.SKILL_MATCH and not skills:
             add("required_skills", "is required for the skill_match strategy")
         elif strategy is not None and strategy is not AssignStrategy.SKILL_MATCH and skills:
             add("required_skills", "is used by the skill_match strategy only")
     priority = action.priority
     if kind is ActionKind.SET_PRIORITY:
-        priority = _clean_enum(violations, _path(prefix, "priority"), priority, Priority)
+        priority = clean_enum(violations, path(prefix, "priority"), priority, Priority)
     tag = action.tag
     if kind is ActionKind.ADD_TAG:
-        tag = _clean_text(
-            violations, _path(prefix, "tag"), tag, max_length=MAX_VALUE_LENGTH, required=True
+        tag = clean_text(
+            violations, path(prefix, "tag"), tag, max_length=MAX_VALUE_LENGTH, required=True
         )
     ticket_type = action.ticket_type
     if kind is ActionKind.OPEN_TICKET:
         if ticket_type is not None:
-            ticket_type = _clean_enum(
-                violations, _path(prefix, "ticket_type"), ticket_type, TicketType
+            ticket_type = clean_enum(
+                violations, path(prefix, "ticket_type"), ticket_type, TicketType
             )
         if triggers and triggers != {Trigger.MENTION_RECEIVED}:
             add("kind", "open_ticket needs mention_received as the rule's only trigger")
@@ -867,39 +783,21 @@ def _clean_action(
     )
 
 
-def _clean_enum(
-    violations: list[FieldViolation], path: str, value: str | None, enum: type[_E]
-) -> _E | None:
-    if value is None:
-        violations.append(FieldViolation(path, "is required"))
-        return None
-    try:
-        return enum(value)
-    except ValueError:
-        violations.append(FieldViolation(path, f"unknown value {value!r}"))
-        return None
-
-
 def action_to_document(action: Action) -> dict[str, Any]:
     """A rule action as plain data (kept on the ticket's routing record)."""
-    data = dataclasses.asdict(action)
-    return {
-        key: (sorted(value) if isinstance(value, frozenset) else value)
-        for key, value in data.items()
-        if value not in (None, "", frozenset())
-    }
+    return to_document(action)
 
 
 def action_from_document(data: Mapping[str, Any]) -> Action:
     """A rule action from :func:`action_to_document`'s form."""
-    values = dict(data)
-    values["kind"] = ActionKind(values["kind"])
-    if "strategy" in values:
-        values["strategy"] = AssignStrategy(values["strategy"])
-    if "priority" in values:
-        values["priority"] = Priority(values["priority"])
-    if "ticket_type" in values:
-        values["ticket_type"] = TicketType(values["ticket_type"])
-    if "required_skills" in values:
-        values["required_skills"] = frozenset(values["required_skills"])
-    return Action(**values)
+    return from_document(
+        Action,
+        data,
+        enums={
+            "kind": ActionKind,
+            "strategy": AssignStrategy,
+            "priority": Priority,
+            "ticket_type": TicketType,
+        },
+        sets=("required_skills",),
+    )

@@ -16,6 +16,7 @@ are not current ISO 4217 currencies.
 
 from collections import abc as _abc
 from crm.sales.v1 import campaigns_pb2 as _campaigns_pb2
+from crm.sales.v1 import territories_types_pb2 as _territories_types_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
@@ -537,6 +538,10 @@ class Opportunity(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    ACCOUNT_PROFILE_FIELD_NUMBER: _builtins.int
+    TEAM_ID_FIELD_NUMBER: _builtins.int
+    TERRITORY_ID_FIELD_NUMBER: _builtins.int
+    TERRITORY_ASSIGNMENT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. Server-assigned id."""
     tenant_id: _builtins.str
@@ -579,6 +584,10 @@ class Opportunity(_message.Message):
     """Output only. Why it was won or lost (the last close); empty while open."""
     version: _builtins.int
     """Output only. Incremented by every change; starts at 1."""
+    team_id: _builtins.str
+    """The team responsible, when the territory rules gave one. Output only."""
+    territory_id: _builtins.str
+    """Output only. The territory the rules assigned the opportunity to; empty if none."""
     @_builtins.property
     def buying_centre(self) -> _containers.RepeatedCompositeFieldContainer[Global___BuyingCentreMember]:
         """The account's buying centre: the contacts involved and their roles; a contact at most once."""
@@ -607,6 +616,16 @@ class Opportunity(_message.Message):
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """Output only. When the opportunity last changed."""
 
+    @_builtins.property
+    def account_profile(self) -> _territories_types_pb2.CompanyProfile:
+        """The account's facts the territory rules decide on (see territories.proto). Set on create."""
+
+    @_builtins.property
+    def territory_assignment(self) -> _territories_types_pb2.TerritoryAssignment:
+        """Output only. The territory rule decision (rule id and version) that set territory_id,
+        team_id and, when it named one, owner_id; unset if no rule decided.
+        """
+
     def __init__(
         self,
         *,
@@ -633,10 +652,14 @@ class Opportunity(_message.Message):
         version: _builtins.int = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        account_profile: _territories_types_pb2.CompanyProfile | None = ...,
+        team_id: _builtins.str = ...,
+        territory_id: _builtins.str = ...,
+        territory_assignment: _territories_types_pb2.TerritoryAssignment | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time", "create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account_profile", b"account_profile", "close_time", b"close_time", "create_time", b"create_time", "territory_assignment", b"territory_assignment", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "amount_minor", b"amount_minor", "buying_centre", b"buying_centre", "campaign_id", b"campaign_id", "close_reason", b"close_reason", "close_time", b"close_time", "create_time", b"create_time", "currency", b"currency", "expected_close_date", b"expected_close_date", "id", b"id", "line_items", b"line_items", "name", b"name", "owner_id", b"owner_id", "pipeline_id", b"pipeline_id", "pipeline_version", b"pipeline_version", "primary_contact_id", b"primary_contact_id", "source_lead_id", b"source_lead_id", "stage_history", b"stage_history", "stage_id", b"stage_id", "status", b"status", "tenant_id", b"tenant_id", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "account_profile", b"account_profile", "amount_minor", b"amount_minor", "buying_centre", b"buying_centre", "campaign_id", b"campaign_id", "close_reason", b"close_reason", "close_time", b"close_time", "create_time", b"create_time", "currency", b"currency", "expected_close_date", b"expected_close_date", "id", b"id", "line_items", b"line_items", "name", b"name", "owner_id", b"owner_id", "pipeline_id", b"pipeline_id", "pipeline_version", b"pipeline_version", "primary_contact_id", b"primary_contact_id", "source_lead_id", b"source_lead_id", "stage_history", b"stage_history", "stage_id", b"stage_id", "status", b"status", "team_id", b"team_id", "tenant_id", b"tenant_id", "territory_assignment", b"territory_assignment", "territory_id", b"territory_id", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1247,6 +1270,10 @@ class Lead(_message.Message):
     CONVERTED_ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     CONVERTED_OPPORTUNITY_ID_FIELD_NUMBER: _builtins.int
     CAMPAIGN_TOUCHES_FIELD_NUMBER: _builtins.int
+    COMPANY_PROFILE_FIELD_NUMBER: _builtins.int
+    TEAM_ID_FIELD_NUMBER: _builtins.int
+    TERRITORY_ID_FIELD_NUMBER: _builtins.int
+    TERRITORY_ASSIGNMENT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. Server-assigned id."""
     tenant_id: _builtins.str
@@ -1285,6 +1312,10 @@ class Lead(_message.Message):
     """Output only. The organisation created by the conversion, if one was asked for."""
     converted_opportunity_id: _builtins.str
     """Output only. The opportunity created by the conversion; set when CONVERTED."""
+    team_id: _builtins.str
+    """The team responsible, when the territory rules gave one. Output only."""
+    territory_id: _builtins.str
+    """Output only. The territory the rules assigned the lead to; empty if none."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """Output only. When the lead was created."""
@@ -1299,6 +1330,16 @@ class Lead(_message.Message):
         campaign (campaign_id on create) and every campaign interaction of its contact while the
         lead is open. First-touch attribution: campaign_id is the first touch's campaign unless it
         was set explicitly.
+        """
+
+    @_builtins.property
+    def company_profile(self) -> _territories_types_pb2.CompanyProfile:
+        """The company's facts the territory rules decide on (see territories.proto). Set on create."""
+
+    @_builtins.property
+    def territory_assignment(self) -> _territories_types_pb2.TerritoryAssignment:
+        """Output only. The territory rule decision (rule id and version) that set territory_id,
+        team_id and, when it named one, owner_id; unset if no rule decided.
         """
 
     def __init__(
@@ -1324,10 +1365,14 @@ class Lead(_message.Message):
         converted_organization_id: _builtins.str = ...,
         converted_opportunity_id: _builtins.str = ...,
         campaign_touches: _abc.Iterable[_campaigns_pb2.CampaignTouch] | None = ...,
+        company_profile: _territories_types_pb2.CompanyProfile | None = ...,
+        team_id: _builtins.str = ...,
+        territory_id: _builtins.str = ...,
+        territory_assignment: _territories_types_pb2.TerritoryAssignment | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["company_profile", b"company_profile", "create_time", b"create_time", "territory_assignment", b"territory_assignment", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "campaign_touches", b"campaign_touches", "company_name", b"company_name", "contact_id", b"contact_id", "converted_contact_id", b"converted_contact_id", "converted_opportunity_id", b"converted_opportunity_id", "converted_organization_id", b"converted_organization_id", "create_time", b"create_time", "disqualify_reason", b"disqualify_reason", "email", b"email", "id", b"id", "origin_mention_id", b"origin_mention_id", "owner_id", b"owner_id", "person_name", b"person_name", "phone", b"phone", "source", b"source", "status", b"status", "tenant_id", b"tenant_id", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "campaign_touches", b"campaign_touches", "company_name", b"company_name", "company_profile", b"company_profile", "contact_id", b"contact_id", "converted_contact_id", b"converted_contact_id", "converted_opportunity_id", b"converted_opportunity_id", "converted_organization_id", b"converted_organization_id", "create_time", b"create_time", "disqualify_reason", b"disqualify_reason", "email", b"email", "id", b"id", "origin_mention_id", b"origin_mention_id", "owner_id", b"owner_id", "person_name", b"person_name", "phone", b"phone", "source", b"source", "status", b"status", "team_id", b"team_id", "tenant_id", b"tenant_id", "territory_assignment", b"territory_assignment", "territory_id", b"territory_id", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
