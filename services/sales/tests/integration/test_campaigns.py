@@ -4,6 +4,7 @@ tenants' campaigns), the touches on leads, and bad input that writes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import Counter
 from typing import Any
@@ -606,3 +607,32 @@ async def test_bad_campaign_input_is_refused_with_field_violations_and_writes_no
 
 def _cost(amount_minor: int, currency: str, cost_date: str) -> cpg.CampaignCost:
     return cpg.CampaignCost(amount_minor=amount_minor, currency=currency, cost_date=cost_date)
+
+
+async def test_two_concurrent_streams_of_the_same_items_record_each_once(
+    sales: SalesUnderTest, infra: Any
+) -> None:
+    async with campaign_stub(sales) as stub:
+        campaign = await create_campaign(stub)
+        contacts = [await create_contact(sales, email=True) for _ in range(10)]
+        items = [
+            item(campaign.id, contacts[n % 10], SENT if n % 2 else OPENED, f"c-{n}", n)
+            for n in range(1200)
+        ]
+        first, second = await asyncio.gather(ingest(stub, items), ingest(stub, items))
+        assert first.accepted + second.accepted == 1200
+        assert first.duplicates + second.duplicates == 1200
+        assert first.refused == second.refused == 0
+        interactions = sales.mongo.db["campaign_interactions"]
+        assert await interactions.count_documents({"campaign_id": campaign.id}) == 1200
+    await drained(sales)
+    recorded = [
+        payload
+        for e in await all_events(infra.kafka_bootstrap)
+        if e.type == "crm.sales.v1.CampaignInteractionRecorded"
+        and isinstance(payload := e.decode(), cev.CampaignInteractionRecorded)
+        and payload.interaction.campaign_id == campaign.id
+    ]
+    assert sorted(r.interaction.external_id for r in recorded) == sorted(
+        f"c-{n}" for n in range(1200)
+    )
