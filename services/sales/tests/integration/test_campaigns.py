@@ -636,3 +636,18 @@ async def test_two_concurrent_streams_of_the_same_items_record_each_once(
     assert sorted(r.interaction.external_id for r in recorded) == sorted(
         f"c-{n}" for n in range(1200)
     )
+
+
+async def test_an_item_with_a_time_outside_the_timestamp_range_is_refused_alone(
+    sales: SalesUnderTest,
+) -> None:
+    async with campaign_stub(sales) as stub:
+        campaign = await create_campaign(stub)
+        contact = await create_contact(sales, email=True)
+        broken = item(campaign.id, contact, OPENED, "far")
+        broken.occur_time.seconds = 2**62
+        summary = await ingest(stub, [broken, item(campaign.id, contact, OPENED, "near")])
+        assert (summary.accepted, summary.refused) == (1, 1)
+        assert [(e.index, [v.field for v in e.field_violations]) for e in summary.errors] == [
+            (0, ["occur_time"])
+        ]

@@ -65,9 +65,9 @@ _paths = st.builds(
 )  # fmt: skip
 _stamp = st.builds(
     Timestamp,
-    seconds=st.integers(-62135596800, 253402300799),
-    nanos=st.integers(0, 999_999_999),
-)
+    seconds=st.integers(-62135596800, 253402300799) | _int64,
+    nanos=st.integers(0, 999_999_999) | st.integers(-(2**31), 2**31 - 1),
+)  # also outside the Timestamp range
 
 
 def _requests(ids: Targets) -> st.SearchStrategy[Message]:

@@ -58,15 +58,22 @@ def cost_input(message: pb.CampaignCost) -> CostInput:
 
 
 def interaction_input(message: pb.CampaignInteraction) -> InteractionInput:
-    """A stream item as given (an unset occur_time: ``None``)."""
+    """A stream item as given (an unset occur_time: ``None``); ``InvalidArgument`` for an
+    occur_time outside the Timestamp range (years 1 to 9999, nanos below 10^9)."""
+    occur_time = None
+    if message.HasField("occur_time"):
+        try:
+            occur_time = message.occur_time.ToDatetime(tzinfo=UTC)
+        except ValueError as exc:
+            raise InvalidArgument.single(
+                "occur_time", f"is not a valid timestamp ({exc})"
+            ) from None
     return InteractionInput(
         campaign_id=message.campaign_id,
         contact_id=message.contact_id,
         kind=contract.enum_from_pb(InteractionKind, message.kind),
         external_id=message.external_id,
-        occur_time=(
-            message.occur_time.ToDatetime(tzinfo=UTC) if message.HasField("occur_time") else None
-        ),
+        occur_time=occur_time,
     )
 
 
@@ -205,12 +212,13 @@ class CampaignService(campaigns_pb2_grpc.CampaignServiceServicer):
         while True:
             try:
                 item = await context.read()
-            except InvalidArgument as invalid:
+                if item is grpc.aio.EOF:  # type: ignore[attr-defined]  # missing in the stubs
+                    break
+                given = interaction_input(item)
+            except InvalidArgument as invalid:  # this item only: counted, and the stream goes on
                 stream.refuse_invalid(index, invalid.violations, invalid.message)
                 index += 1
                 continue
-            if item is grpc.aio.EOF:  # type: ignore[attr-defined]  # missing in the stubs
-                break
-            await stream.add(index, interaction_input(item))
+            await stream.add(index, given)
             index += 1
         return summary_to_pb(await stream.finish())
