@@ -10,6 +10,8 @@ from crm.sales.v1 import (
     activities_pb2_grpc,
     appointments_pb2,
     appointments_pb2_grpc,
+    campaigns_pb2,
+    campaigns_pb2_grpc,
     orders_pb2,
     orders_pb2_grpc,
     sales_pb2,
@@ -28,10 +30,13 @@ from crm_platform.unit_of_work import UnitOfWork
 from crm_sales.activities_storage import ActivitiesStore
 from crm_sales.api.activities import ActivityService
 from crm_sales.api.appointments import AppointmentService
+from crm_sales.api.campaigns import CampaignService
 from crm_sales.api.orders import OrderService
 from crm_sales.api.service import SalesService
 from crm_sales.api.territories import TerritoryService
 from crm_sales.appointments_storage import AppointmentStore
+from crm_sales.campaigns_consent import GrpcConsentDirectory
+from crm_sales.campaigns_storage import CampaignStore
 from crm_sales.contacts_directory import GrpcContactDirectory
 from crm_sales.orders_storage import OrdersStore
 from crm_sales.settings import TOPIC, SalesSettings
@@ -50,6 +55,8 @@ from crm_sales.use_cases import (
 )
 from crm_sales.use_cases.activities import FOLLOW_UP, Activities, FollowUps
 from crm_sales.use_cases.appointments import Appointments
+from crm_sales.use_cases.campaign_interactions import CampaignInteractions
+from crm_sales.use_cases.campaigns import Campaigns
 from crm_sales.use_cases.orders import Currencies, Orders
 from crm_sales.use_cases.quotes import EXPIRY
 
@@ -60,6 +67,7 @@ ACTIVITY_SERVICE_NAME = activities_pb2.DESCRIPTOR.services_by_name["ActivityServ
 APPOINTMENT_SERVICE_NAME = appointments_pb2.DESCRIPTOR.services_by_name[
     "AppointmentService"
 ].full_name
+CAMPAIGN_SERVICE_NAME = campaigns_pb2.DESCRIPTOR.services_by_name["CampaignService"].full_name
 
 
 async def bootstrap(settings: SalesSettings) -> ServiceParts:
@@ -76,6 +84,8 @@ async def bootstrap(settings: SalesSettings) -> ServiceParts:
     await activities_store.ensure_indexes()
     appointment_store = AppointmentStore(mongo.db)
     await appointment_store.ensure_indexes()
+    campaign_store = CampaignStore(mongo.db, store)
+    await campaign_store.ensure_indexes()
     await requests.ensure_indexes()
     territory_rules = TerritoryStore(mongo.db)
     await territory_rules.ensure_indexes()
@@ -130,6 +140,12 @@ async def bootstrap(settings: SalesSettings) -> ServiceParts:
         Products(store, unit_of_work, clock),
         quotes,
     )
+    campaign_service = CampaignService(
+        Campaigns(campaign_store, unit_of_work, clock),
+        CampaignInteractions(
+            campaign_store, unit_of_work, clock, GrpcConsentDirectory(contacts.stub)
+        ),
+    )
 
     def register(server: grpc.aio.Server) -> None:
         sales_pb2_grpc.add_SalesServiceServicer_to_server(service, server)
@@ -137,6 +153,7 @@ async def bootstrap(settings: SalesSettings) -> ServiceParts:
         orders_pb2_grpc.add_OrderServiceServicer_to_server(order_service, server)
         activities_pb2_grpc.add_ActivityServiceServicer_to_server(activity_service, server)
         appointments_pb2_grpc.add_AppointmentServiceServicer_to_server(appointment_service, server)
+        campaigns_pb2_grpc.add_CampaignServiceServicer_to_server(campaign_service, server)
 
     return ServiceParts(
         register=[register],
@@ -146,6 +163,7 @@ async def bootstrap(settings: SalesSettings) -> ServiceParts:
             ORDER_SERVICE_NAME,
             ACTIVITY_SERVICE_NAME,
             APPOINTMENT_SERVICE_NAME,
+            CAMPAIGN_SERVICE_NAME,
         ],
         readiness_checks=[database_ready(mongo), producer_ready(relay, settings)],
         background=[relay, worker],
@@ -156,5 +174,6 @@ async def bootstrap(settings: SalesSettings) -> ServiceParts:
             "relay": relay,
             "timers": worker,
             "mongo": mongo,
+            "campaign_store": campaign_store,
         },
     )
