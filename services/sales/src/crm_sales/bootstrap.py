@@ -8,6 +8,10 @@ import grpc
 from crm.sales.v1 import (
     activities_pb2,
     activities_pb2_grpc,
+    appointments_pb2,
+    appointments_pb2_grpc,
+    campaigns_pb2,
+    campaigns_pb2_grpc,
     orders_pb2,
     orders_pb2_grpc,
     sales_pb2,
@@ -25,9 +29,14 @@ from crm_platform.timers import TimerStore, TimerWorker
 from crm_platform.unit_of_work import UnitOfWork
 from crm_sales.activities_storage import ActivitiesStore
 from crm_sales.api.activities import ActivityService
+from crm_sales.api.appointments import AppointmentService
+from crm_sales.api.campaigns import CampaignService
 from crm_sales.api.orders import OrderService
 from crm_sales.api.service import SalesService
 from crm_sales.api.territories import TerritoryService
+from crm_sales.appointments_storage import AppointmentStore
+from crm_sales.campaigns_consent import GrpcConsentDirectory
+from crm_sales.campaigns_storage import CampaignStore
 from crm_sales.contacts_directory import GrpcContactDirectory
 from crm_sales.orders_storage import OrdersStore
 from crm_sales.settings import TOPIC, SalesSettings
@@ -45,6 +54,9 @@ from crm_sales.use_cases import (
     TerritoryRules,
 )
 from crm_sales.use_cases.activities import FOLLOW_UP, Activities, FollowUps
+from crm_sales.use_cases.appointments import Appointments
+from crm_sales.use_cases.campaign_interactions import CampaignInteractions
+from crm_sales.use_cases.campaigns import Campaigns
 from crm_sales.use_cases.orders import Currencies, Orders
 from crm_sales.use_cases.quotes import EXPIRY
 
@@ -52,6 +64,10 @@ SERVICE_NAME = sales_pb2.DESCRIPTOR.services_by_name["SalesService"].full_name
 TERRITORY_SERVICE_NAME = territories_pb2.DESCRIPTOR.services_by_name["TerritoryService"].full_name
 ORDER_SERVICE_NAME = orders_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name
 ACTIVITY_SERVICE_NAME = activities_pb2.DESCRIPTOR.services_by_name["ActivityService"].full_name
+APPOINTMENT_SERVICE_NAME = appointments_pb2.DESCRIPTOR.services_by_name[
+    "AppointmentService"
+].full_name
+CAMPAIGN_SERVICE_NAME = campaigns_pb2.DESCRIPTOR.services_by_name["CampaignService"].full_name
 
 
 async def bootstrap(settings: SalesSettings) -> ServiceParts:
@@ -66,6 +82,10 @@ async def bootstrap(settings: SalesSettings) -> ServiceParts:
     await orders_store.ensure_indexes()
     activities_store = ActivitiesStore(mongo.db)
     await activities_store.ensure_indexes()
+    appointment_store = AppointmentStore(mongo.db)
+    await appointment_store.ensure_indexes()
+    campaign_store = CampaignStore(mongo.db, store)
+    await campaign_store.ensure_indexes()
     await requests.ensure_indexes()
     territory_rules = TerritoryStore(mongo.db)
     await territory_rules.ensure_indexes()
@@ -109,6 +129,9 @@ async def bootstrap(settings: SalesSettings) -> ServiceParts:
     activity_service = ActivityService(
         Activities(store, activities_store, unit_of_work, clock), follow_ups
     )
+    appointment_service = AppointmentService(
+        Appointments(store, appointment_store, unit_of_work, clock, contacts)
+    )
     service = SalesService(
         Pipelines(store, unit_of_work, clock),
         opportunities,
@@ -117,12 +140,20 @@ async def bootstrap(settings: SalesSettings) -> ServiceParts:
         Products(store, unit_of_work, clock),
         quotes,
     )
+    campaign_service = CampaignService(
+        Campaigns(campaign_store, unit_of_work, clock),
+        CampaignInteractions(
+            campaign_store, unit_of_work, clock, GrpcConsentDirectory(contacts.stub)
+        ),
+    )
 
     def register(server: grpc.aio.Server) -> None:
         sales_pb2_grpc.add_SalesServiceServicer_to_server(service, server)
         territories_pb2_grpc.add_TerritoryServiceServicer_to_server(territories, server)
         orders_pb2_grpc.add_OrderServiceServicer_to_server(order_service, server)
         activities_pb2_grpc.add_ActivityServiceServicer_to_server(activity_service, server)
+        appointments_pb2_grpc.add_AppointmentServiceServicer_to_server(appointment_service, server)
+        campaigns_pb2_grpc.add_CampaignServiceServicer_to_server(campaign_service, server)
 
     return ServiceParts(
         register=[register],
@@ -131,6 +162,8 @@ async def bootstrap(settings: SalesSettings) -> ServiceParts:
             TERRITORY_SERVICE_NAME,
             ORDER_SERVICE_NAME,
             ACTIVITY_SERVICE_NAME,
+            APPOINTMENT_SERVICE_NAME,
+            CAMPAIGN_SERVICE_NAME,
         ],
         readiness_checks=[database_ready(mongo), producer_ready(relay, settings)],
         background=[relay, worker],
@@ -141,5 +174,6 @@ async def bootstrap(settings: SalesSettings) -> ServiceParts:
             "relay": relay,
             "timers": worker,
             "mongo": mongo,
+            "campaign_store": campaign_store,
         },
     )

@@ -11,6 +11,7 @@ from typing import TypeVar
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from crm.sales.v1 import sales_pb2 as pb
+from crm_sales.campaigns_contract import touch_to_pb
 from crm_sales.domain.lead import Lead, LeadSource, LeadStatus
 from crm_sales.domain.opportunity import BuyingRole, Opportunity, StageChange
 from crm_sales.domain.pipeline import Pipeline, StageKind
@@ -160,6 +161,7 @@ def lead_to_pb(lead: Lead) -> pb.Lead:
         version=lead.version,
         create_time=timestamp(lead.create_time),
         update_time=timestamp(lead.update_time),
+        campaign_touches=[touch_to_pb(t) for t in lead.campaign_touches],
         company_profile=profile_to_pb(lead.company_profile),
         team_id=lead.territory.team_id if lead.territory else "",
         territory_id=lead.territory.territory_id if lead.territory else "",

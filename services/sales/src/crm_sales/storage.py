@@ -36,6 +36,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from crm_platform.errors import NotFound
 from crm_platform.mongo import Document, replace_version
+from crm_sales.domain.campaign import CampaignTouch, InteractionKind
 from crm_sales.domain.lead import Lead, LeadSource, LeadStatus
 from crm_sales.domain.opportunity import (
     BuyingCentreMember,
@@ -235,6 +236,16 @@ def lead_to_document(lead: Lead) -> Document:
         "version": lead.version,
         "create_time": lead.create_time,
         "update_time": lead.update_time,
+        "campaign_touches": [
+            {
+                "campaign_id": t.campaign_id,
+                "interaction_kind": t.interaction_kind.value if t.interaction_kind else "",
+                "interaction_id": t.interaction_id,
+                "touch_time": t.touch_time,
+                "lead_created": t.lead_created,
+            }
+            for t in lead.campaign_touches
+        ],
         "company_profile": profile_to_document(lead.company_profile),
         "territory": assignment_to_document(lead.territory),
     }
@@ -251,6 +262,16 @@ def lead_from_document(doc: Mapping[str, Any]) -> Lead:
         version=doc["version"],
         create_time=doc["create_time"],
         update_time=doc["update_time"],
+        campaign_touches=tuple(
+            CampaignTouch(
+                t["campaign_id"],
+                InteractionKind(t["interaction_kind"]) if t["interaction_kind"] else None,
+                t["interaction_id"],
+                t["touch_time"],
+                t["lead_created"],
+            )
+            for t in doc.get("campaign_touches", ())  # leads stored before touches: none
+        ),
         company_profile=profile_from_document(doc.get("company_profile")),
         territory=assignment_from_document(doc.get("territory")),
     )

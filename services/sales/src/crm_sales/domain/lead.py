@@ -15,6 +15,7 @@ from enum import StrEnum
 
 from crm_platform.errors import FailedPrecondition
 from crm_sales.domain._checks import Violations, check_version, join_path, parse_update_mask
+from crm_sales.domain.campaign import CampaignTouch
 from crm_sales.domain.territories import (
     NO_PROFILE,
     CompanyProfile,
@@ -117,6 +118,8 @@ class Lead:
     converted_contact_id: str = ""
     converted_organization_id: str = ""
     converted_opportunity_id: str = ""
+    campaign_touches: tuple[CampaignTouch, ...] = ()
+    """Every campaign touch, in the order recorded (see :meth:`touched`)."""
     company_profile: CompanyProfile = NO_PROFILE
     territory: TerritoryAssignment | None = None
     """The territory rule decision that assigned the lead, if one did."""
@@ -158,6 +161,11 @@ class Lead:
             version=1,
             create_time=now,
             update_time=now,
+            campaign_touches=(
+                (CampaignTouch(clean.campaign_id, None, "", now, lead_created=True),)
+                if clean.campaign_id
+                else ()
+            ),
             company_profile=profile,
         )
 
@@ -197,6 +205,23 @@ class Lead:
             update_time=now,
         )
         return LeadUpdate(updated, changed)
+
+    @property
+    def open(self) -> bool:
+        """Whether the lead is still being worked towards a conversion (campaign touches are
+        recorded on open leads only)."""
+        return self.status in (LeadStatus.NEW, LeadStatus.WORKING, LeadStatus.QUALIFIED)
+
+    def touched(self, touch: CampaignTouch, now: datetime) -> Lead:
+        """The next version with ``touch`` appended. First-touch attribution: a lead without a
+        campaign gets the touch's campaign (one set explicitly is kept)."""
+        return replace(
+            self,
+            campaign_touches=(*self.campaign_touches, touch),
+            campaign_id=self.campaign_id or touch.campaign_id,
+            version=self.version + 1,
+            update_time=now,
+        )
 
     def start_working(self, expected_version: int | None, now: datetime) -> Lead:
         """NEW → WORKING."""

@@ -15,6 +15,7 @@ are not current ISO 4217 currencies.
 """
 
 from collections import abc as _abc
+from crm.sales.v1 import campaigns_pb2 as _campaigns_pb2
 from crm.sales.v1 import territories_types_pb2 as _territories_types_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
@@ -1268,6 +1269,7 @@ class Lead(_message.Message):
     CONVERTED_CONTACT_ID_FIELD_NUMBER: _builtins.int
     CONVERTED_ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     CONVERTED_OPPORTUNITY_ID_FIELD_NUMBER: _builtins.int
+    CAMPAIGN_TOUCHES_FIELD_NUMBER: _builtins.int
     COMPANY_PROFILE_FIELD_NUMBER: _builtins.int
     TEAM_ID_FIELD_NUMBER: _builtins.int
     TERRITORY_ID_FIELD_NUMBER: _builtins.int
@@ -1323,6 +1325,14 @@ class Lead(_message.Message):
         """Output only. When the lead last changed."""
 
     @_builtins.property
+    def campaign_touches(self) -> _containers.RepeatedCompositeFieldContainer[_campaigns_pb2.CampaignTouch]:
+        """Output only. Every campaign touch of the lead, in the order recorded: its creation from a
+        campaign (campaign_id on create) and every campaign interaction of its contact while the
+        lead is open. First-touch attribution: campaign_id is the first touch's campaign unless it
+        was set explicitly.
+        """
+
+    @_builtins.property
     def company_profile(self) -> _territories_types_pb2.CompanyProfile:
         """The company's facts the territory rules decide on (see territories.proto). Set on create."""
 
@@ -1354,6 +1364,7 @@ class Lead(_message.Message):
         converted_contact_id: _builtins.str = ...,
         converted_organization_id: _builtins.str = ...,
         converted_opportunity_id: _builtins.str = ...,
+        campaign_touches: _abc.Iterable[_campaigns_pb2.CampaignTouch] | None = ...,
         company_profile: _territories_types_pb2.CompanyProfile | None = ...,
         team_id: _builtins.str = ...,
         territory_id: _builtins.str = ...,
@@ -1361,7 +1372,7 @@ class Lead(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["company_profile", b"company_profile", "create_time", b"create_time", "territory_assignment", b"territory_assignment", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "company_name", b"company_name", "company_profile", b"company_profile", "contact_id", b"contact_id", "converted_contact_id", b"converted_contact_id", "converted_opportunity_id", b"converted_opportunity_id", "converted_organization_id", b"converted_organization_id", "create_time", b"create_time", "disqualify_reason", b"disqualify_reason", "email", b"email", "id", b"id", "origin_mention_id", b"origin_mention_id", "owner_id", b"owner_id", "person_name", b"person_name", "phone", b"phone", "source", b"source", "status", b"status", "team_id", b"team_id", "tenant_id", b"tenant_id", "territory_assignment", b"territory_assignment", "territory_id", b"territory_id", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "campaign_touches", b"campaign_touches", "company_name", b"company_name", "company_profile", b"company_profile", "contact_id", b"contact_id", "converted_contact_id", b"converted_contact_id", "converted_opportunity_id", b"converted_opportunity_id", "converted_organization_id", b"converted_organization_id", "create_time", b"create_time", "disqualify_reason", b"disqualify_reason", "email", b"email", "id", b"id", "origin_mention_id", b"origin_mention_id", "owner_id", b"owner_id", "person_name", b"person_name", "phone", b"phone", "source", b"source", "status", b"status", "team_id", b"team_id", "tenant_id", b"tenant_id", "territory_assignment", b"territory_assignment", "territory_id", b"territory_id", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
