@@ -216,7 +216,9 @@ class CrmClient:
             (pipelines, opportunities, leads, products, quotes).
         territories, orders, activities: the stubs of the gateway's ``TerritoryService``
             (territory rules), ``OrderService`` (orders, returns, costs, currencies) and
-            ``ActivityService`` (calls, meetings, tasks, the follow-up rule).
+            ``ActivityService`` (calls, meetings, tasks, the follow-up rule);
+        appointments, campaigns: ``AppointmentService`` (slots, bookings, .ics) and
+            ``CampaignService`` (campaigns, costs, interactions).
         settings: the settled :class:`~crm_client.config.ClientConfig`.
         channel: the underlying (intercepted) gRPC channel.
     """
@@ -257,6 +259,8 @@ class CrmClient:
         self.territories = gateway_sales_pb2_grpc.TerritoryServiceStub(self.channel)
         self.orders = gateway_sales_pb2_grpc.OrderServiceStub(self.channel)
         self.activities = gateway_sales_pb2_grpc.ActivityServiceStub(self.channel)
+        self.appointments = gateway_sales_pb2_grpc.AppointmentServiceStub(self.channel)
+        self.campaigns = gateway_sales_pb2_grpc.CampaignServiceStub(self.channel)
 
     @property
     def target(self) -> str:
@@ -358,6 +362,12 @@ class AsyncCrmClient:
         )
         self.activities: gateway_sales_pb2_grpc.ActivityServiceAsyncStub = (
             gateway_sales_pb2_grpc.ActivityServiceStub(channel)
+        )
+        self.appointments: gateway_sales_pb2_grpc.AppointmentServiceAsyncStub = (
+            gateway_sales_pb2_grpc.AppointmentServiceStub(channel)
+        )
+        self.campaigns: gateway_sales_pb2_grpc.CampaignServiceAsyncStub = (
+            gateway_sales_pb2_grpc.CampaignServiceStub(channel)
         )
 
     @property

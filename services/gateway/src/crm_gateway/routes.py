@@ -77,6 +77,10 @@ _AREAS: Mapping[str, str] = {
     "OrderService": "orders",
     # Calls, meetings, e-mails, tasks; the follow-up rule below is configuration.
     "ActivityService": "activities",
+    # Booking a rep's or team's free time; the reps' work calendars below are configuration.
+    "AppointmentService": "appointments",
+    # Campaigns; what the e-mail, ad and event tools feed in (interactions, costs) below.
+    "CampaignService": "campaigns",
 }
 _METHOD_AREAS: Mapping[tuple[str, str], str] = {
     **{
@@ -102,6 +106,10 @@ _METHOD_AREAS: Mapping[tuple[str, str], str] = {
             "ConvertAmount",
         )
     },
+    ("AppointmentService", "SetWorkCalendar"): "sales_config",
+    ("AppointmentService", "GetWorkCalendar"): "sales_config",
+    ("CampaignService", "IngestCampaignInteractions"): "campaign_feed",
+    ("CampaignService", "RecordCampaignCost"): "campaign_feed",
     ("ActivityService", "SetFollowUpRule"): "sales_config",
     ("ActivityService", "GetFollowUpRule"): "sales_config",
     # ConvertLead creates the opportunity (and contact): "sales", by the service's default.
@@ -125,6 +133,7 @@ _METHOD_AREAS: Mapping[tuple[str, str], str] = {
 # in `Accept`). Keyed by the response message's full name.
 DOCUMENT_MEDIA_TYPES: Mapping[str, str] = {
     "crm.sales.v1.GetQuoteDocumentResponse": "application/pdf",
+    "crm.sales.v1.GetAppointmentCalendarFileResponse": "text/calendar",
 }
 
 

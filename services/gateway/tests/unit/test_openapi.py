@@ -171,7 +171,10 @@ def test_every_route_has_its_operation(route: Route) -> None:
 
 def test_a_document_operation_has_a_get_with_its_request_fields_as_query_parameters() -> None:
     documents = [route for route in ROUTES if route.document_media_type]
-    assert [route.http_path for route in documents] == ["/v1/SalesService/GetQuoteDocument"]
+    assert [route.http_path for route in documents] == [
+        "/v1/SalesService/GetQuoteDocument",
+        "/v1/AppointmentService/GetAppointmentCalendarFile",
+    ]
     download = DOCUMENT["paths"]["/v1/SalesService/GetQuoteDocument"]["get"]
     assert download["operationId"] == "SalesService_GetQuoteDocument_download"
     assert [(p["name"], p["in"], p["required"]) for p in download["parameters"]] == [

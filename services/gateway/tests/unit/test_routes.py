@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from crm.contacts.v1 import contacts_pb2
 from crm.metrics.v1 import metrics_pb2
-from crm.sales.v1 import activities_pb2, orders_pb2, sales_pb2, territories_pb2
+from crm.sales.v1 import (
+    activities_pb2,
+    appointments_pb2,
+    campaigns_pb2,
+    orders_pb2,
+    sales_pb2,
+    territories_pb2,
+)
 from crm.servicedesk.v1 import servicedesk_pb2
 from crm_gateway.domain.roles import GRANTS, Role
 from crm_gateway.routes import BY_PATH, PERMISSIONS, ROUTES, Backend
@@ -21,6 +28,8 @@ def test_every_backend_operation_is_exposed_exactly_once() -> None:
             territories_pb2,
             orders_pb2,
             activities_pb2,
+            appointments_pb2,
+            campaigns_pb2,
         )
         for service in module.DESCRIPTOR.services_by_name.values()
         for method in service.methods
@@ -66,6 +75,10 @@ def test_sales_operations_have_the_sales_lead_and_configuration_areas() -> None:
     assert BY_PATH["/crm.gateway.v1.ActivityService/CompleteActivity"].permission == (
         "activities.write"
     )
+    ingest = BY_PATH["/crm.gateway.v1.CampaignService/IngestCampaignInteractions"]
+    assert (ingest.permission, ingest.client_streaming) == ("campaign_feed.write", True)
+    ics = BY_PATH["/crm.gateway.v1.AppointmentService/GetAppointmentCalendarFile"]
+    assert (ics.permission, ics.document_media_type) == ("appointments.read", "text/calendar")
     sales_routes = [route for route in ROUTES if route.service == "SalesService"]
     assert len(sales_routes) == len(sales_pb2.DESCRIPTOR.services_by_name["SalesService"].methods)
     assert {route.permission.partition(".")[0] for route in sales_routes} == {

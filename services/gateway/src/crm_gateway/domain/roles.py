@@ -8,8 +8,10 @@ The sales areas: ``sales`` (opportunities, quotes and their PDF, lead conversion
 re-assignment), ``leads`` (creating, working, qualifying and disqualifying leads),
 ``sales_config`` (pipelines, products with their price books, territory rules, the base currency
 and exchange rates, the follow-up rule), ``orders`` (orders, returns and costs from the ERP) and
-``activities`` (calls, meetings, e-mails, tasks). The matrix is written down in
-docs/gateway.md and in services/gateway/README.md.
+``activities`` (calls, meetings, e-mails, tasks), ``appointments`` (free slots, bookings and
+their .ics), ``campaigns`` (campaigns) and ``campaign_feed`` (campaign interactions and costs as
+the marketing tools report them). The matrix is written down in docs/gateway.md and in
+services/gateway/README.md.
 """
 
 from __future__ import annotations
@@ -29,7 +31,15 @@ class Role(StrEnum):
 
 
 _SERVICE_READS = ("contacts", "tickets", "config", "social", "surveys", "kpis", "customers")
-_SALES_READS = ("sales", "leads", "sales_config", "orders", "activities")
+_SALES_READS = (
+    "sales",
+    "leads",
+    "sales_config",
+    "orders",
+    "activities",
+    "appointments",
+    "campaigns",
+)  # (campaign_feed has writes only)
 _READS = _SERVICE_READS + _SALES_READS
 
 GRANTS: Mapping[Role, frozenset[str]] = {
@@ -48,6 +58,9 @@ GRANTS: Mapping[Role, frozenset[str]] = {
                 "sales_config",
                 "orders",
                 "activities",
+                "appointments",
+                "campaigns",
+                "campaign_feed",
             )
         }
         | {"identity.read"}
@@ -57,14 +70,15 @@ GRANTS: Mapping[Role, frozenset[str]] = {
         | {"contacts.write", "tickets.write", "social.write", "surveys.write", "identity.read"}
         # An agent who sees buying interest (a mention, a ticket) passes it on as a lead, and
         # logs calls and follow-ups as activities.
-        | {"leads.write", "activities.write"}
+        | {"leads.write", "activities.write", "appointments.write"}
     ),
     Role.SALES: frozenset(
         {"contacts.read", "contacts.write", "tickets.read", "customers.read", "identity.read"}
         # Reps watch social listening for buying interest (the lead's origin mention).
         | {"social.read"}
         | {f"{area}.read" for area in _SALES_READS}
-        | {"sales.write", "leads.write", "activities.write"}
+        | {"sales.write", "leads.write", "activities.write", "appointments.write"}
+        | {"campaigns.write", "campaign_feed.write"}
     ),
     Role.ANALYST: frozenset({f"{area}.read" for area in _READS} | {"identity.read"}),
     Role.INTEGRATION: frozenset(
@@ -86,6 +100,12 @@ GRANTS: Mapping[Role, frozenset[str]] = {
             "orders.write",
             "activities.read",
             "activities.write",
+            # The booking widget books appointments; marketing tools feed campaign interactions
+            # and costs (and read the campaigns they report on).
+            "appointments.read",
+            "appointments.write",
+            "campaigns.read",
+            "campaign_feed.write",
             "sales_config.read",
         }
     ),

@@ -4,6 +4,8 @@ import grpc
 import warnings
 
 from crm.sales.v1 import activities_pb2 as crm_dot_sales_dot_v1_dot_activities__pb2
+from crm.sales.v1 import appointments_pb2 as crm_dot_sales_dot_v1_dot_appointments__pb2
+from crm.sales.v1 import campaigns_pb2 as crm_dot_sales_dot_v1_dot_campaigns__pb2
 from crm.sales.v1 import orders_pb2 as crm_dot_sales_dot_v1_dot_orders__pb2
 from crm.sales.v1 import sales_pb2 as crm_dot_sales_dot_v1_dot_sales__pb2
 from crm.sales.v1 import territories_pb2 as crm_dot_sales_dot_v1_dot_territories__pb2
@@ -2727,6 +2729,889 @@ class ActivityService:
             '/crm.gateway.v1.ActivityService/GetFollowUpRule',
             crm_dot_sales_dot_v1_dot_activities__pb2.GetFollowUpRuleRequest.SerializeToString,
             crm_dot_sales_dot_v1_dot_activities__pb2.GetFollowUpRuleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class AppointmentServiceStub:
+    """The public operations of crm.sales.v1.AppointmentService, as they are there.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.SetWorkCalendar = channel.unary_unary(
+                '/crm.gateway.v1.AppointmentService/SetWorkCalendar',
+                request_serializer=crm_dot_sales_dot_v1_dot_appointments__pb2.SetWorkCalendarRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_appointments__pb2.SetWorkCalendarResponse.FromString,
+                _registered_method=True)
+        self.GetWorkCalendar = channel.unary_unary(
+                '/crm.gateway.v1.AppointmentService/GetWorkCalendar',
+                request_serializer=crm_dot_sales_dot_v1_dot_appointments__pb2.GetWorkCalendarRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_appointments__pb2.GetWorkCalendarResponse.FromString,
+                _registered_method=True)
+        self.FindFreeSlots = channel.unary_unary(
+                '/crm.gateway.v1.AppointmentService/FindFreeSlots',
+                request_serializer=crm_dot_sales_dot_v1_dot_appointments__pb2.FindFreeSlotsRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_appointments__pb2.FindFreeSlotsResponse.FromString,
+                _registered_method=True)
+        self.BookAppointment = channel.unary_unary(
+                '/crm.gateway.v1.AppointmentService/BookAppointment',
+                request_serializer=crm_dot_sales_dot_v1_dot_appointments__pb2.BookAppointmentRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_appointments__pb2.BookAppointmentResponse.FromString,
+                _registered_method=True)
+        self.GetAppointment = channel.unary_unary(
+                '/crm.gateway.v1.AppointmentService/GetAppointment',
+                request_serializer=crm_dot_sales_dot_v1_dot_appointments__pb2.GetAppointmentRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_appointments__pb2.GetAppointmentResponse.FromString,
+                _registered_method=True)
+        self.ListAppointments = channel.unary_unary(
+                '/crm.gateway.v1.AppointmentService/ListAppointments',
+                request_serializer=crm_dot_sales_dot_v1_dot_appointments__pb2.ListAppointmentsRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_appointments__pb2.ListAppointmentsResponse.FromString,
+                _registered_method=True)
+        self.ConfirmAppointment = channel.unary_unary(
+                '/crm.gateway.v1.AppointmentService/ConfirmAppointment',
+                request_serializer=crm_dot_sales_dot_v1_dot_appointments__pb2.ConfirmAppointmentRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_appointments__pb2.ConfirmAppointmentResponse.FromString,
+                _registered_method=True)
+        self.RescheduleAppointment = channel.unary_unary(
+                '/crm.gateway.v1.AppointmentService/RescheduleAppointment',
+                request_serializer=crm_dot_sales_dot_v1_dot_appointments__pb2.RescheduleAppointmentRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_appointments__pb2.RescheduleAppointmentResponse.FromString,
+                _registered_method=True)
+        self.CancelAppointment = channel.unary_unary(
+                '/crm.gateway.v1.AppointmentService/CancelAppointment',
+                request_serializer=crm_dot_sales_dot_v1_dot_appointments__pb2.CancelAppointmentRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_appointments__pb2.CancelAppointmentResponse.FromString,
+                _registered_method=True)
+        self.GetAppointmentCalendarFile = channel.unary_unary(
+                '/crm.gateway.v1.AppointmentService/GetAppointmentCalendarFile',
+                request_serializer=crm_dot_sales_dot_v1_dot_appointments__pb2.GetAppointmentCalendarFileRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_appointments__pb2.GetAppointmentCalendarFileResponse.FromString,
+                _registered_method=True)
+
+
+class AppointmentServiceServicer:
+    """The public operations of crm.sales.v1.AppointmentService, as they are there.
+    """
+
+    def SetWorkCalendar(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWorkCalendar(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FindFreeSlots(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BookAppointment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAppointment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAppointments(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmAppointment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RescheduleAppointment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelAppointment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAppointmentCalendarFile(self, request, context):
+        """Over JSON/HTTP also `GET /v1/AppointmentService/GetAppointmentCalendarFile?id=<id>` (or a
+        POST with `Accept: text/calendar`): the .ics file itself, as a download.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_AppointmentServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'SetWorkCalendar': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetWorkCalendar,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_appointments__pb2.SetWorkCalendarRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_appointments__pb2.SetWorkCalendarResponse.SerializeToString,
+            ),
+            'GetWorkCalendar': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWorkCalendar,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_appointments__pb2.GetWorkCalendarRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_appointments__pb2.GetWorkCalendarResponse.SerializeToString,
+            ),
+            'FindFreeSlots': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindFreeSlots,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_appointments__pb2.FindFreeSlotsRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_appointments__pb2.FindFreeSlotsResponse.SerializeToString,
+            ),
+            'BookAppointment': grpc.unary_unary_rpc_method_handler(
+                    servicer.BookAppointment,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_appointments__pb2.BookAppointmentRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_appointments__pb2.BookAppointmentResponse.SerializeToString,
+            ),
+            'GetAppointment': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAppointment,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_appointments__pb2.GetAppointmentRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_appointments__pb2.GetAppointmentResponse.SerializeToString,
+            ),
+            'ListAppointments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAppointments,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_appointments__pb2.ListAppointmentsRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_appointments__pb2.ListAppointmentsResponse.SerializeToString,
+            ),
+            'ConfirmAppointment': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmAppointment,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_appointments__pb2.ConfirmAppointmentRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_appointments__pb2.ConfirmAppointmentResponse.SerializeToString,
+            ),
+            'RescheduleAppointment': grpc.unary_unary_rpc_method_handler(
+                    servicer.RescheduleAppointment,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_appointments__pb2.RescheduleAppointmentRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_appointments__pb2.RescheduleAppointmentResponse.SerializeToString,
+            ),
+            'CancelAppointment': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelAppointment,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_appointments__pb2.CancelAppointmentRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_appointments__pb2.CancelAppointmentResponse.SerializeToString,
+            ),
+            'GetAppointmentCalendarFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAppointmentCalendarFile,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_appointments__pb2.GetAppointmentCalendarFileRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_appointments__pb2.GetAppointmentCalendarFileResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'crm.gateway.v1.AppointmentService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('crm.gateway.v1.AppointmentService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class AppointmentService:
+    """The public operations of crm.sales.v1.AppointmentService, as they are there.
+    """
+
+    @staticmethod
+    def SetWorkCalendar(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.AppointmentService/SetWorkCalendar',
+            crm_dot_sales_dot_v1_dot_appointments__pb2.SetWorkCalendarRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_appointments__pb2.SetWorkCalendarResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWorkCalendar(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.AppointmentService/GetWorkCalendar',
+            crm_dot_sales_dot_v1_dot_appointments__pb2.GetWorkCalendarRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_appointments__pb2.GetWorkCalendarResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindFreeSlots(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.AppointmentService/FindFreeSlots',
+            crm_dot_sales_dot_v1_dot_appointments__pb2.FindFreeSlotsRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_appointments__pb2.FindFreeSlotsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BookAppointment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.AppointmentService/BookAppointment',
+            crm_dot_sales_dot_v1_dot_appointments__pb2.BookAppointmentRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_appointments__pb2.BookAppointmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAppointment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.AppointmentService/GetAppointment',
+            crm_dot_sales_dot_v1_dot_appointments__pb2.GetAppointmentRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_appointments__pb2.GetAppointmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAppointments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.AppointmentService/ListAppointments',
+            crm_dot_sales_dot_v1_dot_appointments__pb2.ListAppointmentsRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_appointments__pb2.ListAppointmentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmAppointment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.AppointmentService/ConfirmAppointment',
+            crm_dot_sales_dot_v1_dot_appointments__pb2.ConfirmAppointmentRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_appointments__pb2.ConfirmAppointmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RescheduleAppointment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.AppointmentService/RescheduleAppointment',
+            crm_dot_sales_dot_v1_dot_appointments__pb2.RescheduleAppointmentRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_appointments__pb2.RescheduleAppointmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelAppointment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.AppointmentService/CancelAppointment',
+            crm_dot_sales_dot_v1_dot_appointments__pb2.CancelAppointmentRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_appointments__pb2.CancelAppointmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAppointmentCalendarFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.AppointmentService/GetAppointmentCalendarFile',
+            crm_dot_sales_dot_v1_dot_appointments__pb2.GetAppointmentCalendarFileRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_appointments__pb2.GetAppointmentCalendarFileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class CampaignServiceStub:
+    """The public operations of crm.sales.v1.CampaignService, as they are there.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateCampaign = channel.unary_unary(
+                '/crm.gateway.v1.CampaignService/CreateCampaign',
+                request_serializer=crm_dot_sales_dot_v1_dot_campaigns__pb2.CreateCampaignRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_campaigns__pb2.CreateCampaignResponse.FromString,
+                _registered_method=True)
+        self.GetCampaign = channel.unary_unary(
+                '/crm.gateway.v1.CampaignService/GetCampaign',
+                request_serializer=crm_dot_sales_dot_v1_dot_campaigns__pb2.GetCampaignRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_campaigns__pb2.GetCampaignResponse.FromString,
+                _registered_method=True)
+        self.ListCampaigns = channel.unary_unary(
+                '/crm.gateway.v1.CampaignService/ListCampaigns',
+                request_serializer=crm_dot_sales_dot_v1_dot_campaigns__pb2.ListCampaignsRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_campaigns__pb2.ListCampaignsResponse.FromString,
+                _registered_method=True)
+        self.UpdateCampaign = channel.unary_unary(
+                '/crm.gateway.v1.CampaignService/UpdateCampaign',
+                request_serializer=crm_dot_sales_dot_v1_dot_campaigns__pb2.UpdateCampaignRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_campaigns__pb2.UpdateCampaignResponse.FromString,
+                _registered_method=True)
+        self.ActivateCampaign = channel.unary_unary(
+                '/crm.gateway.v1.CampaignService/ActivateCampaign',
+                request_serializer=crm_dot_sales_dot_v1_dot_campaigns__pb2.ActivateCampaignRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_campaigns__pb2.ActivateCampaignResponse.FromString,
+                _registered_method=True)
+        self.CompleteCampaign = channel.unary_unary(
+                '/crm.gateway.v1.CampaignService/CompleteCampaign',
+                request_serializer=crm_dot_sales_dot_v1_dot_campaigns__pb2.CompleteCampaignRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_campaigns__pb2.CompleteCampaignResponse.FromString,
+                _registered_method=True)
+        self.CancelCampaign = channel.unary_unary(
+                '/crm.gateway.v1.CampaignService/CancelCampaign',
+                request_serializer=crm_dot_sales_dot_v1_dot_campaigns__pb2.CancelCampaignRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_campaigns__pb2.CancelCampaignResponse.FromString,
+                _registered_method=True)
+        self.RecordCampaignCost = channel.unary_unary(
+                '/crm.gateway.v1.CampaignService/RecordCampaignCost',
+                request_serializer=crm_dot_sales_dot_v1_dot_campaigns__pb2.RecordCampaignCostRequest.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_campaigns__pb2.RecordCampaignCostResponse.FromString,
+                _registered_method=True)
+        self.IngestCampaignInteractions = channel.stream_unary(
+                '/crm.gateway.v1.CampaignService/IngestCampaignInteractions',
+                request_serializer=crm_dot_sales_dot_v1_dot_campaigns__pb2.CampaignInteraction.SerializeToString,
+                response_deserializer=crm_dot_sales_dot_v1_dot_campaigns__pb2.IngestSummary.FromString,
+                _registered_method=True)
+
+
+class CampaignServiceServicer:
+    """The public operations of crm.sales.v1.CampaignService, as they are there.
+    """
+
+    def CreateCampaign(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCampaign(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCampaigns(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateCampaign(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ActivateCampaign(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteCampaign(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelCampaign(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordCampaignCost(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IngestCampaignInteractions(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_CampaignServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateCampaign,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_campaigns__pb2.CreateCampaignRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_campaigns__pb2.CreateCampaignResponse.SerializeToString,
+            ),
+            'GetCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCampaign,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_campaigns__pb2.GetCampaignRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_campaigns__pb2.GetCampaignResponse.SerializeToString,
+            ),
+            'ListCampaigns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCampaigns,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_campaigns__pb2.ListCampaignsRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_campaigns__pb2.ListCampaignsResponse.SerializeToString,
+            ),
+            'UpdateCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateCampaign,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_campaigns__pb2.UpdateCampaignRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_campaigns__pb2.UpdateCampaignResponse.SerializeToString,
+            ),
+            'ActivateCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.ActivateCampaign,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_campaigns__pb2.ActivateCampaignRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_campaigns__pb2.ActivateCampaignResponse.SerializeToString,
+            ),
+            'CompleteCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteCampaign,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_campaigns__pb2.CompleteCampaignRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_campaigns__pb2.CompleteCampaignResponse.SerializeToString,
+            ),
+            'CancelCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelCampaign,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_campaigns__pb2.CancelCampaignRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_campaigns__pb2.CancelCampaignResponse.SerializeToString,
+            ),
+            'RecordCampaignCost': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordCampaignCost,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_campaigns__pb2.RecordCampaignCostRequest.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_campaigns__pb2.RecordCampaignCostResponse.SerializeToString,
+            ),
+            'IngestCampaignInteractions': grpc.stream_unary_rpc_method_handler(
+                    servicer.IngestCampaignInteractions,
+                    request_deserializer=crm_dot_sales_dot_v1_dot_campaigns__pb2.CampaignInteraction.FromString,
+                    response_serializer=crm_dot_sales_dot_v1_dot_campaigns__pb2.IngestSummary.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'crm.gateway.v1.CampaignService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('crm.gateway.v1.CampaignService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class CampaignService:
+    """The public operations of crm.sales.v1.CampaignService, as they are there.
+    """
+
+    @staticmethod
+    def CreateCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.CampaignService/CreateCampaign',
+            crm_dot_sales_dot_v1_dot_campaigns__pb2.CreateCampaignRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_campaigns__pb2.CreateCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.CampaignService/GetCampaign',
+            crm_dot_sales_dot_v1_dot_campaigns__pb2.GetCampaignRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_campaigns__pb2.GetCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCampaigns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.CampaignService/ListCampaigns',
+            crm_dot_sales_dot_v1_dot_campaigns__pb2.ListCampaignsRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_campaigns__pb2.ListCampaignsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.CampaignService/UpdateCampaign',
+            crm_dot_sales_dot_v1_dot_campaigns__pb2.UpdateCampaignRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_campaigns__pb2.UpdateCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ActivateCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.CampaignService/ActivateCampaign',
+            crm_dot_sales_dot_v1_dot_campaigns__pb2.ActivateCampaignRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_campaigns__pb2.ActivateCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.CampaignService/CompleteCampaign',
+            crm_dot_sales_dot_v1_dot_campaigns__pb2.CompleteCampaignRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_campaigns__pb2.CompleteCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.CampaignService/CancelCampaign',
+            crm_dot_sales_dot_v1_dot_campaigns__pb2.CancelCampaignRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_campaigns__pb2.CancelCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordCampaignCost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.gateway.v1.CampaignService/RecordCampaignCost',
+            crm_dot_sales_dot_v1_dot_campaigns__pb2.RecordCampaignCostRequest.SerializeToString,
+            crm_dot_sales_dot_v1_dot_campaigns__pb2.RecordCampaignCostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IngestCampaignInteractions(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/crm.gateway.v1.CampaignService/IngestCampaignInteractions',
+            crm_dot_sales_dot_v1_dot_campaigns__pb2.CampaignInteraction.SerializeToString,
+            crm_dot_sales_dot_v1_dot_campaigns__pb2.IngestSummary.FromString,
             options,
             channel_credentials,
             insecure,

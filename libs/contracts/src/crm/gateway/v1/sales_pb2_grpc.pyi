@@ -13,6 +13,8 @@ of the same name listing its RPCs with the same messages and idempotency levels,
 
 from collections import abc as _abc
 from crm.sales.v1 import activities_pb2 as _activities_pb2
+from crm.sales.v1 import appointments_pb2 as _appointments_pb2
+from crm.sales.v1 import campaigns_pb2 as _campaigns_pb2
 from crm.sales.v1 import orders_pb2 as _orders_pb2
 from crm.sales.v1 import sales_pb2 as _sales_pb2
 from crm.sales.v1 import territories_pb2 as _territories_pb2
@@ -661,3 +663,221 @@ class ActivityServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_activities_pb2.GetFollowUpRuleResponse, _abc.Awaitable[_activities_pb2.GetFollowUpRuleResponse]]: ...
 
 def add_ActivityServiceServicer_to_server(servicer: ActivityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class AppointmentServiceStub:
+    """The public operations of crm.sales.v1.AppointmentService, as they are there."""
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> AppointmentServiceAsyncStub: ...
+    SetWorkCalendar: _grpc.UnaryUnaryMultiCallable[_appointments_pb2.SetWorkCalendarRequest, _appointments_pb2.SetWorkCalendarResponse]
+    GetWorkCalendar: _grpc.UnaryUnaryMultiCallable[_appointments_pb2.GetWorkCalendarRequest, _appointments_pb2.GetWorkCalendarResponse]
+    FindFreeSlots: _grpc.UnaryUnaryMultiCallable[_appointments_pb2.FindFreeSlotsRequest, _appointments_pb2.FindFreeSlotsResponse]
+    BookAppointment: _grpc.UnaryUnaryMultiCallable[_appointments_pb2.BookAppointmentRequest, _appointments_pb2.BookAppointmentResponse]
+    GetAppointment: _grpc.UnaryUnaryMultiCallable[_appointments_pb2.GetAppointmentRequest, _appointments_pb2.GetAppointmentResponse]
+    ListAppointments: _grpc.UnaryUnaryMultiCallable[_appointments_pb2.ListAppointmentsRequest, _appointments_pb2.ListAppointmentsResponse]
+    ConfirmAppointment: _grpc.UnaryUnaryMultiCallable[_appointments_pb2.ConfirmAppointmentRequest, _appointments_pb2.ConfirmAppointmentResponse]
+    RescheduleAppointment: _grpc.UnaryUnaryMultiCallable[_appointments_pb2.RescheduleAppointmentRequest, _appointments_pb2.RescheduleAppointmentResponse]
+    CancelAppointment: _grpc.UnaryUnaryMultiCallable[_appointments_pb2.CancelAppointmentRequest, _appointments_pb2.CancelAppointmentResponse]
+    GetAppointmentCalendarFile: _grpc.UnaryUnaryMultiCallable[_appointments_pb2.GetAppointmentCalendarFileRequest, _appointments_pb2.GetAppointmentCalendarFileResponse]
+    """Over JSON/HTTP also `GET /v1/AppointmentService/GetAppointmentCalendarFile?id=<id>` (or a
+    POST with `Accept: text/calendar`): the .ics file itself, as a download.
+    """
+
+@_typing.type_check_only
+class AppointmentServiceAsyncStub(AppointmentServiceStub):
+    """The public operations of crm.sales.v1.AppointmentService, as they are there."""
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    SetWorkCalendar: _aio.UnaryUnaryMultiCallable[_appointments_pb2.SetWorkCalendarRequest, _appointments_pb2.SetWorkCalendarResponse]  # type: ignore[assignment]
+    GetWorkCalendar: _aio.UnaryUnaryMultiCallable[_appointments_pb2.GetWorkCalendarRequest, _appointments_pb2.GetWorkCalendarResponse]  # type: ignore[assignment]
+    FindFreeSlots: _aio.UnaryUnaryMultiCallable[_appointments_pb2.FindFreeSlotsRequest, _appointments_pb2.FindFreeSlotsResponse]  # type: ignore[assignment]
+    BookAppointment: _aio.UnaryUnaryMultiCallable[_appointments_pb2.BookAppointmentRequest, _appointments_pb2.BookAppointmentResponse]  # type: ignore[assignment]
+    GetAppointment: _aio.UnaryUnaryMultiCallable[_appointments_pb2.GetAppointmentRequest, _appointments_pb2.GetAppointmentResponse]  # type: ignore[assignment]
+    ListAppointments: _aio.UnaryUnaryMultiCallable[_appointments_pb2.ListAppointmentsRequest, _appointments_pb2.ListAppointmentsResponse]  # type: ignore[assignment]
+    ConfirmAppointment: _aio.UnaryUnaryMultiCallable[_appointments_pb2.ConfirmAppointmentRequest, _appointments_pb2.ConfirmAppointmentResponse]  # type: ignore[assignment]
+    RescheduleAppointment: _aio.UnaryUnaryMultiCallable[_appointments_pb2.RescheduleAppointmentRequest, _appointments_pb2.RescheduleAppointmentResponse]  # type: ignore[assignment]
+    CancelAppointment: _aio.UnaryUnaryMultiCallable[_appointments_pb2.CancelAppointmentRequest, _appointments_pb2.CancelAppointmentResponse]  # type: ignore[assignment]
+    GetAppointmentCalendarFile: _aio.UnaryUnaryMultiCallable[_appointments_pb2.GetAppointmentCalendarFileRequest, _appointments_pb2.GetAppointmentCalendarFileResponse]  # type: ignore[assignment]
+    """Over JSON/HTTP also `GET /v1/AppointmentService/GetAppointmentCalendarFile?id=<id>` (or a
+    POST with `Accept: text/calendar`): the .ics file itself, as a download.
+    """
+
+class AppointmentServiceServicer(metaclass=_abc_1.ABCMeta):
+    """The public operations of crm.sales.v1.AppointmentService, as they are there."""
+
+    @_abc_1.abstractmethod
+    def SetWorkCalendar(
+        self,
+        request: _appointments_pb2.SetWorkCalendarRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_appointments_pb2.SetWorkCalendarResponse, _abc.Awaitable[_appointments_pb2.SetWorkCalendarResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetWorkCalendar(
+        self,
+        request: _appointments_pb2.GetWorkCalendarRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_appointments_pb2.GetWorkCalendarResponse, _abc.Awaitable[_appointments_pb2.GetWorkCalendarResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def FindFreeSlots(
+        self,
+        request: _appointments_pb2.FindFreeSlotsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_appointments_pb2.FindFreeSlotsResponse, _abc.Awaitable[_appointments_pb2.FindFreeSlotsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def BookAppointment(
+        self,
+        request: _appointments_pb2.BookAppointmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_appointments_pb2.BookAppointmentResponse, _abc.Awaitable[_appointments_pb2.BookAppointmentResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetAppointment(
+        self,
+        request: _appointments_pb2.GetAppointmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_appointments_pb2.GetAppointmentResponse, _abc.Awaitable[_appointments_pb2.GetAppointmentResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListAppointments(
+        self,
+        request: _appointments_pb2.ListAppointmentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_appointments_pb2.ListAppointmentsResponse, _abc.Awaitable[_appointments_pb2.ListAppointmentsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ConfirmAppointment(
+        self,
+        request: _appointments_pb2.ConfirmAppointmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_appointments_pb2.ConfirmAppointmentResponse, _abc.Awaitable[_appointments_pb2.ConfirmAppointmentResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RescheduleAppointment(
+        self,
+        request: _appointments_pb2.RescheduleAppointmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_appointments_pb2.RescheduleAppointmentResponse, _abc.Awaitable[_appointments_pb2.RescheduleAppointmentResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CancelAppointment(
+        self,
+        request: _appointments_pb2.CancelAppointmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_appointments_pb2.CancelAppointmentResponse, _abc.Awaitable[_appointments_pb2.CancelAppointmentResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetAppointmentCalendarFile(
+        self,
+        request: _appointments_pb2.GetAppointmentCalendarFileRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_appointments_pb2.GetAppointmentCalendarFileResponse, _abc.Awaitable[_appointments_pb2.GetAppointmentCalendarFileResponse]]:
+        """Over JSON/HTTP also `GET /v1/AppointmentService/GetAppointmentCalendarFile?id=<id>` (or a
+        POST with `Accept: text/calendar`): the .ics file itself, as a download.
+        """
+
+def add_AppointmentServiceServicer_to_server(servicer: AppointmentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class CampaignServiceStub:
+    """The public operations of crm.sales.v1.CampaignService, as they are there."""
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> CampaignServiceAsyncStub: ...
+    CreateCampaign: _grpc.UnaryUnaryMultiCallable[_campaigns_pb2.CreateCampaignRequest, _campaigns_pb2.CreateCampaignResponse]
+    GetCampaign: _grpc.UnaryUnaryMultiCallable[_campaigns_pb2.GetCampaignRequest, _campaigns_pb2.GetCampaignResponse]
+    ListCampaigns: _grpc.UnaryUnaryMultiCallable[_campaigns_pb2.ListCampaignsRequest, _campaigns_pb2.ListCampaignsResponse]
+    UpdateCampaign: _grpc.UnaryUnaryMultiCallable[_campaigns_pb2.UpdateCampaignRequest, _campaigns_pb2.UpdateCampaignResponse]
+    ActivateCampaign: _grpc.UnaryUnaryMultiCallable[_campaigns_pb2.ActivateCampaignRequest, _campaigns_pb2.ActivateCampaignResponse]
+    CompleteCampaign: _grpc.UnaryUnaryMultiCallable[_campaigns_pb2.CompleteCampaignRequest, _campaigns_pb2.CompleteCampaignResponse]
+    CancelCampaign: _grpc.UnaryUnaryMultiCallable[_campaigns_pb2.CancelCampaignRequest, _campaigns_pb2.CancelCampaignResponse]
+    RecordCampaignCost: _grpc.UnaryUnaryMultiCallable[_campaigns_pb2.RecordCampaignCostRequest, _campaigns_pb2.RecordCampaignCostResponse]
+    IngestCampaignInteractions: _grpc.StreamUnaryMultiCallable[_campaigns_pb2.CampaignInteraction, _campaigns_pb2.IngestSummary]
+
+@_typing.type_check_only
+class CampaignServiceAsyncStub(CampaignServiceStub):
+    """The public operations of crm.sales.v1.CampaignService, as they are there."""
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    CreateCampaign: _aio.UnaryUnaryMultiCallable[_campaigns_pb2.CreateCampaignRequest, _campaigns_pb2.CreateCampaignResponse]  # type: ignore[assignment]
+    GetCampaign: _aio.UnaryUnaryMultiCallable[_campaigns_pb2.GetCampaignRequest, _campaigns_pb2.GetCampaignResponse]  # type: ignore[assignment]
+    ListCampaigns: _aio.UnaryUnaryMultiCallable[_campaigns_pb2.ListCampaignsRequest, _campaigns_pb2.ListCampaignsResponse]  # type: ignore[assignment]
+    UpdateCampaign: _aio.UnaryUnaryMultiCallable[_campaigns_pb2.UpdateCampaignRequest, _campaigns_pb2.UpdateCampaignResponse]  # type: ignore[assignment]
+    ActivateCampaign: _aio.UnaryUnaryMultiCallable[_campaigns_pb2.ActivateCampaignRequest, _campaigns_pb2.ActivateCampaignResponse]  # type: ignore[assignment]
+    CompleteCampaign: _aio.UnaryUnaryMultiCallable[_campaigns_pb2.CompleteCampaignRequest, _campaigns_pb2.CompleteCampaignResponse]  # type: ignore[assignment]
+    CancelCampaign: _aio.UnaryUnaryMultiCallable[_campaigns_pb2.CancelCampaignRequest, _campaigns_pb2.CancelCampaignResponse]  # type: ignore[assignment]
+    RecordCampaignCost: _aio.UnaryUnaryMultiCallable[_campaigns_pb2.RecordCampaignCostRequest, _campaigns_pb2.RecordCampaignCostResponse]  # type: ignore[assignment]
+    IngestCampaignInteractions: _aio.StreamUnaryMultiCallable[_campaigns_pb2.CampaignInteraction, _campaigns_pb2.IngestSummary]  # type: ignore[assignment]
+
+class CampaignServiceServicer(metaclass=_abc_1.ABCMeta):
+    """The public operations of crm.sales.v1.CampaignService, as they are there."""
+
+    @_abc_1.abstractmethod
+    def CreateCampaign(
+        self,
+        request: _campaigns_pb2.CreateCampaignRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_campaigns_pb2.CreateCampaignResponse, _abc.Awaitable[_campaigns_pb2.CreateCampaignResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetCampaign(
+        self,
+        request: _campaigns_pb2.GetCampaignRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_campaigns_pb2.GetCampaignResponse, _abc.Awaitable[_campaigns_pb2.GetCampaignResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListCampaigns(
+        self,
+        request: _campaigns_pb2.ListCampaignsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_campaigns_pb2.ListCampaignsResponse, _abc.Awaitable[_campaigns_pb2.ListCampaignsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateCampaign(
+        self,
+        request: _campaigns_pb2.UpdateCampaignRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_campaigns_pb2.UpdateCampaignResponse, _abc.Awaitable[_campaigns_pb2.UpdateCampaignResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ActivateCampaign(
+        self,
+        request: _campaigns_pb2.ActivateCampaignRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_campaigns_pb2.ActivateCampaignResponse, _abc.Awaitable[_campaigns_pb2.ActivateCampaignResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CompleteCampaign(
+        self,
+        request: _campaigns_pb2.CompleteCampaignRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_campaigns_pb2.CompleteCampaignResponse, _abc.Awaitable[_campaigns_pb2.CompleteCampaignResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CancelCampaign(
+        self,
+        request: _campaigns_pb2.CancelCampaignRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_campaigns_pb2.CancelCampaignResponse, _abc.Awaitable[_campaigns_pb2.CancelCampaignResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RecordCampaignCost(
+        self,
+        request: _campaigns_pb2.RecordCampaignCostRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_campaigns_pb2.RecordCampaignCostResponse, _abc.Awaitable[_campaigns_pb2.RecordCampaignCostResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def IngestCampaignInteractions(
+        self,
+        request_iterator: _MaybeAsyncIterator[_campaigns_pb2.CampaignInteraction],
+        context: _ServicerContext,
+    ) -> _typing.Union[_campaigns_pb2.IngestSummary, _abc.Awaitable[_campaigns_pb2.IngestSummary]]: ...
+
+def add_CampaignServiceServicer_to_server(servicer: CampaignServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
