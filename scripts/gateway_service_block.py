@@ -31,6 +31,10 @@ def block(full_name: str) -> str:
         request = ("stream " if method.client_streaming else "") + method.input_type.full_name
         reply = ("stream " if method.server_streaming else "") + method.output_type.full_name
         head = f"  rpc {method.name}({request}) returns ({reply})"
+        if method.input_type.name != f"{method.name}Request":
+            lines.append("  // buf:lint:ignore RPC_REQUEST_STANDARD_NAME")
+        if method.output_type.name != f"{method.name}Response":
+            lines.append("  // buf:lint:ignore RPC_RESPONSE_STANDARD_NAME")
         level = method.GetOptions().idempotency_level
         if level:
             name = descriptor_pb2.MethodOptions.IdempotencyLevel.Name(level)

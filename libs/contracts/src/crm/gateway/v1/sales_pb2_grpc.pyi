@@ -798,6 +798,10 @@ class CampaignServiceStub:
     CancelCampaign: _grpc.UnaryUnaryMultiCallable[_campaigns_pb2.CancelCampaignRequest, _campaigns_pb2.CancelCampaignResponse]
     RecordCampaignCost: _grpc.UnaryUnaryMultiCallable[_campaigns_pb2.RecordCampaignCostRequest, _campaigns_pb2.RecordCampaignCostResponse]
     IngestCampaignInteractions: _grpc.StreamUnaryMultiCallable[_campaigns_pb2.CampaignInteraction, _campaigns_pb2.IngestSummary]
+    """The backend's own message names (see crm/sales/v1/campaigns.proto).
+    buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    """
 
 @_typing.type_check_only
 class CampaignServiceAsyncStub(CampaignServiceStub):
@@ -813,6 +817,10 @@ class CampaignServiceAsyncStub(CampaignServiceStub):
     CancelCampaign: _aio.UnaryUnaryMultiCallable[_campaigns_pb2.CancelCampaignRequest, _campaigns_pb2.CancelCampaignResponse]  # type: ignore[assignment]
     RecordCampaignCost: _aio.UnaryUnaryMultiCallable[_campaigns_pb2.RecordCampaignCostRequest, _campaigns_pb2.RecordCampaignCostResponse]  # type: ignore[assignment]
     IngestCampaignInteractions: _aio.StreamUnaryMultiCallable[_campaigns_pb2.CampaignInteraction, _campaigns_pb2.IngestSummary]  # type: ignore[assignment]
+    """The backend's own message names (see crm/sales/v1/campaigns.proto).
+    buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    """
 
 class CampaignServiceServicer(metaclass=_abc_1.ABCMeta):
     """The public operations of crm.sales.v1.CampaignService, as they are there."""
@@ -878,6 +886,10 @@ class CampaignServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request_iterator: _MaybeAsyncIterator[_campaigns_pb2.CampaignInteraction],
         context: _ServicerContext,
-    ) -> _typing.Union[_campaigns_pb2.IngestSummary, _abc.Awaitable[_campaigns_pb2.IngestSummary]]: ...
+    ) -> _typing.Union[_campaigns_pb2.IngestSummary, _abc.Awaitable[_campaigns_pb2.IngestSummary]]:
+        """The backend's own message names (see crm/sales/v1/campaigns.proto).
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
 
 def add_CampaignServiceServicer_to_server(servicer: CampaignServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
