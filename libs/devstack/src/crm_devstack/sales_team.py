@@ -35,6 +35,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from crm.gateway.v1 import sales_pb2_grpc as sales_gw
+from crm.sales.v1 import campaigns_pb2 as campb
+from crm.sales.v1 import orders_pb2 as opb
 from crm.sales.v1 import sales_pb2 as spb
 from crm.servicedesk.v1 import servicedesk_pb2 as pb
 from crm_devstack.simulator import (
@@ -82,6 +84,22 @@ _INTEREST_POSTS = (
     "Any experience with @{brand}? We need a helpdesk for 20 people, want a demo",
     "Comparing @{brand} and others for our customer service, who has a quote for me?",
 )
+# (name, channel, budget in cents, the campaign's day in the run, responders' share of clicks).
+CAMPAIGNS: tuple[tuple[str, int, int, float], ...] = (
+    ("Winter newsletter", campb.CAMPAIGN_CHANNEL_EMAIL, 2_000_00, 0.2),
+    ("Support Summit", campb.CAMPAIGN_CHANNEL_EVENT, 8_000_00, 0.5),
+    ("Social retargeting", campb.CAMPAIGN_CHANNEL_SOCIAL, 3_000_00, 0.35),
+)
+FUNNEL: tuple[tuple[int, str, float], ...] = (
+    (campb.CAMPAIGN_INTERACTION_KIND_SENT, "sent", 1.0),
+    (campb.CAMPAIGN_INTERACTION_KIND_DELIVERED, "delivered", 0.95),
+    (campb.CAMPAIGN_INTERACTION_KIND_OPENED, "opened", 0.5),
+    (campb.CAMPAIGN_INTERACTION_KIND_CLICKED, "clicked", 0.4),
+    (campb.CAMPAIGN_INTERACTION_KIND_RESPONDED, "responded", 0.5),
+)
+"""The funnel's kinds in order, with the share of the previous kind's contacts that reach each."""
+UNSUBSCRIBE_SHARE = 0.05
+"""Share of the delivered contacts who unsubscribe."""
 _DISQUALIFY_REASONS = ("no budget", "student project", "already a competitor's customer")
 _LOSS_REASONS = ("price", "chose a competitor", "no decision")
 
@@ -114,6 +132,11 @@ class SalesReport:
     quotes_rejected: int = 0
     won: int = 0
     lost: int = 0
+    campaigns: int = 0
+    funnel: Counter[str] = field(default_factory=Counter)
+    """Interactions the ingestion summaries accepted, by kind name (and "refused" sends)."""
+    refused_sends: int = 0
+    orders: int = 0
 
     def summary(self) -> str:
         return (
@@ -138,6 +161,8 @@ class Deal:
     quantity: int = 1
     discount_basis_points: int = 0
     revisions: int = 0
+    campaign_id: str = ""
+    contact_id: str = ""
     draws: Counter[str] = field(default_factory=Counter)
 
     def stream(self, step: str) -> random.Random:
@@ -157,6 +182,9 @@ class SalesTeam:
         self.pipeline_id = ""
         self.product_ids: dict[str, str] = {}
         self._sales = sales_gw.SalesServiceStub(channel)
+        self._campaigns = sales_gw.CampaignServiceStub(channel)
+        self._orders = sales_gw.OrderServiceStub(channel)
+        self.campaign_ids: dict[str, str] = {}
         self._reps = {rep: _Credential(company.tokens, "sales", rep) for rep in self.profile.reps}
         self._numbers = 0
 
@@ -222,6 +250,67 @@ class SalesTeam:
             )
             if made is not None:
                 self.product_ids[sku] = str(made.product.id)
+        await self._setup_campaigns()
+
+    async def _setup_campaigns(self) -> None:
+        """The marketing campaigns (created, budgeted, activated; found by name on a rerun)."""
+        company = self.company
+        listed = await company._call(
+            "ListCampaigns",
+            self._campaigns.ListCampaigns,
+            campb.ListCampaignsRequest(page_size=500),
+            company._admin,
+        )
+        if listed is None:
+            return
+        known = {str(c.name): c for c in listed.campaigns}
+        for name, channel, budget, _ in CAMPAIGNS:
+            if name in known:
+                if known[name].status == campb.CAMPAIGN_STATUS_ACTIVE:
+                    self.campaign_ids[name] = str(known[name].id)
+                continue
+            created = await company._call(
+                "CreateCampaign",
+                self._campaigns.CreateCampaign,
+                campb.CreateCampaignRequest(
+                    campaign=campb.Campaign(
+                        name=name,
+                        channel=channel,  # type: ignore[arg-type]
+                        budget_minor=budget,
+                        currency=CURRENCY,
+                    ),
+                    request_id=f"{company.run_key}-campaign-{name}",
+                ),
+                company._admin,
+            )
+            if created is None:
+                continue
+            campaign_id = str(created.campaign.id)
+            for entry, share in (("production", 0.3), ("media", 0.5)):
+                await company._call(
+                    "RecordCampaignCost",
+                    self._campaigns.RecordCampaignCost,
+                    campb.RecordCampaignCostRequest(
+                        campaign_id=campaign_id,
+                        cost=campb.CampaignCost(
+                            amount_minor=int(budget * share),
+                            currency=CURRENCY,
+                            cost_date=company.clock.now().date().isoformat(),
+                            description=entry,
+                        ),
+                        request_id=f"{company.run_key}-campaign-{name}-{entry}",
+                    ),
+                    company._admin,
+                )
+            active = await company._call(
+                "ActivateCampaign",
+                self._campaigns.ActivateCampaign,
+                campb.ActivateCampaignRequest(id=campaign_id, expected_version=0),
+                company._admin,
+            )
+            if active is not None:
+                self.campaign_ids[name] = campaign_id
+                self.report.campaigns += 1
 
     @property
     def ready(self) -> bool:
@@ -252,6 +341,119 @@ class SalesTeam:
                     self._at(at, "webform", deal, self._web_form)
                 else:
                     self._at(at, "interest", deal, self._interest_post)
+        for name, channel, _, day_share in CAMPAIGNS:
+            if name not in self.campaign_ids:
+                continue
+            at = start + (end - start) * day_share
+            self.company._schedule(
+                at, f"campaign {name}", functools.partial(self._run_campaign, name, channel)
+            )
+        if self.campaign_ids:
+            self.company._schedule(end, "campaigns complete", self.complete_campaigns)
+
+    async def _run_campaign(self, name: str, channel: int) -> None:
+        """The marketing system's feed of one campaign: a stream per funnel kind (so that each
+        summary's ``accepted`` is that kind's count), the unsubscribes, and the responders'
+        leads (created with the campaign's id)."""
+        company = self.company
+        campaign_id = self.campaign_ids[name]
+        rng = random.Random(f"{company.seed}:campaign:{name}")
+        reached = [
+            (customer, company.contact_ids[customer.number])
+            for customer in company.customers
+            if customer.number in company.contact_ids and rng.random() < 0.6
+        ]
+        now = company.clock.now()
+        delivered: list[tuple[Any, str]] = []
+        for kind, label, share in FUNNEL:
+            reached = [pair for pair in reached if rng.random() < share]
+            items = [
+                campb.CampaignInteraction(
+                    campaign_id=campaign_id,
+                    contact_id=contact_id,
+                    kind=kind,  # type: ignore[arg-type]
+                    external_id=f"{company.run_key}-{name}-{label}-{customer.number}",
+                    occur_time=_timestamp(now),
+                )
+                for customer, contact_id in reached
+            ]
+            summary = await self._ingest(items)
+            if summary is None:
+                return
+            self.report.funnel[label] += int(summary.accepted)
+            if kind == campb.CAMPAIGN_INTERACTION_KIND_SENT:
+                refused = {int(e.index) for e in summary.errors}
+                self.report.refused_sends += int(summary.refused)
+                reached = [pair for i, pair in enumerate(reached) if i not in refused]
+            if kind == campb.CAMPAIGN_INTERACTION_KIND_DELIVERED:
+                delivered = list(reached)
+        unsubscribing = [pair for pair in delivered if rng.random() < UNSUBSCRIBE_SHARE]
+        if unsubscribing:
+            summary = await self._ingest(
+                [
+                    campb.CampaignInteraction(
+                        campaign_id=campaign_id,
+                        contact_id=contact_id,
+                        kind=campb.CAMPAIGN_INTERACTION_KIND_UNSUBSCRIBED,
+                        external_id=f"{company.run_key}-{name}-unsub-{customer.number}",
+                        occur_time=_timestamp(now),
+                    )
+                    for customer, contact_id in unsubscribing
+                ]
+            )
+            if summary is not None:
+                self.report.funnel["unsubscribed"] += int(summary.accepted)
+        for customer, contact_id in reached:  # the responders
+            self._numbers += 1
+            deal = Deal(
+                self._numbers,
+                f"{company.seed}:deal:{self._numbers}",
+                spb.LEAD_SOURCE_CAMPAIGN,
+                campaign_id=campaign_id,
+            )
+            lead = spb.Lead(
+                contact_id=contact_id,
+                person_name=f"{customer.given_name} {customer.family_name}",
+                email=customer.email,
+                source=spb.LEAD_SOURCE_CAMPAIGN,
+                campaign_id=campaign_id,
+            )
+            self._at(
+                now + timedelta(minutes=rng.uniform(5, 90)),
+                "campaign-lead",
+                deal,
+                functools.partial(self._create_lead, lead=lead, who=company._connectors),
+            )
+
+    async def _ingest(self, items: list[Any]) -> Any:
+        if not items:
+            return campb.IngestSummary()
+        return await self.company._call(
+            "IngestCampaignInteractions",
+            self._campaigns.IngestCampaignInteractions,
+            items,  # type: ignore[arg-type]
+            self.company._connectors,
+        )
+
+    async def complete_campaigns(self) -> None:
+        """The campaigns ran their course: completed (at the end of the history)."""
+        for campaign_id in self.campaign_ids.values():
+            got = await self.company._call(
+                "GetCampaign",
+                self._campaigns.GetCampaign,
+                campb.GetCampaignRequest(id=campaign_id),
+                self.company._admin,
+            )
+            if got is None or got.campaign.status != campb.CAMPAIGN_STATUS_ACTIVE:
+                continue
+            await self.company._call(
+                "CompleteCampaign",
+                self._campaigns.CompleteCampaign,
+                campb.CompleteCampaignRequest(
+                    id=campaign_id, expected_version=int(got.campaign.version)
+                ),
+                self.company._admin,
+            )
 
     def _at(self, at: datetime, label: str, deal: Deal, step: Any) -> None:
         self.company._schedule(at, f"{label} {deal.number}", functools.partial(step, deal))
@@ -427,6 +629,7 @@ class SalesTeam:
             return
         self.report.converted += 1
         deal.opportunity_id = str(converted.opportunity.id)
+        deal.contact_id = str(converted.opportunity.primary_contact_id)
         deal.version = int(converted.opportunity.version)
         self._later(deal, "demo", self._demo, 240.0)
 
@@ -545,6 +748,37 @@ class SalesTeam:
         )
         if won is not None:
             self.report.won += 1
+            self._customer_later(deal, "order", self._order, 240.0)
+
+    async def _order(self, deal: Deal) -> None:
+        """The ERP (the integration) records the won deal's order."""
+        sku, _, price, _ = PRODUCTS[deal.product]
+        revenue = price * deal.quantity * (10_000 - deal.discount_basis_points) // 10_000
+        recorded = await self.company._call(
+            "RecordOrder",
+            self._orders.RecordOrder,
+            opb.RecordOrderRequest(
+                order=opb.Order(
+                    external_id=f"{self.company.run_key}-order-{deal.number}",
+                    contact_id=deal.contact_id,
+                    opportunity_id=deal.opportunity_id,
+                    order_date=self.company.clock.now().date().isoformat(),
+                    currency=CURRENCY,
+                    lines=[
+                        opb.OrderLine(
+                            sku=sku,
+                            product_id=self.product_ids[sku],
+                            quantity=deal.quantity,
+                            revenue_minor=revenue,
+                            cost_minor=revenue // 5,
+                        )
+                    ],
+                )
+            ),
+            self.company._connectors,
+        )
+        if recorded is not None:
+            self.report.orders += 1
 
     async def _lose(self, deal: Deal, *, reason: str) -> None:
         lost = await self.company._call(
@@ -580,6 +814,16 @@ class SalesSummary:
     leads: int = 0
     leads_converted: int = 0
     leads_disqualified: int = 0
+    campaigns: int = 0
+    campaign_cost: dict[str, int] = field(default_factory=dict)
+    campaign_leads: int = 0
+    """Leads attributed to a campaign (created with one or touched by one first)."""
+    campaign_won: int = 0
+    """Won opportunities attributed to a campaign."""
+    orders: int = 0
+    order_revenue: dict[str, int] = field(default_factory=dict)
+    returns: int = 0
+    return_revenue: dict[str, int] = field(default_factory=dict)
 
     @property
     def open_count(self) -> int:
@@ -666,7 +910,38 @@ async def read_sales_summary(channel: grpc.aio.Channel, token: str) -> SalesSumm
     summary.leads_disqualified = sum(
         1 for lead in leads if lead.status == spb.LEAD_STATUS_DISQUALIFIED
     )
+    summary.campaign_leads = sum(1 for lead in leads if lead.campaign_id)
+    summary.campaign_won = sum(
+        1 for o in opportunities if o.campaign_id and o.status == spb.STAGE_KIND_WON
+    )
+    campaigns_stub = sales_gw.CampaignServiceStub(channel)
+    campaigns = await _pages(
+        campaigns_stub.ListCampaigns,
+        campb.ListCampaignsRequest(page_size=500),
+        "campaigns",
+        metadata,
+    )
+    summary.campaigns = len(campaigns)
+    for campaign in campaigns:
+        _add(summary.campaign_cost, str(campaign.currency), int(campaign.cost_total_minor))
+    orders_stub = sales_gw.OrderServiceStub(channel)
+    orders = await _pages(
+        orders_stub.ListOrders, opb.ListOrdersRequest(page_size=500), "orders", metadata
+    )
+    summary.orders = len(orders)
+    for order in orders:
+        _add(summary.order_revenue, str(order.currency), int(order.revenue_total_minor))
+    returns = await _pages(
+        orders_stub.ListReturns, opb.ListReturnsRequest(page_size=500), "returns", metadata
+    )
+    summary.returns = len(returns)
+    for returned in returns:
+        _add(summary.return_revenue, str(returned.currency), int(returned.revenue_total_minor))
     return summary
+
+
+def _add(amounts: dict[str, int], currency: str, amount: int) -> None:
+    amounts[currency] = amounts.get(currency, 0) + amount
 
 
 def _money(amounts: dict[str, int]) -> str:
@@ -717,6 +992,16 @@ def format_sales_summary(summary: SalesSummary, report: SalesReport | None = Non
         f"  quotes       {summary.quotes_sent} sent · {summary.quotes_accepted} accepted · "
         f"leads {summary.leads} ({summary.leads_converted} converted, "
         f"{summary.leads_disqualified} disqualified)",
+    ]
+    funnel = report.funnel if report is not None else Counter()
+    refused = report.refused_sends if report is not None else 0
+    lines += [
+        f"  campaigns    {summary.campaigns} · cost {_money(summary.campaign_cost)} · funnel "
+        + " → ".join(f"{funnel[label]} {label}" for _, label, _ in FUNNEL)
+        + f" → {summary.campaign_leads} leads → {summary.campaign_won} won · "
+        f"{refused} sends refused · {funnel['unsubscribed']} unsubscribed",
+        f"  orders       {summary.orders} · revenue {_money(summary.order_revenue)} · "
+        f"returns {summary.returns} ({_money(summary.return_revenue)})",
     ]
     if report is not None:
         lines.append(f"  sales team   {report.summary()}")
