@@ -136,6 +136,8 @@ class SalesReport:
     funnel: Counter[str] = field(default_factory=Counter)
     """Interactions the ingestion summaries accepted, by kind name (and "refused" sends)."""
     refused_sends: int = 0
+    campaign_leads: int = 0
+    """Leads created with a campaign's id (of its responders)."""
     orders: int = 0
 
     def summary(self) -> str:
@@ -556,6 +558,8 @@ class SalesTeam:
         if created is None:
             return
         self.report.leads += 1
+        if lead.campaign_id:
+            self.report.campaign_leads += 1
         deal.lead_id = str(created.lead.id)
         deal.lead_version = int(created.lead.version)
         self._later(deal, "work", self._work, 45.0)
