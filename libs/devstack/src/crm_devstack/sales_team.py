@@ -12,14 +12,24 @@ Played through the gateway's ``SalesService`` like the rest of the simulation
   desk's mention id, work and qualify or disqualify leads, convert them (contact, organisation
   and opportunity in one step), move the opportunity through the stages, send a quote at the
   proposal stage, record the customer's answer (a rejected quote may get a cheaper revision),
-  and win or lose the deal.
+  and win or lose the deal;
+- the **marketing** side (the admin's campaigns on e-mail, event and social channels, with a
+  budget and dated cost entries, activated at the start and completed at the end of the history;
+  the marketing system, an integration, streams each campaign's interactions with the customers
+  through ``IngestCampaignInteractions``, one stream per kind, so that each summary's ``accepted``
+  is that step of the funnel: customers without e-mail consent are refused the e-mail sends,
+  a few unsubscribe, the responders become leads created with the campaign's id);
+- the **ERP** (an integration) records the order of a won deal and, for a few, a returned unit.
 
 Every step is an action on the company's agenda at a simulated instant, reps act in business
 hours (:func:`crm_devstack.simulator.agent_time`) and customers decide on their own time; the
 random draws come from one generator per lead and step, so the story of every lead is the same
 for a seed. What the run leaves behind is read back from the API for the summary
 (:func:`read_sales_summary`): open pipeline value by stage, win rate by count and by value, quotes
-sent and accepted.
+sent and accepted, the campaign funnel and the orders' and returns' revenue.
+
+Not played yet: territory rules, appointments and reps' calendars, follow-up call rules and
+logged activities, base currency and exchange rates, ERP costs and repeat purchases.
 """
 
 from __future__ import annotations
@@ -98,6 +108,8 @@ FUNNEL: tuple[tuple[int, str, float], ...] = (
     (campb.CAMPAIGN_INTERACTION_KIND_RESPONDED, "responded", 0.5),
 )
 """The funnel's kinds in order, with the share of the previous kind's contacts that reach each."""
+RETURN_SHARE = 0.2
+"""Share of the orders (of more than one unit) of which the customer returns a unit."""
 UNSUBSCRIBE_SHARE = 0.05
 """Share of the delivered contacts who unsubscribe."""
 _DISQUALIFY_REASONS = ("no budget", "student project", "already a competitor's customer")
@@ -139,6 +151,7 @@ class SalesReport:
     campaign_leads: int = 0
     """Leads created with a campaign's id (of its responders)."""
     orders: int = 0
+    returns: int = 0
 
     def summary(self) -> str:
         return (
@@ -781,8 +794,43 @@ class SalesTeam:
             ),
             self.company._connectors,
         )
+        if recorded is None:
+            return
+        self.report.orders += 1
+        order = recorded.order
+        if deal.quantity > 1 and deal.stream("return").random() < RETURN_SHARE:
+            self._customer_later(
+                deal, "return", functools.partial(self._return, order=order), 600.0
+            )
+
+    async def _return(self, deal: Deal, *, order: opb.Order) -> None:
+        """The customer sends one unit of the order back; the ERP records the return."""
+        line = order.lines[0]
+        unit_revenue = int(line.revenue_minor) // int(line.quantity)
+        recorded = await self.company._call(
+            "RecordReturn",
+            self._orders.RecordReturn,
+            opb.RecordReturnRequest(
+                **{
+                    "return": opb.Return(
+                        external_id=f"{self.company.run_key}-return-{deal.number}",
+                        order_id=order.id,
+                        return_date=self.company.clock.now().date().isoformat(),
+                        lines=[
+                            opb.ReturnLine(
+                                line_number=line.line_number,
+                                quantity=1,
+                                revenue_minor=unit_revenue,
+                                cost_minor=int(line.cost_minor) // int(line.quantity),
+                            )
+                        ],
+                    )
+                }
+            ),
+            self.company._connectors,
+        )
         if recorded is not None:
-            self.report.orders += 1
+            self.report.returns += 1
 
     async def _lose(self, deal: Deal, *, reason: str) -> None:
         lost = await self.company._call(
