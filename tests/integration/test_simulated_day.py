@@ -17,6 +17,7 @@ import pytest
 
 from crm.gateway.v1 import gateway_pb2_grpc
 from crm.gateway.v1 import sales_pb2_grpc as gateway_sales_pb2_grpc
+from crm.sales.v1 import activities_pb2 as apb
 from crm.sales.v1 import campaigns_pb2 as campb
 from crm.sales.v1 import orders_pb2 as opb
 from crm.sales.v1 import sales_pb2 as spb
@@ -149,6 +150,18 @@ async def test_a_simulated_day_through_the_gateway_shows_tickets_a_perception_ga
                     opb.ListOrdersRequest(page_size=500), metadata=as_analyst, timeout=10
                 )
             ).orders
+            calls = (
+                await gateway_sales_pb2_grpc.ActivityServiceStub(channel).ListActivities(
+                    apb.ListActivitiesRequest(page_size=500, kind=apb.ACTIVITY_KIND_CALL),
+                    metadata=as_analyst,
+                    timeout=10,
+                )
+            ).activities
+            returns = (
+                await orders_api.ListReturns(
+                    opb.ListReturnsRequest(page_size=500), metadata=as_analyst, timeout=10
+                )
+            ).returns
             leads = (
                 await sales_api.ListLeads(
                     spb.ListLeadsRequest(page_size=500), metadata=as_analyst, timeout=10
@@ -249,6 +262,16 @@ async def test_a_simulated_day_through_the_gateway_shows_tickets_a_perception_ga
     revenue = sum(o.revenue_total_minor for o in orders)
     assert summary.order_revenue == ({"EUR": revenue} if orders else {})
     assert f"  orders       {len(orders)} · revenue " in text
+    assert summary.returns == len(returns) == team.returns
+    assert {r.order_id for r in returns} <= {o.id for o in orders}
+    # The follow-up calls the rule's timers created (the rep completes those due in the run).
+    follow_ups = [c for c in calls if c.HasField("follow_up")]
+    assert summary.follow_up_calls == len(follow_ups)
+    assert all(c.opportunity_id in {o.id for o in won} for c in follow_ups)
+    assert team.follow_ups_completed == sum(
+        1 for c in follow_ups if c.status == apb.ACTIVITY_STATUS_COMPLETED
+    )
+    assert f"follow-up calls {len(follow_ups)} created" in text
     gap = totals["perception_gap"]
     assert gap.count > 0
     assert gap.HasField("p90")

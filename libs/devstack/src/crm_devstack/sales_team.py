@@ -45,6 +45,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from crm.gateway.v1 import sales_pb2_grpc as sales_gw
+from crm.sales.v1 import activities_pb2 as apb
 from crm.sales.v1 import campaigns_pb2 as campb
 from crm.sales.v1 import orders_pb2 as opb
 from crm.sales.v1 import sales_pb2 as spb
@@ -113,6 +114,7 @@ RETURN_SHARE = 0.2
 UNSUBSCRIBE_SHARE = 0.05
 """Share of the delivered contacts who unsubscribe."""
 _DISQUALIFY_REASONS = ("no budget", "student project", "already a competitor's customer")
+_CALL_OUTCOMES = ("happy with the onboarding", "asked for more seats", "left a voicemail")
 _LOSS_REASONS = ("price", "chose a competitor", "no decision")
 
 
@@ -129,6 +131,9 @@ class SalesProfile:
     """Share of web-form leads from people who are customers already."""
     pace: float = 0.6
     """Multiplies every delay of a deal's story (smaller: faster deals)."""
+    follow_up_days: int = 1
+    """The admin's follow-up rule: a call this many days after a won deal (the sales service's
+    durable timers create it, on its clock: the accelerated one of the simulation)."""
 
 
 @dataclass
@@ -152,6 +157,7 @@ class SalesReport:
     """Leads created with a campaign's id (of its responders)."""
     orders: int = 0
     returns: int = 0
+    follow_ups_completed: int = 0
 
     def summary(self) -> str:
         return (
@@ -199,6 +205,7 @@ class SalesTeam:
         self._sales = sales_gw.SalesServiceStub(channel)
         self._campaigns = sales_gw.CampaignServiceStub(channel)
         self._orders = sales_gw.OrderServiceStub(channel)
+        self._activities = sales_gw.ActivityServiceStub(channel)
         self.campaign_ids: dict[str, str] = {}
         self._reps = {rep: _Credential(company.tokens, "sales", rep) for rep in self.profile.reps}
         self._numbers = 0
@@ -266,6 +273,20 @@ class SalesTeam:
             if made is not None:
                 self.product_ids[sku] = str(made.product.id)
         await self._setup_campaigns()
+        await company._call(
+            "SetFollowUpRule",
+            self._activities.SetFollowUpRule,
+            apb.SetFollowUpRuleRequest(
+                rule=apb.FollowUpRule(
+                    enabled=True,
+                    after_won_deal=True,
+                    delay_days=self.profile.follow_up_days,
+                    owner=apb.FOLLOW_UP_OWNER_DEAL_OWNER,
+                    owner_id=self.profile.reps[0],
+                )
+            ),
+            admin,
+        )
 
     async def _setup_campaigns(self) -> None:
         """The marketing campaigns (created, budgeted, activated; found by name on a rerun)."""
@@ -766,6 +787,41 @@ class SalesTeam:
         if won is not None:
             self.report.won += 1
             self._customer_later(deal, "order", self._order, 240.0)
+            # The rep gets to the follow-up call (due follow_up_days later) a little after.
+            due = self.company.clock.now() + timedelta(days=self.profile.follow_up_days)
+            at = agent_time(deal.stream("follow-up"), self.company.calendar, due, 120.0)
+            self._at(at, "follow-up", deal, self._follow_up)
+
+    async def _follow_up(self, deal: Deal) -> None:
+        """The rep makes the follow-up calls the timers created on the deal and logs them."""
+        listed = await self.company._call(
+            "ListActivities",
+            self._activities.ListActivities,
+            apb.ListActivitiesRequest(
+                opportunity_id=deal.opportunity_id,
+                kind=apb.ACTIVITY_KIND_CALL,
+                status=apb.ACTIVITY_STATUS_OPEN,
+            ),
+            self._rep(deal),
+        )
+        if listed is None:
+            return
+        for call in listed.activities:
+            if not call.HasField("follow_up"):
+                continue
+            done = await self.company._call(
+                "CompleteActivity",
+                self._activities.CompleteActivity,
+                apb.CompleteActivityRequest(
+                    id=call.id,
+                    outcome=deal.stream("call").choice(_CALL_OUTCOMES),
+                    duration_seconds=deal.stream("call-length").randint(120, 900),
+                    expected_version=call.version,
+                ),
+                self._rep(deal),
+            )
+            if done is not None:
+                self.report.follow_ups_completed += 1
 
     async def _order(self, deal: Deal) -> None:
         """The ERP (the integration) records the won deal's order."""
@@ -876,6 +932,9 @@ class SalesSummary:
     order_revenue: dict[str, int] = field(default_factory=dict)
     returns: int = 0
     return_revenue: dict[str, int] = field(default_factory=dict)
+    follow_up_calls: int = 0
+    """Call activities the follow-up rule's timers created."""
+    follow_up_calls_open: int = 0
 
     @property
     def open_count(self) -> int:
@@ -987,6 +1046,17 @@ async def read_sales_summary(channel: grpc.aio.Channel, token: str) -> SalesSumm
         orders_stub.ListReturns, opb.ListReturnsRequest(page_size=500), "returns", metadata
     )
     summary.returns = len(returns)
+    activities = await _pages(
+        sales_gw.ActivityServiceStub(channel).ListActivities,
+        apb.ListActivitiesRequest(page_size=500, kind=apb.ACTIVITY_KIND_CALL),
+        "activities",
+        metadata,
+    )
+    follow_ups = [a for a in activities if a.HasField("follow_up")]
+    summary.follow_up_calls = len(follow_ups)
+    summary.follow_up_calls_open = sum(
+        1 for a in follow_ups if a.status == apb.ACTIVITY_STATUS_OPEN
+    )
     for returned in returns:
         _add(summary.return_revenue, str(returned.currency), int(returned.revenue_total_minor))
     return summary
@@ -1053,7 +1123,9 @@ def format_sales_summary(summary: SalesSummary, report: SalesReport | None = Non
         + f" → {summary.campaign_leads} leads → {summary.campaign_won} won · "
         f"{refused} sends refused · {funnel['unsubscribed']} unsubscribed",
         f"  orders       {summary.orders} · revenue {_money(summary.order_revenue)} · "
-        f"returns {summary.returns} ({_money(summary.return_revenue)})",
+        f"returns {summary.returns} ({_money(summary.return_revenue)}) · "
+        f"follow-up calls {summary.follow_up_calls} created "
+        f"({summary.follow_up_calls_open} open)",
     ]
     if report is not None:
         lines.append(f"  sales team   {report.summary()}")

@@ -8,6 +8,7 @@ from typing import Any
 import grpc
 import pytest
 
+from crm.sales.v1 import activities_pb2 as apb
 from crm.sales.v1 import campaigns_pb2 as campb
 from crm.sales.v1 import orders_pb2 as opb
 from crm.sales.v1 import sales_pb2 as spb
@@ -110,6 +111,12 @@ class _FakeSales:
             opb.Order(id=f"o{n}", currency="EUR", revenue_total_minor=1000 * n) for n in (1, 2, 3)
         ]
         returns = [opb.Return(id="r1", currency="EUR", revenue_total_minor=500)]
+        follow_up = apb.FollowUpOrigin(rule_id="rule", purchase="won:c")
+        activities = [
+            apb.Activity(id="c1", status=apb.ACTIVITY_STATUS_OPEN, follow_up=follow_up),
+            apb.Activity(id="c2", status=apb.ACTIVITY_STATUS_COMPLETED, follow_up=follow_up),
+            apb.Activity(id="c3", status=apb.ACTIVITY_STATUS_OPEN),  # a call a rep logged
+        ]
         self.data: dict[str, list[Any]] = {
             "pipelines": [pipeline],
             "opportunities": opportunities,
@@ -118,6 +125,7 @@ class _FakeSales:
             "campaigns": campaigns,
             "orders": orders,
             "returns": returns,
+            "activities": activities,
         }
 
     def _list(self, name: str) -> Any:
@@ -139,6 +147,7 @@ class _FakeSales:
             "ListCampaigns": "campaigns",
             "ListOrders": "orders",
             "ListReturns": "returns",
+            "ListActivities": "activities",
         }[method]
         return self._list(name)
 
@@ -146,9 +155,9 @@ class _FakeSales:
 async def test_the_summary_is_computed_from_every_page_of_the_api(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for stub in ("SalesServiceStub", "CampaignServiceStub", "OrderServiceStub"):
+    for stub in ("Sales", "Campaign", "Order", "Activity"):
         monkeypatch.setattr(
-            f"crm_devstack.sales_team.sales_gw.{stub}", lambda channel: _FakeSales()
+            f"crm_devstack.sales_team.sales_gw.{stub}ServiceStub", lambda channel: _FakeSales()
         )
     summary = await read_sales_summary(None, "token")  # type: ignore[arg-type]
     assert [stage for stage, _ in summary.stages] == ["qualify", "demo", "proposal", "negotiation"]
@@ -161,6 +170,7 @@ async def test_the_summary_is_computed_from_every_page_of_the_api(
     assert (summary.campaign_leads, summary.campaign_won) == (2, 1)
     assert (summary.orders, summary.order_revenue) == (3, {"EUR": 6000})
     assert (summary.returns, summary.return_revenue) == (1, {"EUR": 500})
+    assert (summary.follow_up_calls, summary.follow_up_calls_open) == (2, 1)
 
 
 def test_the_block_shows_the_campaign_funnel_and_the_orders() -> None:
@@ -175,13 +185,18 @@ def test_the_block_shows_the_campaign_funnel_and_the_orders() -> None:
         order_revenue={"EUR": 1_234_500},
         returns=1,
         return_revenue={"EUR": 10_000},
+        follow_up_calls=3,
+        follow_up_calls_open=1,
     )
     text = "\n".join(format_sales_summary(summary, report))
     assert (
         "campaigns    2 · cost 1,500.00 EUR · funnel 20 sent → 19 delivered → 9 opened → "
         "4 clicked → 2 responded → 3 leads → 1 won · 4 sends refused · 1 unsubscribed"
     ) in text
-    assert "orders       5 · revenue 12,345.00 EUR · returns 1 (100.00 EUR)" in text
+    assert (
+        "orders       5 · revenue 12,345.00 EUR · returns 1 (100.00 EUR) · "
+        "follow-up calls 3 created (1 open)"
+    ) in text
 
 
 async def test_the_plan_is_the_same_for_a_seed_and_as_many_leads_as_the_profile_says() -> None:
