@@ -131,9 +131,10 @@ class SalesProfile:
     """Share of web-form leads from people who are customers already."""
     pace: float = 0.6
     """Multiplies every delay of a deal's story (smaller: faster deals)."""
-    follow_up_days: int = 1
+    follow_up_days: int = 0
     """The admin's follow-up rule: a call this many days after a won deal (the sales service's
-    durable timers create it, on its clock: the accelerated one of the simulation)."""
+    durable timers create it, on its clock: the accelerated one of the simulation). 0, the same
+    day: the demo's deals close late in its few days, a later call would fall after them."""
 
 
 @dataclass
@@ -598,7 +599,22 @@ class SalesTeam:
         deal.lead_version = int(created.lead.version)
         self._later(deal, "work", self._work, 45.0)
 
+    async def _open_lead(self, deal: Deal) -> bool:
+        """The rep opens the lead (its version moves with every campaign touch of its contact)."""
+        got = await self.company._call(
+            "GetLead",
+            self._sales.GetLead,
+            spb.GetLeadRequest(id=deal.lead_id),
+            self._rep(deal),
+        )
+        if got is None:
+            return False
+        deal.lead_version = int(got.lead.version)
+        return True
+
     async def _work(self, deal: Deal) -> None:
+        if not await self._open_lead(deal):
+            return
         worked = await self.company._call(
             "StartWorkingLead",
             self._sales.StartWorkingLead,
@@ -613,6 +629,8 @@ class SalesTeam:
     async def _qualify(self, deal: Deal) -> None:
         rng = deal.stream("qualify")
         rep = self._rep(deal)
+        if not await self._open_lead(deal):
+            return
         if rng.random() < 0.25:
             done = await self.company._call(
                 "DisqualifyLead",
