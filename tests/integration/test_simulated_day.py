@@ -17,6 +17,9 @@ import pytest
 
 from crm.gateway.v1 import gateway_pb2_grpc
 from crm.gateway.v1 import sales_pb2_grpc as gateway_sales_pb2_grpc
+from crm.sales.v1 import activities_pb2 as apb
+from crm.sales.v1 import campaigns_pb2 as campb
+from crm.sales.v1 import orders_pb2 as opb
 from crm.sales.v1 import sales_pb2 as spb
 from crm_devstack.credentials import DevCredentials
 from crm_devstack.demo import format_kpi_summary, kpi_request, plan_company_run, sales_block
@@ -135,6 +138,35 @@ async def test_a_simulated_day_through_the_gateway_shows_tickets_a_perception_ga
                     spb.ListQuotesRequest(page_size=500), metadata=as_analyst, timeout=10
                 )
             ).quotes
+            campaigns_api = gateway_sales_pb2_grpc.CampaignServiceStub(channel)
+            campaigns = (
+                await campaigns_api.ListCampaigns(
+                    campb.ListCampaignsRequest(page_size=500), metadata=as_analyst, timeout=10
+                )
+            ).campaigns
+            orders_api = gateway_sales_pb2_grpc.OrderServiceStub(channel)
+            orders = (
+                await orders_api.ListOrders(
+                    opb.ListOrdersRequest(page_size=500), metadata=as_analyst, timeout=10
+                )
+            ).orders
+            calls = (
+                await gateway_sales_pb2_grpc.ActivityServiceStub(channel).ListActivities(
+                    apb.ListActivitiesRequest(page_size=500, kind=apb.ACTIVITY_KIND_CALL),
+                    metadata=as_analyst,
+                    timeout=10,
+                )
+            ).activities
+            returns = (
+                await orders_api.ListReturns(
+                    opb.ListReturnsRequest(page_size=500), metadata=as_analyst, timeout=10
+                )
+            ).returns
+            leads = (
+                await sales_api.ListLeads(
+                    spb.ListLeadsRequest(page_size=500), metadata=as_analyst, timeout=10
+                )
+            ).leads
 
             stub = gateway_pb2_grpc.MetricsServiceStub(channel)
             analyst = (("authorization", f"Bearer {tokens('analyst', 'test')}"),)
@@ -204,6 +236,42 @@ async def test_a_simulated_day_through_the_gateway_shows_tickets_a_perception_ga
     assert f"{len(sent)} sent · {len(accepted)} accepted" in "\n".join(printed)
     assert summary.leads == team.leads
     assert summary.leads_converted == team.converted
+
+    # The campaign funnel: the ingestion summaries' accepted counts, the API's leads and wins.
+    text = "\n".join(printed)
+    assert team.campaigns == summary.campaigns == len(campaigns) == 3
+    assert all(c.status == campb.CAMPAIGN_STATUS_COMPLETED for c in campaigns)
+    assert summary.campaign_cost == {"EUR": sum(c.cost_total_minor for c in campaigns)}
+    funnel = [team.funnel[k] for k in ("sent", "delivered", "opened", "clicked", "responded")]
+    assert funnel[0] > 0
+    assert funnel == sorted(funnel, reverse=True)
+    assert team.refused_sends > 0  # customers without e-mail consent
+    campaign_leads = [lead for lead in leads if lead.campaign_id]
+    assert summary.campaign_leads == len(campaign_leads) >= team.campaign_leads > 0
+    assert team.campaign_leads == funnel[4]  # every responder became a lead
+    campaign_won = [o for o in won if o.campaign_id]
+    assert summary.campaign_won == len(campaign_won)
+    assert (
+        f"funnel {funnel[0]} sent → {funnel[1]} delivered → {funnel[2]} opened → "
+        f"{funnel[3]} clicked → {funnel[4]} responded → {len(campaign_leads)} leads → "
+        f"{len(campaign_won)} won · {team.refused_sends} sends refused"
+    ) in text
+    # The ERP's orders: one per won deal it got to, as ListOrders has them.
+    assert summary.orders == len(orders) == team.orders <= team.won
+    assert {o.opportunity_id for o in orders} <= {o.id for o in won}
+    revenue = sum(o.revenue_total_minor for o in orders)
+    assert summary.order_revenue == ({"EUR": revenue} if orders else {})
+    assert f"  orders       {len(orders)} · revenue " in text
+    assert summary.returns == len(returns) == team.returns
+    assert {r.order_id for r in returns} <= {o.id for o in orders}
+    # The follow-up calls the rule's timers created (the rep completes those due in the run).
+    follow_ups = [c for c in calls if c.HasField("follow_up")]
+    assert summary.follow_up_calls == len(follow_ups)
+    assert all(c.opportunity_id in {o.id for o in won} for c in follow_ups)
+    assert team.follow_ups_completed == sum(
+        1 for c in follow_ups if c.status == apb.ACTIVITY_STATUS_COMPLETED
+    )
+    assert f"follow-up calls {len(follow_ups)} created" in text
     gap = totals["perception_gap"]
     assert gap.count > 0
     assert gap.HasField("p90")

@@ -12,14 +12,24 @@ Played through the gateway's ``SalesService`` like the rest of the simulation
   desk's mention id, work and qualify or disqualify leads, convert them (contact, organisation
   and opportunity in one step), move the opportunity through the stages, send a quote at the
   proposal stage, record the customer's answer (a rejected quote may get a cheaper revision),
-  and win or lose the deal.
+  and win or lose the deal;
+- the **marketing** side (the admin's campaigns on e-mail, event and social channels, with a
+  budget and dated cost entries, activated at the start and completed at the end of the history;
+  the marketing system, an integration, streams each campaign's interactions with the customers
+  through ``IngestCampaignInteractions``, one stream per kind, so that each summary's ``accepted``
+  is that step of the funnel: customers without e-mail consent are refused the e-mail sends,
+  a few unsubscribe, the responders become leads created with the campaign's id);
+- the **ERP** (an integration) records the order of a won deal and, for a few, a returned unit.
 
 Every step is an action on the company's agenda at a simulated instant, reps act in business
 hours (:func:`crm_devstack.simulator.agent_time`) and customers decide on their own time; the
 random draws come from one generator per lead and step, so the story of every lead is the same
 for a seed. What the run leaves behind is read back from the API for the summary
 (:func:`read_sales_summary`): open pipeline value by stage, win rate by count and by value, quotes
-sent and accepted.
+sent and accepted, the campaign funnel and the orders' and returns' revenue.
+
+Not played yet: territory rules, appointments and reps' calendars, follow-up call rules and
+logged activities, base currency and exchange rates, ERP costs and repeat purchases.
 """
 
 from __future__ import annotations
@@ -35,6 +45,9 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from crm.gateway.v1 import sales_pb2_grpc as sales_gw
+from crm.sales.v1 import activities_pb2 as apb
+from crm.sales.v1 import campaigns_pb2 as campb
+from crm.sales.v1 import orders_pb2 as opb
 from crm.sales.v1 import sales_pb2 as spb
 from crm.servicedesk.v1 import servicedesk_pb2 as pb
 from crm_devstack.simulator import (
@@ -82,7 +95,26 @@ _INTEREST_POSTS = (
     "Any experience with @{brand}? We need a helpdesk for 20 people, want a demo",
     "Comparing @{brand} and others for our customer service, who has a quote for me?",
 )
+# (name, channel, budget in cents, the campaign's day in the run, responders' share of clicks).
+CAMPAIGNS: tuple[tuple[str, int, int, float], ...] = (
+    ("Winter newsletter", campb.CAMPAIGN_CHANNEL_EMAIL, 2_000_00, 0.2),
+    ("Support Summit", campb.CAMPAIGN_CHANNEL_EVENT, 8_000_00, 0.5),
+    ("Social retargeting", campb.CAMPAIGN_CHANNEL_SOCIAL, 3_000_00, 0.35),
+)
+FUNNEL: tuple[tuple[int, str, float], ...] = (
+    (campb.CAMPAIGN_INTERACTION_KIND_SENT, "sent", 1.0),
+    (campb.CAMPAIGN_INTERACTION_KIND_DELIVERED, "delivered", 0.95),
+    (campb.CAMPAIGN_INTERACTION_KIND_OPENED, "opened", 0.5),
+    (campb.CAMPAIGN_INTERACTION_KIND_CLICKED, "clicked", 0.4),
+    (campb.CAMPAIGN_INTERACTION_KIND_RESPONDED, "responded", 0.5),
+)
+"""The funnel's kinds in order, with the share of the previous kind's contacts that reach each."""
+RETURN_SHARE = 0.2
+"""Share of the orders (of more than one unit) of which the customer returns a unit."""
+UNSUBSCRIBE_SHARE = 0.05
+"""Share of the delivered contacts who unsubscribe."""
 _DISQUALIFY_REASONS = ("no budget", "student project", "already a competitor's customer")
+_CALL_OUTCOMES = ("happy with the onboarding", "asked for more seats", "left a voicemail")
 _LOSS_REASONS = ("price", "chose a competitor", "no decision")
 
 
@@ -99,6 +131,10 @@ class SalesProfile:
     """Share of web-form leads from people who are customers already."""
     pace: float = 0.6
     """Multiplies every delay of a deal's story (smaller: faster deals)."""
+    follow_up_days: int = 0
+    """The admin's follow-up rule: a call this many days after a won deal (the sales service's
+    durable timers create it, on its clock: the accelerated one of the simulation). 0, the same
+    day: the demo's deals close late in its few days, a later call would fall after them."""
 
 
 @dataclass
@@ -114,6 +150,15 @@ class SalesReport:
     quotes_rejected: int = 0
     won: int = 0
     lost: int = 0
+    campaigns: int = 0
+    funnel: Counter[str] = field(default_factory=Counter)
+    """Interactions the ingestion summaries accepted, by kind name (and "refused" sends)."""
+    refused_sends: int = 0
+    campaign_leads: int = 0
+    """Leads created with a campaign's id (of its responders)."""
+    orders: int = 0
+    returns: int = 0
+    follow_ups_completed: int = 0
 
     def summary(self) -> str:
         return (
@@ -138,6 +183,8 @@ class Deal:
     quantity: int = 1
     discount_basis_points: int = 0
     revisions: int = 0
+    campaign_id: str = ""
+    contact_id: str = ""
     draws: Counter[str] = field(default_factory=Counter)
 
     def stream(self, step: str) -> random.Random:
@@ -157,6 +204,10 @@ class SalesTeam:
         self.pipeline_id = ""
         self.product_ids: dict[str, str] = {}
         self._sales = sales_gw.SalesServiceStub(channel)
+        self._campaigns = sales_gw.CampaignServiceStub(channel)
+        self._orders = sales_gw.OrderServiceStub(channel)
+        self._activities = sales_gw.ActivityServiceStub(channel)
+        self.campaign_ids: dict[str, str] = {}
         self._reps = {rep: _Credential(company.tokens, "sales", rep) for rep in self.profile.reps}
         self._numbers = 0
 
@@ -222,6 +273,81 @@ class SalesTeam:
             )
             if made is not None:
                 self.product_ids[sku] = str(made.product.id)
+        await self._setup_campaigns()
+        await company._call(
+            "SetFollowUpRule",
+            self._activities.SetFollowUpRule,
+            apb.SetFollowUpRuleRequest(
+                rule=apb.FollowUpRule(
+                    enabled=True,
+                    after_won_deal=True,
+                    delay_days=self.profile.follow_up_days,
+                    owner=apb.FOLLOW_UP_OWNER_DEAL_OWNER,
+                    owner_id=self.profile.reps[0],
+                )
+            ),
+            admin,
+        )
+
+    async def _setup_campaigns(self) -> None:
+        """The marketing campaigns (created, budgeted, activated; found by name on a rerun)."""
+        company = self.company
+        listed = await company._call(
+            "ListCampaigns",
+            self._campaigns.ListCampaigns,
+            campb.ListCampaignsRequest(page_size=500),
+            company._admin,
+        )
+        if listed is None:
+            return
+        known = {str(c.name): c for c in listed.campaigns}
+        for name, channel, budget, _ in CAMPAIGNS:
+            if name in known:
+                if known[name].status == campb.CAMPAIGN_STATUS_ACTIVE:
+                    self.campaign_ids[name] = str(known[name].id)
+                continue
+            created = await company._call(
+                "CreateCampaign",
+                self._campaigns.CreateCampaign,
+                campb.CreateCampaignRequest(
+                    campaign=campb.Campaign(
+                        name=name,
+                        channel=channel,  # type: ignore[arg-type]
+                        budget_minor=budget,
+                        currency=CURRENCY,
+                    ),
+                    request_id=f"{company.run_key}-campaign-{name}",
+                ),
+                company._admin,
+            )
+            if created is None:
+                continue
+            campaign_id = str(created.campaign.id)
+            for entry, share in (("production", 0.3), ("media", 0.5)):
+                await company._call(
+                    "RecordCampaignCost",
+                    self._campaigns.RecordCampaignCost,
+                    campb.RecordCampaignCostRequest(
+                        campaign_id=campaign_id,
+                        cost=campb.CampaignCost(
+                            amount_minor=int(budget * share),
+                            currency=CURRENCY,
+                            cost_date=company.clock.now().date().isoformat(),
+                            description=entry,
+                        ),
+                        request_id=f"{company.run_key}-campaign-{name}-{entry}",
+                    ),
+                    company._admin,
+                )
+            active = await company._call(
+                "ActivateCampaign",
+                self._campaigns.ActivateCampaign,
+                campb.ActivateCampaignRequest(id=campaign_id, expected_version=0),
+                company._admin,
+            )
+            if active is not None:
+                self.campaign_ids[name] = campaign_id
+                self.report.campaigns += 1
 
     @property
     def ready(self) -> bool:
@@ -252,6 +378,119 @@ class SalesTeam:
                     self._at(at, "webform", deal, self._web_form)
                 else:
                     self._at(at, "interest", deal, self._interest_post)
+        for name, channel, _, day_share in CAMPAIGNS:
+            if name not in self.campaign_ids:
+                continue
+            at = start + (end - start) * day_share
+            self.company._schedule(
+                at, f"campaign {name}", functools.partial(self._run_campaign, name, channel)
+            )
+        if self.campaign_ids:
+            self.company._schedule(end, "campaigns complete", self.complete_campaigns)
+
+    async def _run_campaign(self, name: str, channel: int) -> None:
+        """The marketing system's feed of one campaign: a stream per funnel kind (so that each
+        summary's ``accepted`` is that kind's count), the unsubscribes, and the responders'
+        leads (created with the campaign's id)."""
+        company = self.company
+        campaign_id = self.campaign_ids[name]
+        rng = random.Random(f"{company.seed}:campaign:{name}")
+        reached = [
+            (customer, company.contact_ids[customer.number])
+            for customer in company.customers
+            if customer.number in company.contact_ids and rng.random() < 0.6
+        ]
+        now = company.clock.now()
+        delivered: list[tuple[Any, str]] = []
+        for kind, label, share in FUNNEL:
+            reached = [pair for pair in reached if rng.random() < share]
+            items = [
+                campb.CampaignInteraction(
+                    campaign_id=campaign_id,
+                    contact_id=contact_id,
+                    kind=kind,  # type: ignore[arg-type]
+                    external_id=f"{company.run_key}-{name}-{label}-{customer.number}",
+                    occur_time=_timestamp(now),
+                )
+                for customer, contact_id in reached
+            ]
+            summary = await self._ingest(items)
+            if summary is None:
+                return
+            self.report.funnel[label] += int(summary.accepted)
+            if kind == campb.CAMPAIGN_INTERACTION_KIND_SENT:
+                refused = {int(e.index) for e in summary.errors}
+                self.report.refused_sends += int(summary.refused)
+                reached = [pair for i, pair in enumerate(reached) if i not in refused]
+            if kind == campb.CAMPAIGN_INTERACTION_KIND_DELIVERED:
+                delivered = list(reached)
+        unsubscribing = [pair for pair in delivered if rng.random() < UNSUBSCRIBE_SHARE]
+        if unsubscribing:
+            summary = await self._ingest(
+                [
+                    campb.CampaignInteraction(
+                        campaign_id=campaign_id,
+                        contact_id=contact_id,
+                        kind=campb.CAMPAIGN_INTERACTION_KIND_UNSUBSCRIBED,
+                        external_id=f"{company.run_key}-{name}-unsub-{customer.number}",
+                        occur_time=_timestamp(now),
+                    )
+                    for customer, contact_id in unsubscribing
+                ]
+            )
+            if summary is not None:
+                self.report.funnel["unsubscribed"] += int(summary.accepted)
+        for customer, contact_id in reached:  # the responders
+            self._numbers += 1
+            deal = Deal(
+                self._numbers,
+                f"{company.seed}:deal:{self._numbers}",
+                spb.LEAD_SOURCE_CAMPAIGN,
+                campaign_id=campaign_id,
+            )
+            lead = spb.Lead(
+                contact_id=contact_id,
+                person_name=f"{customer.given_name} {customer.family_name}",
+                email=customer.email,
+                source=spb.LEAD_SOURCE_CAMPAIGN,
+                campaign_id=campaign_id,
+            )
+            self._at(
+                now + timedelta(minutes=rng.uniform(5, 90)),
+                "campaign-lead",
+                deal,
+                functools.partial(self._create_lead, lead=lead, who=company._connectors),
+            )
+
+    async def _ingest(self, items: list[Any]) -> Any:
+        if not items:
+            return campb.IngestSummary()
+        return await self.company._call(
+            "IngestCampaignInteractions",
+            self._campaigns.IngestCampaignInteractions,
+            items,  # type: ignore[arg-type]
+            self.company._connectors,
+        )
+
+    async def complete_campaigns(self) -> None:
+        """The campaigns ran their course: completed (at the end of the history)."""
+        for campaign_id in self.campaign_ids.values():
+            got = await self.company._call(
+                "GetCampaign",
+                self._campaigns.GetCampaign,
+                campb.GetCampaignRequest(id=campaign_id),
+                self.company._admin,
+            )
+            if got is None or got.campaign.status != campb.CAMPAIGN_STATUS_ACTIVE:
+                continue
+            await self.company._call(
+                "CompleteCampaign",
+                self._campaigns.CompleteCampaign,
+                campb.CompleteCampaignRequest(
+                    id=campaign_id, expected_version=int(got.campaign.version)
+                ),
+                self.company._admin,
+            )
 
     def _at(self, at: datetime, label: str, deal: Deal, step: Any) -> None:
         self.company._schedule(at, f"{label} {deal.number}", functools.partial(step, deal))
@@ -354,11 +593,28 @@ class SalesTeam:
         if created is None:
             return
         self.report.leads += 1
+        if lead.campaign_id:
+            self.report.campaign_leads += 1
         deal.lead_id = str(created.lead.id)
         deal.lead_version = int(created.lead.version)
         self._later(deal, "work", self._work, 45.0)
 
+    async def _open_lead(self, deal: Deal) -> bool:
+        """The rep opens the lead (its version moves with every campaign touch of its contact)."""
+        got = await self.company._call(
+            "GetLead",
+            self._sales.GetLead,
+            spb.GetLeadRequest(id=deal.lead_id),
+            self._rep(deal),
+        )
+        if got is None:
+            return False
+        deal.lead_version = int(got.lead.version)
+        return True
+
     async def _work(self, deal: Deal) -> None:
+        if not await self._open_lead(deal):
+            return
         worked = await self.company._call(
             "StartWorkingLead",
             self._sales.StartWorkingLead,
@@ -373,6 +629,8 @@ class SalesTeam:
     async def _qualify(self, deal: Deal) -> None:
         rng = deal.stream("qualify")
         rep = self._rep(deal)
+        if not await self._open_lead(deal):
+            return
         if rng.random() < 0.25:
             done = await self.company._call(
                 "DisqualifyLead",
@@ -427,6 +685,7 @@ class SalesTeam:
             return
         self.report.converted += 1
         deal.opportunity_id = str(converted.opportunity.id)
+        deal.contact_id = str(converted.opportunity.primary_contact_id)
         deal.version = int(converted.opportunity.version)
         self._later(deal, "demo", self._demo, 240.0)
 
@@ -545,6 +804,107 @@ class SalesTeam:
         )
         if won is not None:
             self.report.won += 1
+            self._customer_later(deal, "order", self._order, 240.0)
+            # The rep gets to the follow-up call (due follow_up_days later) a little after.
+            due = self.company.clock.now() + timedelta(days=self.profile.follow_up_days)
+            at = agent_time(deal.stream("follow-up"), self.company.calendar, due, 120.0)
+            self._at(at, "follow-up", deal, self._follow_up)
+
+    async def _follow_up(self, deal: Deal) -> None:
+        """The rep makes the follow-up calls the timers created on the deal and logs them."""
+        listed = await self.company._call(
+            "ListActivities",
+            self._activities.ListActivities,
+            apb.ListActivitiesRequest(
+                opportunity_id=deal.opportunity_id,
+                kind=apb.ACTIVITY_KIND_CALL,
+                status=apb.ACTIVITY_STATUS_OPEN,
+            ),
+            self._rep(deal),
+        )
+        if listed is None:
+            return
+        for call in listed.activities:
+            if not call.HasField("follow_up"):
+                continue
+            done = await self.company._call(
+                "CompleteActivity",
+                self._activities.CompleteActivity,
+                apb.CompleteActivityRequest(
+                    id=call.id,
+                    outcome=deal.stream("call").choice(_CALL_OUTCOMES),
+                    duration_seconds=deal.stream("call-length").randint(120, 900),
+                    expected_version=call.version,
+                ),
+                self._rep(deal),
+            )
+            if done is not None:
+                self.report.follow_ups_completed += 1
+
+    async def _order(self, deal: Deal) -> None:
+        """The ERP (the integration) records the won deal's order."""
+        sku, _, price, _ = PRODUCTS[deal.product]
+        revenue = price * deal.quantity * (10_000 - deal.discount_basis_points) // 10_000
+        recorded = await self.company._call(
+            "RecordOrder",
+            self._orders.RecordOrder,
+            opb.RecordOrderRequest(
+                order=opb.Order(
+                    external_id=f"{self.company.run_key}-order-{deal.number}",
+                    contact_id=deal.contact_id,
+                    opportunity_id=deal.opportunity_id,
+                    order_date=self.company.clock.now().date().isoformat(),
+                    currency=CURRENCY,
+                    lines=[
+                        opb.OrderLine(
+                            sku=sku,
+                            product_id=self.product_ids[sku],
+                            quantity=deal.quantity,
+                            revenue_minor=revenue,
+                            cost_minor=revenue // 5,
+                        )
+                    ],
+                )
+            ),
+            self.company._connectors,
+        )
+        if recorded is None:
+            return
+        self.report.orders += 1
+        order = recorded.order
+        if deal.quantity > 1 and deal.stream("return").random() < RETURN_SHARE:
+            self._customer_later(
+                deal, "return", functools.partial(self._return, order=order), 600.0
+            )
+
+    async def _return(self, deal: Deal, *, order: opb.Order) -> None:
+        """The customer sends one unit of the order back; the ERP records the return."""
+        line = order.lines[0]
+        unit_revenue = int(line.revenue_minor) // int(line.quantity)
+        recorded = await self.company._call(
+            "RecordReturn",
+            self._orders.RecordReturn,
+            opb.RecordReturnRequest(
+                **{
+                    "return": opb.Return(
+                        external_id=f"{self.company.run_key}-return-{deal.number}",
+                        order_id=order.id,
+                        return_date=self.company.clock.now().date().isoformat(),
+                        lines=[
+                            opb.ReturnLine(
+                                line_number=line.line_number,
+                                quantity=1,
+                                revenue_minor=unit_revenue,
+                                cost_minor=int(line.cost_minor) // int(line.quantity),
+                            )
+                        ],
+                    )
+                }
+            ),
+            self.company._connectors,
+        )
+        if recorded is not None:
+            self.report.returns += 1
 
     async def _lose(self, deal: Deal, *, reason: str) -> None:
         lost = await self.company._call(
@@ -580,6 +940,19 @@ class SalesSummary:
     leads: int = 0
     leads_converted: int = 0
     leads_disqualified: int = 0
+    campaigns: int = 0
+    campaign_cost: dict[str, int] = field(default_factory=dict)
+    campaign_leads: int = 0
+    """Leads attributed to a campaign (created with one or touched by one first)."""
+    campaign_won: int = 0
+    """Won opportunities attributed to a campaign."""
+    orders: int = 0
+    order_revenue: dict[str, int] = field(default_factory=dict)
+    returns: int = 0
+    return_revenue: dict[str, int] = field(default_factory=dict)
+    follow_up_calls: int = 0
+    """Call activities the follow-up rule's timers created."""
+    follow_up_calls_open: int = 0
 
     @property
     def open_count(self) -> int:
@@ -666,7 +1039,49 @@ async def read_sales_summary(channel: grpc.aio.Channel, token: str) -> SalesSumm
     summary.leads_disqualified = sum(
         1 for lead in leads if lead.status == spb.LEAD_STATUS_DISQUALIFIED
     )
+    summary.campaign_leads = sum(1 for lead in leads if lead.campaign_id)
+    summary.campaign_won = sum(
+        1 for o in opportunities if o.campaign_id and o.status == spb.STAGE_KIND_WON
+    )
+    campaigns_stub = sales_gw.CampaignServiceStub(channel)
+    campaigns = await _pages(
+        campaigns_stub.ListCampaigns,
+        campb.ListCampaignsRequest(page_size=500),
+        "campaigns",
+        metadata,
+    )
+    summary.campaigns = len(campaigns)
+    for campaign in campaigns:
+        _add(summary.campaign_cost, str(campaign.currency), int(campaign.cost_total_minor))
+    orders_stub = sales_gw.OrderServiceStub(channel)
+    orders = await _pages(
+        orders_stub.ListOrders, opb.ListOrdersRequest(page_size=500), "orders", metadata
+    )
+    summary.orders = len(orders)
+    for order in orders:
+        _add(summary.order_revenue, str(order.currency), int(order.revenue_total_minor))
+    returns = await _pages(
+        orders_stub.ListReturns, opb.ListReturnsRequest(page_size=500), "returns", metadata
+    )
+    summary.returns = len(returns)
+    activities = await _pages(
+        sales_gw.ActivityServiceStub(channel).ListActivities,
+        apb.ListActivitiesRequest(page_size=500, kind=apb.ACTIVITY_KIND_CALL),
+        "activities",
+        metadata,
+    )
+    follow_ups = [a for a in activities if a.HasField("follow_up")]
+    summary.follow_up_calls = len(follow_ups)
+    summary.follow_up_calls_open = sum(
+        1 for a in follow_ups if a.status == apb.ACTIVITY_STATUS_OPEN
+    )
+    for returned in returns:
+        _add(summary.return_revenue, str(returned.currency), int(returned.revenue_total_minor))
     return summary
+
+
+def _add(amounts: dict[str, int], currency: str, amount: int) -> None:
+    amounts[currency] = amounts.get(currency, 0) + amount
 
 
 def _money(amounts: dict[str, int]) -> str:
@@ -717,6 +1132,18 @@ def format_sales_summary(summary: SalesSummary, report: SalesReport | None = Non
         f"  quotes       {summary.quotes_sent} sent · {summary.quotes_accepted} accepted · "
         f"leads {summary.leads} ({summary.leads_converted} converted, "
         f"{summary.leads_disqualified} disqualified)",
+    ]
+    funnel = report.funnel if report is not None else Counter()
+    refused = report.refused_sends if report is not None else 0
+    lines += [
+        f"  campaigns    {summary.campaigns} · cost {_money(summary.campaign_cost)} · funnel "
+        + " → ".join(f"{funnel[label]} {label}" for _, label, _ in FUNNEL)
+        + f" → {summary.campaign_leads} leads → {summary.campaign_won} won · "
+        f"{refused} sends refused · {funnel['unsubscribed']} unsubscribed",
+        f"  orders       {summary.orders} · revenue {_money(summary.order_revenue)} · "
+        f"returns {summary.returns} ({_money(summary.return_revenue)}) · "
+        f"follow-up calls {summary.follow_up_calls} created "
+        f"({summary.follow_up_calls_open} open)",
     ]
     if report is not None:
         lines.append(f"  sales team   {report.summary()}")

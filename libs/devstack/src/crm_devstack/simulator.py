@@ -358,8 +358,14 @@ class Customer:
             lifecycle_stage=cpb.LIFECYCLE_STAGE_CUSTOMER,
             tier=self.tier,  # type: ignore[arg-type]
             identities=identities,
-            consent=cpb.Consent(data_processing=True),
+            consent=cpb.Consent(data_processing=True, email_marketing=self.email_marketing),
         )
+
+    @property
+    def email_marketing(self) -> bool:
+        """Whether they agreed to marketing e-mail (three customers in four; the others' campaign
+        sends are refused)."""
+        return self.number % 4 != 3
 
 
 def _weighted(rng: random.Random, choices: Sequence[tuple[int, float]]) -> int:

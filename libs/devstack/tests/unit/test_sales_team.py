@@ -8,11 +8,16 @@ from typing import Any
 import grpc
 import pytest
 
+from crm.sales.v1 import activities_pb2 as apb
+from crm.sales.v1 import campaigns_pb2 as campb
+from crm.sales.v1 import orders_pb2 as opb
 from crm.sales.v1 import sales_pb2 as spb
 from crm_devstack.sales_team import (
+    CAMPAIGNS,
     PRODUCTS,
     STAGES,
     SalesProfile,
+    SalesReport,
     SalesSummary,
     SalesTeam,
     format_sales_summary,
@@ -72,13 +77,19 @@ class _FakeSales:
         )
         opportunities = [
             spb.Opportunity(
-                id=i, stage_id=stage, status=status, amount_minor=amount, currency="EUR"
+                id=i,
+                stage_id=stage,
+                status=status,
+                amount_minor=amount,
+                currency="EUR",
+                campaign_id=campaign,
             )
-            for i, stage, status, amount in (
-                ("a", "demo", spb.STAGE_KIND_OPEN, 10),
-                ("b", "demo", spb.STAGE_KIND_OPEN, 5),
-                ("c", "won", spb.STAGE_KIND_WON, 70),
-                ("d", "lost", spb.STAGE_KIND_LOST, 30),
+            for i, stage, status, amount, campaign in (
+                ("a", "demo", spb.STAGE_KIND_OPEN, 10, ""),
+                ("b", "demo", spb.STAGE_KIND_OPEN, 5, "k1"),
+                ("c", "won", spb.STAGE_KIND_WON, 70, "k1"),
+                ("d", "lost", spb.STAGE_KIND_LOST, 30, ""),
+                ("e", "won", spb.STAGE_KIND_WON, 0, ""),
             )
         ]
         quotes = [
@@ -90,13 +101,31 @@ class _FakeSales:
         leads = [
             spb.Lead(id="l1", status=spb.LEAD_STATUS_CONVERTED),
             spb.Lead(id="l2", status=spb.LEAD_STATUS_DISQUALIFIED),
-            spb.Lead(id="l3", status=spb.LEAD_STATUS_WORKING),
+            spb.Lead(id="l3", status=spb.LEAD_STATUS_WORKING, campaign_id="k1"),
+            spb.Lead(id="l4", status=spb.LEAD_STATUS_NEW, campaign_id="k2"),
+        ]
+        campaigns = [
+            campb.Campaign(id=f"k{n}", currency="EUR", cost_total_minor=100 * n) for n in (1, 2, 3)
+        ]
+        orders = [
+            opb.Order(id=f"o{n}", currency="EUR", revenue_total_minor=1000 * n) for n in (1, 2, 3)
+        ]
+        returns = [opb.Return(id="r1", currency="EUR", revenue_total_minor=500)]
+        follow_up = apb.FollowUpOrigin(rule_id="rule", purchase="won:c")
+        activities = [
+            apb.Activity(id="c1", status=apb.ACTIVITY_STATUS_OPEN, follow_up=follow_up),
+            apb.Activity(id="c2", status=apb.ACTIVITY_STATUS_COMPLETED, follow_up=follow_up),
+            apb.Activity(id="c3", status=apb.ACTIVITY_STATUS_OPEN),  # a call a rep logged
         ]
         self.data: dict[str, list[Any]] = {
             "pipelines": [pipeline],
             "opportunities": opportunities,
             "quotes": quotes,
             "leads": leads,
+            "campaigns": campaigns,
+            "orders": orders,
+            "returns": returns,
+            "activities": activities,
         }
 
     def _list(self, name: str) -> Any:
@@ -115,6 +144,10 @@ class _FakeSales:
             "ListOpportunities": "opportunities",
             "ListQuotes": "quotes",
             "ListLeads": "leads",
+            "ListCampaigns": "campaigns",
+            "ListOrders": "orders",
+            "ListReturns": "returns",
+            "ListActivities": "activities",
         }[method]
         return self._list(name)
 
@@ -122,16 +155,48 @@ class _FakeSales:
 async def test_the_summary_is_computed_from_every_page_of_the_api(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(
-        "crm_devstack.sales_team.sales_gw.SalesServiceStub", lambda channel: _FakeSales()
-    )
+    for stub in ("Sales", "Campaign", "Order", "Activity"):
+        monkeypatch.setattr(
+            f"crm_devstack.sales_team.sales_gw.{stub}ServiceStub", lambda channel: _FakeSales()
+        )
     summary = await read_sales_summary(None, "token")  # type: ignore[arg-type]
     assert [stage for stage, _ in summary.stages] == ["qualify", "demo", "proposal", "negotiation"]
     assert summary.open_by_stage == {"demo": (2, {"EUR": 15})}
-    assert (summary.won, summary.lost) == (1, 1)
+    assert (summary.won, summary.lost) == (2, 1)
     assert summary.win_rate_by_value("EUR") == 0.7
     assert (summary.quotes_sent, summary.quotes_accepted) == (3, 1)
-    assert (summary.leads, summary.leads_converted, summary.leads_disqualified) == (3, 1, 1)
+    assert (summary.leads, summary.leads_converted, summary.leads_disqualified) == (4, 1, 1)
+    assert (summary.campaigns, summary.campaign_cost) == (3, {"EUR": 600})
+    assert (summary.campaign_leads, summary.campaign_won) == (2, 1)
+    assert (summary.orders, summary.order_revenue) == (3, {"EUR": 6000})
+    assert (summary.returns, summary.return_revenue) == (1, {"EUR": 500})
+    assert (summary.follow_up_calls, summary.follow_up_calls_open) == (2, 1)
+
+
+def test_the_block_shows_the_campaign_funnel_and_the_orders() -> None:
+    report = SalesReport(refused_sends=4)
+    report.funnel.update(sent=20, delivered=19, opened=9, clicked=4, responded=2, unsubscribed=1)
+    summary = SalesSummary(
+        campaigns=2,
+        campaign_cost={"EUR": 150_000},
+        campaign_leads=3,
+        campaign_won=1,
+        orders=5,
+        order_revenue={"EUR": 1_234_500},
+        returns=1,
+        return_revenue={"EUR": 10_000},
+        follow_up_calls=3,
+        follow_up_calls_open=1,
+    )
+    text = "\n".join(format_sales_summary(summary, report))
+    assert (
+        "campaigns    2 · cost 1,500.00 EUR · funnel 20 sent → 19 delivered → 9 opened → "
+        "4 clicked → 2 responded → 3 leads → 1 won · 4 sends refused · 1 unsubscribed"
+    ) in text
+    assert (
+        "orders       5 · revenue 12,345.00 EUR · returns 1 (100.00 EUR) · "
+        "follow-up calls 3 created (1 open)"
+    ) in text
 
 
 async def test_the_plan_is_the_same_for_a_seed_and_as_many_leads_as_the_profile_says() -> None:
@@ -149,6 +214,7 @@ async def test_the_plan_is_the_same_for_a_seed_and_as_many_leads_as_the_profile_
         team: SalesTeam = company.sales
         team.pipeline_id = "p"
         team.product_ids = {sku: sku.lower() for sku, *_ in PRODUCTS}
+        team.campaign_ids = {name: f"k-{name}" for name, *_ in CAMPAIGNS}
         team.profile = SalesProfile(web_leads_per_day=5, interest_posts_per_day=2)
         team.plan(start, end)
         return sorted((at, label) for at, _, label, _, _ in company._agenda)
@@ -158,4 +224,6 @@ async def test_the_plan_is_the_same_for_a_seed_and_as_many_leads_as_the_profile_
     assert first != planned(8)
     assert sum(label.startswith("webform") for _, label in first) == 10
     assert sum(label.startswith("interest") for _, label in first) == 4
-    assert all(start <= at < end for at, _ in first)
+    assert sum(label.startswith("campaign ") for _, label in first) == len(CAMPAIGNS)
+    assert sum(label == "campaigns complete" for _, label in first) == 1
+    assert all(start <= at <= end for at, _ in first)
