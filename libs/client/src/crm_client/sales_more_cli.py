@@ -588,41 +588,30 @@ def cmd_campaigns_cost(ctx: Context, args: argparse.Namespace) -> None:
     ctx.out.emit(response, draw)
 
 
-_INTERACTION_FIELDS = (
-    "id",
-    "campaign_id",
-    "contact_id",
-    "kind",
-    "external_id",
-    "occur_time",
-    "channel",
-)
+_INTERACTION_FIELDS = ("campaign_id", "contact_id", "kind", "external_id", "occur_time")
+
+
+def _camel(key: str) -> str:
+    first, *rest = key.split("_")
+    return first + "".join(word.title() for word in rest)
 
 
 def _interaction(row: dict[str, Any], number: int, campaign: str) -> cpb.CampaignInteraction:
-    """One interaction from a JSON object or CSV row (snake_case or camelCase keys)."""
-    values = {
-        key: row.get(
-            key, row.get("".join(w if i == 0 else w.title() for i, w in enumerate(key.split("_"))))
-        )
-        for key in _INTERACTION_FIELDS
-    }
-    where = f"item {number}"
+    """One interaction from a JSON object or CSV row (snake_case or camelCase keys; the
+    output-only fields are not read)."""
+    values = {key: row.get(key, row.get(_camel(key))) for key in _INTERACTION_FIELDS}
     try:
         interaction = cpb.CampaignInteraction(
-            id=str(values["id"] or ""),
             campaign_id=str(values["campaign_id"] or campaign or ""),
             contact_id=str(values["contact_id"] or ""),
             external_id=str(values["external_id"] or ""),
         )
         if values["kind"]:
             interaction.kind = parse_enum(cpb.CampaignInteractionKind, str(values["kind"]))
-        if values["channel"]:
-            interaction.channel = parse_enum(cpb.CampaignChannel, str(values["channel"]))
         if values["occur_time"]:
             interaction.occur_time.CopyFrom(to_timestamp(parse_instant(str(values["occur_time"]))))
     except ValueError as error:
-        raise UsageError(f"{where}: {error}") from None
+        raise UsageError(f"item {number}: {error}") from None
     return interaction
 
 
@@ -1118,8 +1107,8 @@ def _register_campaigns(commands: Any) -> None:
     ingest.add_argument(
         "file",
         metavar="FILE",
-        help="one interaction a line/row: id, campaign_id, contact_id, kind, external_id, "
-        "occur_time, channel",
+        help="one interaction a line (JSON) or row (CSV with a header): campaign_id, "
+        "contact_id, kind, external_id, occur_time",
     )
     ingest.add_argument("--campaign", metavar="ID", help="for rows without a campaign_id")
     ingest.add_argument("--format", choices=("jsonl", "csv"), help="default: by the file's suffix")

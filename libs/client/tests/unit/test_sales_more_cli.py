@@ -277,8 +277,13 @@ def test_ingest_streams_a_jsonl_file_and_prints_the_summary(
     gateway: FakeGateway, crm: Any, tmp_path: Path
 ) -> None:
     lines = [
-        {"id": "i-1", "contactId": "c-1", "kind": "opened", "occurTime": "2026-03-01T10:00Z"},
-        {"id": "i-2", "contact_id": "c-2", "kind": "clicked", "campaign_id": "cmp-2"},
+        {
+            "externalId": "i-1",
+            "contactId": "c-1",
+            "kind": "opened",
+            "occurTime": "2026-03-01T10:00Z",
+        },
+        {"external_id": "i-2", "contact_id": "c-2", "kind": "clicked", "campaign_id": "cmp-2"},
     ]
     path = tmp_path / "interactions.jsonl"
     path.write_text("\n".join(json.dumps(line) for line in lines) + "\n\n")
@@ -298,7 +303,7 @@ def test_ingest_streams_a_jsonl_file_and_prints_the_summary(
     result = crm("campaigns", "ingest", str(path), "--campaign", "cmp-1")
     assert result.code == 0, result.err
     sent = gateway.last("IngestCampaignInteractions").request
-    assert [(i.id, i.campaign_id, i.contact_id) for i in sent] == [
+    assert [(i.external_id, i.campaign_id, i.contact_id) for i in sent] == [
         ("i-1", "cmp-1", "c-1"),
         ("i-2", "cmp-2", "c-2"),
     ]
@@ -313,7 +318,9 @@ def test_ingest_streams_a_jsonl_file_and_prints_the_summary(
 
 def test_ingest_reads_csv(gateway: FakeGateway, crm: Any, tmp_path: Path) -> None:
     path = tmp_path / "interactions.csv"
-    path.write_text("id,campaign_id,contact_id,kind\ni-1,cmp-1,c-1,sent\ni-2,cmp-1,c-2,responded\n")
+    path.write_text(
+        "external_id,campaign_id,contact_id,kind\ni-1,cmp-1,c-1,sent\ni-2,cmp-1,c-2,responded\n"
+    )
     assert crm("campaigns", "ingest", str(path)).code == 0
     sent = gateway.last("IngestCampaignInteractions").request
     assert [i.kind for i in sent] == [
