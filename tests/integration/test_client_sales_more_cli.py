@@ -165,7 +165,10 @@ async def test_a_campaign_is_fed_a_file_with_exact_counts_then_duplicates_only(
     assert campaign["budgetMinor"] == "500050"
     assert campaign["status"] == "CAMPAIGN_STATUS_DRAFT"
     early = tmp_path / "early.jsonl"
-    early.write_text(json.dumps({"contactId": "x", "kind": "sent", "externalId": "e"}) + "\n")
+    early.write_text(
+        json.dumps({"contactId": "x", "kind": "sent", "externalId": "e", "occurTime": "2026-03-02"})
+        + "\n"
+    )
     draft = await ok("campaigns", "ingest", str(early), "--campaign", campaign["id"], token=sales)
     assert draft["refused"] == "1"
     assert draft["refusedByReason"] == [
@@ -246,7 +249,8 @@ async def test_an_order_and_its_return_in_exact_minor_units(
     assert returned["return"]["revenueTotalMinor"] == "1250"
     assert returned["return"]["costTotalMinor"] == "300"
     assert returned["order"]["returned"] == [
-        {"lineNumber": 1, "quantity": "1", "revenueMinor": "1250", "costMinor": "300"}
+        {"lineNumber": 1, "quantity": "1", "revenueMinor": "1250", "costMinor": "300"},
+        {"lineNumber": 2},  # nothing of the box came back
     ]
     shown = await crm("orders", "get", order["id"], api_key=connector)
     assert shown.code == 0, shown.err
