@@ -745,6 +745,9 @@ def build_parser() -> argparse.ArgumentParser:
     from crm_client import sales_cli  # here: it imports this module's helpers
 
     sales_cli.register(commands)
+    from crm_client import sales_more_cli
+
+    sales_more_cli.register(commands)
     return parser
 
 
