@@ -260,4 +260,6 @@ async def test_an_order_and_its_return_in_exact_minor_units(
         "--line", "1:3", api_key=connector,
     )  # fmt: skip
     assert too_many.code != 0
-    assert "INVALID_ARGUMENT" in too_many.err or "FAILED_PRECONDITION" in too_many.err
+    # A return beyond what is left of the line is a field violation of that line.
+    assert "INVALID_ARGUMENT" in too_many.err, too_many.err
+    assert "exceeds what is left to return of line 1" in too_many.err, too_many.err
