@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import grpc
 
-from crm.contacts.v1 import contacts_pb2, contacts_pb2_grpc
+from crm.contacts.v1 import contacts_pb2, contacts_pb2_grpc, imports_pb2, imports_pb2_grpc
+from crm_contacts.api.imports import ContactImportService
 from crm_contacts.api.service import ContactsService
+from crm_contacts.imports_storage import ExternalIds
 from crm_contacts.settings import TOPIC, ContactsSettings
 from crm_contacts.storage import ContactStore
 from crm_contacts.use_cases import Contacts, Organizations
+from crm_contacts.use_cases.imports import ContactImports
 from crm_platform.clock import process_clock
 from crm_platform.idempotency import RequestLog
 from crm_platform.mongo import MongoStore
@@ -18,6 +21,7 @@ from crm_platform.server import ServiceParts
 from crm_platform.unit_of_work import UnitOfWork
 
 SERVICE_NAME = contacts_pb2.DESCRIPTOR.services_by_name["ContactsService"].full_name
+IMPORT_SERVICE_NAME = imports_pb2.DESCRIPTOR.services_by_name["ContactImportService"].full_name
 
 
 async def bootstrap(settings: ContactsSettings) -> ServiceParts:
@@ -39,18 +43,18 @@ async def bootstrap(settings: ContactsSettings) -> ServiceParts:
     )
     clock = process_clock()
     region = settings.default_phone_region
-    service = ContactsService(
-        Contacts(store, unit_of_work, clock, default_region=region),
-        Organizations(store, unit_of_work, clock),
-        default_phone_region=region,
-    )
+    contacts = Contacts(store, unit_of_work, clock, default_region=region)
+    organizations = Organizations(store, unit_of_work, clock)
+    service = ContactsService(contacts, organizations, default_phone_region=region)
+    imports = ContactImportService(ContactImports(contacts, organizations, ExternalIds(mongo.db)))
 
     def register(server: grpc.aio.Server) -> None:
         contacts_pb2_grpc.add_ContactsServiceServicer_to_server(service, server)
+        imports_pb2_grpc.add_ContactImportServiceServicer_to_server(imports, server)
 
     return ServiceParts(
         register=[register],
-        service_names=[SERVICE_NAME],
+        service_names=[SERVICE_NAME, IMPORT_SERVICE_NAME],
         readiness_checks=[database_ready(mongo), producer_ready(relay, settings)],
         background=[relay],
         close=[mongo.close],

@@ -6,7 +6,7 @@ the transaction's session, the event describing it is published in the same tran
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
 from crm_contacts import events
 from crm_contacts.domain.contact import Contact, ContactInput
@@ -45,10 +45,16 @@ class Contacts:
         self.region = default_region
 
     async def create(
-        self, call: CallContext, fields: ContactInput, request: IdempotentRequest | None
+        self,
+        call: CallContext,
+        fields: ContactInput,
+        request: IdempotentRequest | None,
+        *,
+        also: Callable[[Contact, Transaction], Awaitable[None]] | None = None,
     ) -> Contact:
         """A new contact with its identities, or, for a retry of ``request``, the contact the
-        first run created; ``AlreadyExists`` if another contact owns one of its identities."""
+        first run created; ``AlreadyExists`` if another contact owns one of its identities.
+        ``also`` writes more in the same transaction (the import's external id)."""
         contact = Contact.create(
             id=new_id(),
             tenant_id=call.tenant_id,
@@ -63,6 +69,8 @@ class Contacts:
                 return await self.store.get_contact(call.tenant_id, earlier, tx.session)
             await self._require_organization(contact, tx)
             await self.store.insert_contact(contact, tx.session)
+            if also is not None:
+                await also(contact, tx)
             await tx.remember(request, contact.id, contact.create_time)
             tx.publish([event], sequence=contact.version)
             return contact

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from crm_contacts import events
 from crm_contacts.domain.organization import Organization, OrganizationInput
@@ -28,9 +28,15 @@ class Organizations:
         self.clock = clock
 
     async def create(
-        self, call: CallContext, fields: OrganizationInput, request: IdempotentRequest | None
+        self,
+        call: CallContext,
+        fields: OrganizationInput,
+        request: IdempotentRequest | None,
+        *,
+        also: Callable[[Organization, Transaction], Awaitable[None]] | None = None,
     ) -> Organization:
-        """A new organisation, or, for a retry of ``request``, the one the first run created."""
+        """A new organisation, or, for a retry of ``request``, the one the first run created;
+        ``also`` writes more in the same transaction (the import's external id)."""
         organization = Organization.create(
             id=new_id(), tenant_id=call.tenant_id, fields=fields, now=now_ms(self.clock)
         )
@@ -40,6 +46,8 @@ class Organizations:
             if (earlier := await tx.earlier_result(request)) is not None:
                 return await self.store.get_organization(call.tenant_id, earlier, tx.session)
             await self.store.insert_organization(organization, tx.session)
+            if also is not None:
+                await also(organization, tx)
             await tx.remember(request, organization.id, organization.create_time)
             tx.publish([event], sequence=organization.version)
             return organization
