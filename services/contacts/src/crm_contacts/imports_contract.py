@@ -15,7 +15,7 @@ KINDS = {
 }
 
 
-def outcome_to_pb(outcome: ImportOutcome) -> pb.ImportOutcome:
+def outcome_to_pb(outcome: ImportOutcome) -> pb.ImportOutcome.ValueType:
     """The protobuf enum number of an outcome."""
     return pb.ImportOutcome.Value(f"IMPORT_OUTCOME_{outcome.value}")
 
