@@ -90,7 +90,9 @@ def test_the_pdf_of_a_sent_quote_shows_its_lines_and_totals() -> None:
     sku=st.text(max_size=64),
     title=st.text(max_size=200),
     quantity=st.integers(1, 10**9),
-    price=st.integers(0, 10**12),
+    # quantity × price stays within int64 minor units (larger lines are refused, see
+    # the quote bad-input tests), so every example is a quote that can be sent.
+    price=st.integers(0, 9 * 10**9),
     currency=st.sampled_from(["EUR", "JPY", "BHD", "CLF"]),
 )
 def test_any_text_and_amount_renders(
