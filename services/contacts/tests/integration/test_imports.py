@@ -14,7 +14,9 @@ from crm_testing.contacts import ContactsUnderTest, metadata
 HEADER = "external_id,given_name,emails,organization_external_id,tier"
 
 
-def _stream(kind: int, header: str, rows: list[str]) -> list[pb.ImportContactsRequest]:
+def _stream(
+    kind: pb.ImportRecordKind.ValueType, header: str, rows: list[str]
+) -> list[pb.ImportContactsRequest]:
     items = [
         pb.ImportContactsRequest(
             header=pb.ImportHeader(format=pb.IMPORT_FORMAT_CSV, kind=kind, csv_header=header)
@@ -28,7 +30,7 @@ def _stream(kind: int, header: str, rows: list[str]) -> list[pb.ImportContactsRe
 
 
 async def _import(
-    contacts: ContactsUnderTest, kind: int, header: str, rows: list[str]
+    contacts: ContactsUnderTest, kind: pb.ImportRecordKind.ValueType, header: str, rows: list[str]
 ) -> pb.ImportContactsResponse:
     async with grpc.aio.insecure_channel(contacts.address) as channel:
         stub = imports_pb2_grpc.ContactImportServiceStub(channel)
@@ -85,7 +87,8 @@ async def test_mixed_import_then_reimport_is_unchanged(contacts: ContactsUnderTe
         if report.outcome == pb.IMPORT_OUTCOME_MERGE_CANDIDATE:
             assert report.record_id == existing.contact.id
         if report.outcome == pb.IMPORT_OUTCOME_REFUSED:
-            assert report.message and report.line == report.index + 2
+            assert report.message
+            assert report.line == report.index + 2
 
     # Nothing half-written: one contact per created row, each with its external id.
     db = contacts.mongo.db
