@@ -87,10 +87,13 @@ status: .venv/.synced ## show what runs where
 	$(PY) -m crm_devstack status
 
 # --- benchmarks ---------------------------------------------------------------------------------
-.PHONY: bench bench-contacts bench-servicedesk bench-timers bench-secantus bench-metrics bench-gateway bench-sales
+.PHONY: bench bench-contacts bench-contacts-import bench-servicedesk bench-timers bench-secantus bench-metrics bench-gateway bench-sales
 bench: bench-contacts bench-servicedesk bench-timers bench-metrics bench-gateway bench-sales ## all benchmarks
 bench-contacts: setup ## contacts create/get throughput and latency, relay lag
 	$(PY) bench/contacts_bench.py
+	$(MAKE) bench-contacts-import
+bench-contacts-import: setup ## contacts import: rows/s through ImportContacts vs bare insert_many (CRM_IMPORT_ROWS)
+	$(PY) bench/contacts_import_bench.py
 bench-servicedesk: setup ## service desk: tickets/messages, mention ingestion, SLA timer lateness
 	$(PY) bench/servicedesk_bench.py
 bench-timers: setup ## durable timers: lateness with 100,000 pending, bursts
