@@ -72,7 +72,7 @@ async def main() -> None:
         assert reply.totals.created == n, reply.totals
         client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(stack.secantus.uri)
         scratch = client["bench_import"]["contacts"]
-        docs = [
+        docs: list[dict[str, object]] = [
             {
                 "_id": f"{tag}-{i}",
                 "tenant_id": "bench",
