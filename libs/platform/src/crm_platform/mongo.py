@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-from pymongo import AsyncMongoClient
+from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 from pymongo.read_concern import ReadConcern
@@ -80,3 +81,19 @@ async def replace_version(
         raise FailedPrecondition(
             CONCURRENT_UPDATE, f"{kind}/{doc['_id']}", "changed meanwhile; read it again"
         )
+
+
+def tenant_page(
+    collection: AsyncCollection[Document],
+    tenant_id: str,
+    filters: Mapping[str, object],
+    after_id: str | None,
+    limit: int,
+) -> AsyncCursor[Document]:
+    """One keyset page of a tenant's documents: those matching every filter with an ``_id``
+    after ``after_id`` (the last one of the previous page), in ``_id`` order, at most ``limit``
+    (see :mod:`crm_platform.paging` for the page tokens that carry ``after_id``)."""
+    query: dict[str, Any] = {"tenant_id": tenant_id, **filters}
+    if after_id is not None:
+        query["_id"] = {"$gt": after_id}
+    return collection.find(query).sort("_id", ASCENDING).limit(limit)

@@ -3,10 +3,8 @@ mappings and domain → protobuf, shared by the API's responses and the publishe
 
 from __future__ import annotations
 
-from enum import StrEnum
-from typing import TypeVar
-
 from crm.sales.v1 import activities_pb2 as pb
+from crm_platform.proto_enums import ProtoEnums
 from crm_sales.contract import timestamp
 from crm_sales.domain.activities import (
     Activity,
@@ -18,32 +16,17 @@ from crm_sales.domain.activities import (
     FollowUpRule,
 )
 
-E = TypeVar("E", bound=StrEnum)
-
-_PREFIXES: dict[type[StrEnum], str] = {
-    ActivityKind: "ACTIVITY_KIND_",
-    ActivityDirection: "ACTIVITY_DIRECTION_",
-    ActivityStatus: "ACTIVITY_STATUS_",
-    FollowUpOwner: "FOLLOW_UP_OWNER_",
-}
-_PB_ENUMS = {kind: pb.DESCRIPTOR.enum_types_by_name[kind.__name__] for kind in _PREFIXES}
-
-
-def enum_from_pb(kind: type[E], value: int) -> E | None:
-    """The domain member of a proto enum value; ``None`` for UNSPECIFIED and unknown values."""
-    described = _PB_ENUMS[kind].values_by_number.get(value)
-    if value == 0 or described is None:
-        return None
-    return kind(described.name.removeprefix(_PREFIXES[kind]).lower())
-
-
-def enum_to_pb(member: StrEnum | None) -> int:
-    """The proto enum value of a domain member (0 for ``None``)."""
-    if member is None:
-        return 0
-    kind = type(member)
-    number: int = _PB_ENUMS[kind].values_by_name[_PREFIXES[kind] + member.value.upper()].number
-    return number
+_ENUMS = ProtoEnums(
+    pb.DESCRIPTOR,
+    {
+        ActivityKind: "ACTIVITY_KIND_",
+        ActivityDirection: "ACTIVITY_DIRECTION_",
+        ActivityStatus: "ACTIVITY_STATUS_",
+        FollowUpOwner: "FOLLOW_UP_OWNER_",
+    },
+)
+enum_from_pb = _ENUMS.from_pb
+enum_to_pb = _ENUMS.to_pb
 
 
 def origin_to_pb(origin: FollowUpOrigin) -> pb.FollowUpOrigin:

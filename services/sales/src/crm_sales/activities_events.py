@@ -19,17 +19,12 @@ from crm_platform.events import Event
 from crm_sales import activities_contract as contract
 from crm_sales.contract import timestamp
 from crm_sales.domain.activities import Activity, ActivityUpdate, FollowUpOrigin, FollowUpRule
-from crm_sales.events import SOURCE
+from crm_sales.events import sales_event
 
 
 def _activity_event(payload: Message, activity: Activity, call: CallContext) -> Event:
-    return Event.of(
-        payload,
-        source=SOURCE,
-        subject=activity.subject_name,
-        key=activity.event_key,
-        call=call,
-        time=activity.update_time,
+    return sales_event(
+        payload, activity.subject_name, activity.event_key, call, activity.update_time
     )
 
 
@@ -80,14 +75,7 @@ def follow_up_scheduled(
         order_id=order_id,
         owner_id=owner_id,
     )
-    return Event.of(
-        payload,
-        source=SOURCE,
-        subject=f"activities/{activity_id}",
-        key=key,
-        call=call,
-        time=time,
-    )
+    return sales_event(payload, f"activities/{activity_id}", key, call, time)
 
 
 def follow_up_rule_set(rule: FollowUpRule, previous_version: int, call: CallContext) -> Event:
@@ -96,11 +84,4 @@ def follow_up_rule_set(rule: FollowUpRule, previous_version: int, call: CallCont
     payload = events.FollowUpRuleSet(
         rule=contract.rule_to_pb(rule), previous_version=previous_version
     )
-    return Event.of(
-        payload,
-        source=SOURCE,
-        subject="follow-up-rule",
-        key=rule.tenant_id,
-        call=call,
-        time=rule.update_time,
-    )
+    return sales_event(payload, "follow-up-rule", rule.tenant_id, call, rule.update_time)

@@ -23,7 +23,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from crm_platform.errors import NotFound
-from crm_platform.mongo import Document, replace_version
+from crm_platform.mongo import Document, replace_version, tenant_page
 from crm_sales.domain.activities import (
     Activity,
     ActivityDirection,
@@ -183,10 +183,7 @@ class ActivitiesStore:
         self, tenant_id: str, filters: Mapping[str, object], after_id: str | None, limit: int
     ) -> list[Activity]:
         """Activities matching every filter, in id order."""
-        query: dict[str, Any] = {"tenant_id": tenant_id, **filters}
-        if after_id is not None:
-            query["_id"] = {"$gt": after_id}
-        cursor = self.activities.find(query).sort("_id", ASCENDING).limit(limit)
+        cursor = tenant_page(self.activities, tenant_id, filters, after_id, limit)
         return [activity_from_document(doc) async for doc in cursor]
 
     # --- the rule ---------------------------------------------------------------------------

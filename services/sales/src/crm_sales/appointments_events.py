@@ -17,32 +17,22 @@ from crm_platform.events import Event
 from crm_sales.appointments_contract import appointment_to_pb, calendar_to_pb, status_to_pb
 from crm_sales.contract import timestamp
 from crm_sales.domain.appointments import Appointment, WorkCalendar
-
-SOURCE = "/crm/sales"
+from crm_sales.events import sales_event
 
 
 def _appointment_event(payload: Message, appointment: Appointment, call: CallContext) -> Event:
-    return Event.of(
-        payload,
-        source=SOURCE,
-        subject=appointment.subject_name,
-        key=appointment.event_key,
-        call=call,
-        time=appointment.update_time,
+    return sales_event(
+        payload, appointment.subject_name, appointment.event_key, call, appointment.update_time
     )
 
 
 def work_calendar_set(calendar: WorkCalendar, previous_version: int, call: CallContext) -> Event:
     """``WorkCalendarSet``, keyed ``rep:<id>`` / ``team:<id>``."""
-    return Event.of(
-        events.WorkCalendarSet(
-            calendar=calendar_to_pb(calendar), previous_version=previous_version
-        ),
-        source=SOURCE,
-        subject=f"calendars/{calendar.key}",
-        key=calendar.key,
-        call=call,
-        time=calendar.update_time,
+    payload = events.WorkCalendarSet(
+        calendar=calendar_to_pb(calendar), previous_version=previous_version
+    )
+    return sales_event(
+        payload, f"calendars/{calendar.key}", calendar.key, call, calendar.update_time
     )
 
 

@@ -32,7 +32,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from crm_calendar import BusinessCalendar, OpeningInterval
 from crm_platform.errors import NotFound
-from crm_platform.mongo import Document, replace_version
+from crm_platform.mongo import Document, replace_version, tenant_page
 from crm_sales.domain.appointments import (
     Appointment,
     AppointmentStatus,
@@ -305,10 +305,7 @@ class AppointmentStore:
         self, tenant_id: str, filters: Mapping[str, object], after_id: str | None, limit: int
     ) -> list[Appointment]:
         """Appointments matching every filter, in id order."""
-        query: dict[str, Any] = {"tenant_id": tenant_id, **filters}
-        if after_id is not None:
-            query["_id"] = {"$gt": after_id}
-        cursor = self.appointments.find(query).sort("_id", ASCENDING).limit(limit)
+        cursor = tenant_page(self.appointments, tenant_id, filters, after_id, limit)
         return [appointment_from_document(doc) async for doc in cursor]
 
     # --- claims -------------------------------------------------------------------------------

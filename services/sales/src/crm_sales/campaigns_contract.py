@@ -9,12 +9,11 @@ and free of it, so the two import in one direction only.
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
-from typing import TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from crm.sales.v1 import campaigns_pb2 as cpb
+from crm_platform.proto_enums import ProtoEnums
 from crm_sales.domain.campaign import (
     Campaign,
     CampaignChannel,
@@ -26,37 +25,18 @@ from crm_sales.domain.campaign import (
     InteractionKind,
 )
 
-E = TypeVar("E", bound=StrEnum)
-
-_ENUMS: dict[type[StrEnum], tuple[str, str]] = {
-    CampaignChannel: ("CampaignChannel", "CAMPAIGN_CHANNEL_"),
-    CampaignStatus: ("CampaignStatus", "CAMPAIGN_STATUS_"),
-    InteractionKind: ("CampaignInteractionKind", "CAMPAIGN_INTERACTION_KIND_"),
-    IngestRefusal: ("IngestRefusal", "INGEST_REFUSAL_"),
-}
-_PB_ENUMS = {
-    kind: (cpb.DESCRIPTOR.enum_types_by_name[name], prefix)
-    for kind, (name, prefix) in _ENUMS.items()
-}
-
-
-def enum_from_pb(kind: type[E], value: int) -> E | None:
-    """The domain member of a proto enum value; ``None`` for UNSPECIFIED (0) and unknown
-    values."""
-    described, prefix = _PB_ENUMS[kind]
-    found = described.values_by_number.get(value)
-    if value == 0 or found is None:
-        return None
-    return kind(found.name.removeprefix(prefix).lower())
-
-
-def enum_to_pb(member: StrEnum | None) -> int:
-    """The proto enum value of a domain member (0 for ``None``)."""
-    if member is None:
-        return 0
-    described, prefix = _PB_ENUMS[type(member)]
-    number: int = described.values_by_name[prefix + member.value.upper()].number
-    return number
+_ENUMS = ProtoEnums(
+    cpb.DESCRIPTOR,
+    {
+        CampaignChannel: "CAMPAIGN_CHANNEL_",
+        CampaignStatus: "CAMPAIGN_STATUS_",
+        InteractionKind: "CAMPAIGN_INTERACTION_KIND_",
+        IngestRefusal: "INGEST_REFUSAL_",
+    },
+    names={InteractionKind: "CampaignInteractionKind"},
+)
+enum_from_pb = _ENUMS.from_pb
+enum_to_pb = _ENUMS.to_pb
 
 
 def _timestamp(value: datetime | None) -> Timestamp | None:

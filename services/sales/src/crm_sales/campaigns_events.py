@@ -28,19 +28,12 @@ from crm_sales.domain.campaign import (
     Interaction,
 )
 from crm_sales.domain.lead import Lead
-from crm_sales.events import SOURCE
+from crm_sales.events import sales_event
 
 
 def _campaign_event(payload: Message, campaign: Campaign, call: CallContext) -> Event:
     # A campaign is about no single customer: keyed by its own id (documented exception).
-    return Event.of(
-        payload,
-        source=SOURCE,
-        subject=campaign.subject,
-        key=campaign.id,
-        call=call,
-        time=campaign.update_time,
-    )
+    return sales_event(payload, campaign.subject, campaign.id, call, campaign.update_time)
 
 
 def campaign_created(campaign: Campaign, call: CallContext) -> Event:
@@ -91,13 +84,8 @@ def interaction_recorded(
         interaction=contract.interaction_to_pb(interaction),
         touched_lead_ids=list(touched_lead_ids),
     )
-    return Event.of(
-        payload,
-        source=SOURCE,
-        subject=interaction.subject,
-        key=interaction.contact_id,
-        call=call,
-        time=interaction.occur_time,
+    return sales_event(
+        payload, interaction.subject, interaction.contact_id, call, interaction.occur_time
     )
 
 
@@ -110,11 +98,4 @@ def lead_campaign_touched(
         touch=contract.touch_to_pb(touch),
         previous_version=previous_version,
     )
-    return Event.of(
-        payload,
-        source=SOURCE,
-        subject=lead.subject,
-        key=lead.event_key,
-        call=call,
-        time=touch.touch_time,
-    )
+    return sales_event(payload, lead.subject, lead.event_key, call, touch.touch_time)

@@ -29,7 +29,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from crm_platform.errors import NotFound
-from crm_platform.mongo import Document, replace_version
+from crm_platform.mongo import Document, replace_version, tenant_page
 from crm_sales.domain.campaign import (
     Campaign,
     CampaignChannel,
@@ -207,10 +207,7 @@ class CampaignStore:
         self, tenant_id: str, filters: Mapping[str, str], after_id: str | None, limit: int
     ) -> list[Campaign]:
         """Campaigns matching every filter (stored field → value), in id order."""
-        query: dict[str, Any] = {"tenant_id": tenant_id, **filters}
-        if after_id is not None:
-            query["_id"] = {"$gt": after_id}
-        cursor = self.campaigns.find(query).sort("_id", ASCENDING).limit(limit)
+        cursor = tenant_page(self.campaigns, tenant_id, filters, after_id, limit)
         return [campaign_from_document(doc) async for doc in cursor]
 
     # --- costs ------------------------------------------------------------------------------

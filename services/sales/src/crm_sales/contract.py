@@ -5,12 +5,11 @@ Requests are read in :mod:`crm_sales.api.convert`."""
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
-from typing import TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from crm.sales.v1 import sales_pb2 as pb
+from crm_platform.proto_enums import ProtoEnums
 from crm_sales.campaigns_contract import touch_to_pb
 from crm_sales.domain.lead import Lead, LeadSource, LeadStatus
 from crm_sales.domain.opportunity import BuyingRole, Opportunity, StageChange
@@ -19,34 +18,18 @@ from crm_sales.domain.product import Product
 from crm_sales.domain.quote import Quote, QuoteStatus
 from crm_sales.territories_contract import assignment_to_pb, profile_to_pb
 
-E = TypeVar("E", bound=StrEnum)
-
-_PREFIXES: dict[type[StrEnum], str] = {
-    StageKind: "STAGE_KIND_",
-    BuyingRole: "BUYING_ROLE_",
-    LeadSource: "LEAD_SOURCE_",
-    LeadStatus: "LEAD_STATUS_",
-    QuoteStatus: "QUOTE_STATUS_",
-}
-_PB_ENUMS = {kind: pb.DESCRIPTOR.enum_types_by_name[kind.__name__] for kind in _PREFIXES}
-
-
-def enum_from_pb(kind: type[E], value: int) -> E | None:
-    """The domain member of a proto enum value; ``None`` for UNSPECIFIED (0) and unknown
-    values (the proto rules refuse those before a handler runs)."""
-    described = _PB_ENUMS[kind].values_by_number.get(value)
-    if value == 0 or described is None:
-        return None
-    return kind(described.name.removeprefix(_PREFIXES[kind]).lower())
-
-
-def enum_to_pb(member: StrEnum | None) -> int:
-    """The proto enum value of a domain member (0 for ``None``)."""
-    if member is None:
-        return 0
-    kind = type(member)
-    number: int = _PB_ENUMS[kind].values_by_name[_PREFIXES[kind] + member.value.upper()].number
-    return number
+_ENUMS = ProtoEnums(
+    pb.DESCRIPTOR,
+    {
+        StageKind: "STAGE_KIND_",
+        BuyingRole: "BUYING_ROLE_",
+        LeadSource: "LEAD_SOURCE_",
+        LeadStatus: "LEAD_STATUS_",
+        QuoteStatus: "QUOTE_STATUS_",
+    },
+)
+enum_from_pb = _ENUMS.from_pb
+enum_to_pb = _ENUMS.to_pb
 
 
 def timestamp(value: datetime | None) -> Timestamp | None:

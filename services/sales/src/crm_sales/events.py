@@ -8,6 +8,8 @@ a quote's events carry its opportunity's key (``Quote.event_key``), on the deal'
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message
 
@@ -24,38 +26,31 @@ from crm_sales.domain.quote import Quote, QuoteChange, QuoteStatus
 SOURCE = "/crm/sales"
 
 
+def sales_event(
+    payload: Message, subject: str, key: str, call: CallContext, time: datetime
+) -> Event:
+    """The envelope of every sales event: this service's source, the aggregate as subject, the
+    key that orders it (the customer's, or a documented exception), the fact's time."""
+    return Event.of(payload, source=SOURCE, subject=subject, key=key, call=call, time=time)
+
+
 def _opportunity_event(payload: Message, opportunity: Opportunity, call: CallContext) -> Event:
-    return Event.of(
+    return sales_event(
         payload,
-        source=SOURCE,
-        subject=f"opportunities/{opportunity.id}",
-        key=opportunity.event_key,
-        call=call,
-        time=opportunity.update_time,
+        f"opportunities/{opportunity.id}",
+        opportunity.event_key,
+        call,
+        opportunity.update_time,
     )
 
 
 def _lead_event(payload: Message, lead: Lead, call: CallContext) -> Event:
-    return Event.of(
-        payload,
-        source=SOURCE,
-        subject=f"leads/{lead.id}",
-        key=lead.event_key,
-        call=call,
-        time=lead.update_time,
-    )
+    return sales_event(payload, f"leads/{lead.id}", lead.event_key, call, lead.update_time)
 
 
 def _pipeline_event(payload: Message, pipeline: Pipeline, call: CallContext) -> Event:
     # A pipeline is about no customer: keyed by its own id (documented exception).
-    return Event.of(
-        payload,
-        source=SOURCE,
-        subject=f"pipelines/{pipeline.id}",
-        key=pipeline.id,
-        call=call,
-        time=pipeline.update_time,
-    )
+    return sales_event(payload, f"pipelines/{pipeline.id}", pipeline.id, call, pipeline.update_time)
 
 
 def pipeline_created(pipeline: Pipeline, call: CallContext) -> Event:
@@ -165,14 +160,7 @@ def lead_status_changed(
 
 def _product_event(payload: Message, product: Product, call: CallContext) -> Event:
     # A product is about no customer: keyed by its own id (documented exception).
-    return Event.of(
-        payload,
-        source=SOURCE,
-        subject=f"products/{product.id}",
-        key=product.id,
-        call=call,
-        time=product.update_time,
-    )
+    return sales_event(payload, f"products/{product.id}", product.id, call, product.update_time)
 
 
 def product_created(product: Product, call: CallContext) -> Event:
@@ -192,14 +180,7 @@ def product_updated(update: ProductUpdate, previous_version: int, call: CallCont
 
 
 def _quote_event(payload: Message, quote: Quote, call: CallContext) -> Event:
-    return Event.of(
-        payload,
-        source=SOURCE,
-        subject=f"quotes/{quote.id}",
-        key=quote.event_key,
-        call=call,
-        time=quote.update_time,
-    )
+    return sales_event(payload, f"quotes/{quote.id}", quote.event_key, call, quote.update_time)
 
 
 def quote_created(quote: Quote, call: CallContext) -> Event:

@@ -10,24 +10,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from google.protobuf.message import Message
-
 from crm.sales.v1 import orders_events_pb2 as events
 from crm_platform.context import CallContext
 from crm_platform.events import Event
 from crm_sales import orders_contract as contract
 from crm_sales.domain.orders import Cost, CurrencySettings, ExchangeRate, Order, Return
-from crm_sales.events import SOURCE
-
-
-def _event(payload: Message, subject: str, key: str, call: CallContext, time: datetime) -> Event:
-    return Event.of(payload, source=SOURCE, subject=subject, key=key, call=call, time=time)
+from crm_sales.events import sales_event
 
 
 def order_recorded(order: Order, call: CallContext) -> Event:
     """``OrderRecorded``."""
     payload = events.OrderRecorded(order=contract.order_to_pb(order))
-    return _event(payload, order.subject, order.event_key, call, order.record_time)
+    return sales_event(payload, order.subject, order.event_key, call, order.record_time)
 
 
 def return_recorded(taken: Return, order: Order, call: CallContext) -> Event:
@@ -35,13 +29,13 @@ def return_recorded(taken: Return, order: Order, call: CallContext) -> Event:
     payload = events.ReturnRecorded(
         **{"return": contract.return_to_pb(taken)}, order=contract.order_to_pb(order)
     )
-    return _event(payload, taken.subject, order.event_key, call, taken.record_time)
+    return sales_event(payload, taken.subject, order.event_key, call, taken.record_time)
 
 
 def cost_recorded(cost: Cost, call: CallContext) -> Event:
     """``CostRecorded``."""
     payload = events.CostRecorded(cost=contract.cost_to_pb(cost))
-    return _event(payload, cost.subject, cost.event_key, call, cost.record_time)
+    return sales_event(payload, cost.subject, cost.event_key, call, cost.record_time)
 
 
 def base_currency_set(
@@ -51,11 +45,11 @@ def base_currency_set(
     payload = events.BaseCurrencySet(
         settings=contract.settings_to_pb(settings), previous_base_currency=previous
     )
-    return _event(payload, "currency-settings", settings.tenant_id, call, time)
+    return sales_event(payload, "currency-settings", settings.tenant_id, call, time)
 
 
 def exchange_rate_recorded(rate: ExchangeRate, call: CallContext) -> Event:
     """``ExchangeRateRecorded``, keyed by the tenant id."""
     payload = events.ExchangeRateRecorded(rate=contract.rate_to_pb(rate))
     subject = f"exchange-rates/{rate.currency}/{rate.valid_from}"
-    return _event(payload, subject, rate.tenant_id, call, rate.record_time)
+    return sales_event(payload, subject, rate.tenant_id, call, rate.record_time)

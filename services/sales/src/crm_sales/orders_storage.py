@@ -26,7 +26,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from crm_platform.errors import NotFound
-from crm_platform.mongo import Document, replace_version
+from crm_platform.mongo import Document, replace_version, tenant_page
 from crm_sales.domain.orders import (
     BaseAmounts,
     ConversionStatus,
@@ -281,7 +281,7 @@ class OrdersStore:
         """Orders matching every filter, in id order."""
         return [
             order_from_document(doc)
-            async for doc in _page(self.orders, tenant_id, filters, after_id, limit)
+            async for doc in tenant_page(self.orders, tenant_id, filters, after_id, limit)
         ]
 
     # --- returns ----------------------------------------------------------------------------
@@ -314,7 +314,7 @@ class OrdersStore:
         """Returns matching every filter, in id order."""
         return [
             return_from_document(doc)
-            async for doc in _page(self.returns, tenant_id, filters, after_id, limit)
+            async for doc in tenant_page(self.returns, tenant_id, filters, after_id, limit)
         ]
 
     # --- costs ------------------------------------------------------------------------------
@@ -336,7 +336,7 @@ class OrdersStore:
         """Costs matching every filter, in id order."""
         return [
             cost_from_document(doc)
-            async for doc in _page(self.costs, tenant_id, filters, after_id, limit)
+            async for doc in tenant_page(self.costs, tenant_id, filters, after_id, limit)
         ]
 
     # --- currencies -------------------------------------------------------------------------
@@ -404,28 +404,13 @@ class OrdersStore:
         self, tenant_id: str, base: str, currency: str, after_id: str | None, limit: int
     ) -> list[ExchangeRate]:
         """The rates into ``base`` (of one currency if given), in (currency, day) order."""
-        query: dict[str, Any] = {"tenant_id": tenant_id, "base_currency": base}
+        filters: dict[str, object] = {"base_currency": base}
         if currency:
-            query["currency"] = currency
-        if after_id is not None:
-            query["_id"] = {"$gt": after_id}
-        cursor = self.rates.find(query).sort("_id", ASCENDING).limit(limit)
+            filters["currency"] = currency
+        cursor = tenant_page(self.rates, tenant_id, filters, after_id, limit)
         return [rate_from_document(doc) async for doc in cursor]
 
 
 def rate_cursor(rate: ExchangeRate) -> str:
     """The keyset position of a rate in :meth:`OrdersStore.list_rates`."""
     return _rate_id(rate.tenant_id, rate.base_currency, rate.currency, rate.valid_from)
-
-
-def _page(
-    collection: AsyncCollection[Document],
-    tenant_id: str,
-    filters: Mapping[str, object],
-    after_id: str | None,
-    limit: int,
-) -> Any:
-    query: dict[str, Any] = {"tenant_id": tenant_id, **filters}
-    if after_id is not None:
-        query["_id"] = {"$gt": after_id}
-    return collection.find(query).sort("_id", ASCENDING).limit(limit)

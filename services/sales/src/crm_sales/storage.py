@@ -31,11 +31,10 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.asynchronous.database import AsyncDatabase
 
 from crm_platform.errors import NotFound
-from crm_platform.mongo import Document, replace_version
+from crm_platform.mongo import Document, replace_version, tenant_page
 from crm_sales.domain.campaign import CampaignTouch, InteractionKind
 from crm_sales.domain.lead import Lead, LeadSource, LeadStatus
 from crm_sales.domain.opportunity import (
@@ -449,7 +448,7 @@ class SalesStore:
         """The tenant's pipelines (current versions), in id order, after ``after_id``."""
         return [
             pipeline_from_document(doc)
-            async for doc in self._page(self.pipelines, tenant_id, {}, after_id, limit)
+            async for doc in tenant_page(self.pipelines, tenant_id, {}, after_id, limit)
         ]
 
     # --- opportunities ----------------------------------------------------------------------
@@ -489,7 +488,7 @@ class SalesStore:
         """Opportunities matching every filter (stored field → value), in id order."""
         return [
             opportunity_from_document(doc)
-            async for doc in self._page(self.opportunities, tenant_id, filters, after_id, limit)
+            async for doc in tenant_page(self.opportunities, tenant_id, filters, after_id, limit)
         ]
 
     # --- leads ------------------------------------------------------------------------------
@@ -517,7 +516,7 @@ class SalesStore:
         """Leads matching every filter (stored field → value), in id order."""
         return [
             lead_from_document(doc)
-            async for doc in self._page(self.leads, tenant_id, filters, after_id, limit)
+            async for doc in tenant_page(self.leads, tenant_id, filters, after_id, limit)
         ]
 
     # --- event order --------------------------------------------------------------------------
@@ -583,7 +582,7 @@ class SalesStore:
         """Products matching every filter, in id order."""
         return [
             product_from_document(doc)
-            async for doc in self._page(self.products, tenant_id, filters, after_id, limit)
+            async for doc in tenant_page(self.products, tenant_id, filters, after_id, limit)
         ]
 
     # --- quotes -----------------------------------------------------------------------------
@@ -629,19 +628,5 @@ class SalesStore:
         """Quotes matching every filter, in id order."""
         return [
             quote_from_document(doc)
-            async for doc in self._page(self.quotes, tenant_id, filters, after_id, limit)
+            async for doc in tenant_page(self.quotes, tenant_id, filters, after_id, limit)
         ]
-
-    @staticmethod
-    def _page(
-        collection: AsyncCollection[Document],
-        tenant_id: str,
-        filters: Mapping[str, object],
-        after_id: str | None,
-        limit: int,
-    ) -> AsyncCursor[Document]:
-        """The tenant's documents matching ``filters`` after ``after_id``, in id order."""
-        query: dict[str, Any] = {"tenant_id": tenant_id, **filters}
-        if after_id is not None:
-            query["_id"] = {"$gt": after_id}
-        return collection.find(query).sort("_id", ASCENDING).limit(limit)

@@ -18,19 +18,12 @@ from crm_sales import contract
 from crm_sales.domain.lead import Lead
 from crm_sales.domain.opportunity import Opportunity
 from crm_sales.domain.territories import TerritoryRule, TerritoryRuleRevision
-from crm_sales.events import SOURCE
+from crm_sales.events import sales_event
 from crm_sales.territories_contract import assignment_to_pb, rule_to_pb
 
 
 def _rule_event(payload: Message, rule: TerritoryRule, call: CallContext) -> Event:
-    return Event.of(
-        payload,
-        source=SOURCE,
-        subject=rule.subject,
-        key=rule.rule_id,
-        call=call,
-        time=rule.update_time,
-    )
+    return sales_event(payload, rule.subject, rule.rule_id, call, rule.update_time)
 
 
 def rule_created(rule: TerritoryRule, call: CallContext) -> Event:
@@ -66,14 +59,7 @@ def lead_territory_assigned(
         previous_version=previous_version,
         previous_owner_id=previous_owner_id,
     )
-    return Event.of(
-        payload,
-        source=SOURCE,
-        subject=lead.subject,
-        key=lead.event_key,
-        call=call,
-        time=lead.update_time,
-    )
+    return sales_event(payload, lead.subject, lead.event_key, call, lead.update_time)
 
 
 def opportunity_territory_assigned(
@@ -86,11 +72,6 @@ def opportunity_territory_assigned(
         previous_version=previous_version,
         previous_owner_id=previous_owner_id,
     )
-    return Event.of(
-        payload,
-        source=SOURCE,
-        subject=opportunity.subject,
-        key=opportunity.event_key,
-        call=call,
-        time=opportunity.update_time,
+    return sales_event(
+        payload, opportunity.subject, opportunity.event_key, call, opportunity.update_time
     )

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pypdf import PdfReader
 
+from crm_platform.errors import InvalidArgument
 from crm_sales.domain.product import Price, Product
 from crm_sales.domain.quote import LineInput, Quote, QuoteInput
 from crm_sales.quote_document import format_amount, format_basis_points, render_pdf
@@ -90,7 +91,9 @@ def test_the_pdf_of_a_sent_quote_shows_its_lines_and_totals() -> None:
     sku=st.text(max_size=64),
     title=st.text(max_size=200),
     quantity=st.integers(1, 10**9),
-    price=st.integers(0, 10**12),
+    # quantity times price stays within int64 minor units (a larger line is refused: see
+    # test_line_beyond_int64_minor_units_is_refused_naming_the_line): every quote can be sent.
+    price=st.integers(0, 9 * 10**9),
     currency=st.sampled_from(["EUR", "JPY", "BHD", "CLF"]),
 )
 def test_any_text_and_amount_renders(
@@ -108,3 +111,18 @@ def test_any_text_and_amount_renders(
     ).send(None, NOW)
     text = _text(render_pdf(quote, title))
     assert f"Total: {format_amount(quote.totals.total_minor, currency)}" in text
+
+
+def test_line_beyond_int64_minor_units_is_refused_naming_the_line() -> None:
+    product = Product("p1", "t", "SKU", "Seat", True, (Price("EUR", 10**12),), 1, NOW, NOW)
+    with pytest.raises(InvalidArgument) as refused:
+        Quote.draft(
+            id="q1",
+            tenant_id="t",
+            revision=1,
+            fields=QuoteInput("o1", "EUR", NOW + timedelta(days=1), (LineInput("p1", 10**9),)),
+            products={"p1": product},
+            event_key="k",
+            now=NOW,
+        )
+    assert [v.field for v in refused.value.violations] == ["quote.lines[0]"]
