@@ -93,7 +93,8 @@ class ConsentStore:
         self, tenant_id: str, entry_id: str, session: AsyncClientSession | None = None
     ) -> ConsentEntry | None:
         """One entry by id, or ``None``."""
-        doc = await self.entries.find_one({"_id": entry_id, "tenant_id": tenant_id}, session=session)
+        query = {"_id": entry_id, "tenant_id": tenant_id}
+        doc = await self.entries.find_one(query, session=session)
         return None if doc is None else entry_from_document(doc)
 
     async def contact_history(

@@ -126,7 +126,10 @@ def new_entry(
         violations.append(FieldViolation(f"{field_prefix}.time", "must not be in the future"))
     if violations:
         raise InvalidArgument(violations)
-    assert purpose is not None and channel is not None and status is not None
+    # The violations above rule out None; the checks tell the type checker.
+    assert purpose is not None
+    assert channel is not None
+    assert status is not None
     return ConsentEntry(
         id=id,
         tenant_id=tenant_id,
